@@ -1,0 +1,105 @@
+"""The one error tree of gpuvec.
+
+Every error raised on purpose by gpuvec is a :class:`GpuvecError`. Each class carries a
+Milvus-compatible numeric ``code`` (the ``merr`` codes Milvus 2.4+ returns) so the gRPC
+endpoint can translate errors without a lookup table, and a message that names the field,
+value, key, channel or position at fault.
+"""
+
+from __future__ import annotations
+
+
+class GpuvecError(Exception):
+    """Root of all gpuvec errors. ``code`` follows Milvus's error codes."""
+
+    code: int = 65535  # Milvus "unexpected error"
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- input -------------------------------------------------------------------------------
+class InvalidArgumentError(GpuvecError, ValueError):
+    """A caller passed a value gpuvec refuses (bad name, key, size, type...)."""
+
+    code = 1100  # ParameterInvalid
+
+
+class InvalidKeyError(InvalidArgumentError):
+    """A meta-storage key is empty, too long, or contains forbidden bytes."""
+
+
+class InvalidChannelError(InvalidArgumentError):
+    """A WAL channel name does not match the allowed pattern."""
+
+
+class RecordTooLargeError(InvalidArgumentError):
+    """A WAL record exceeds the configured maximum size."""
+
+
+# --- storage -----------------------------------------------------------------------------
+class StorageError(GpuvecError):
+    """A storage layer failed."""
+
+    code = 2000
+
+
+class UnavailableError(StorageError):
+    """A server (etcd, Kafka, S3) could not be reached within the bounded timeout."""
+
+    code = 2001
+
+
+class NotFoundError(StorageError, KeyError):
+    """A channel, segment or object does not exist."""
+
+    code = 2002
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.message
+
+
+class AlreadyExistsError(StorageError):
+    """Something written once (a sealed segment, a channel) is already there."""
+
+    code = 2003
+
+
+class CorruptDataError(StorageError):
+    """Stored bytes failed a checksum or structural check."""
+
+    code = 2004
+
+
+class FencedError(StorageError):
+    """A newer writer (or leader) took over; this one may no longer write."""
+
+    code = 2005
+
+
+class CompactedError(StorageError):
+    """A meta revision or WAL position was removed by compaction/retention."""
+
+    code = 2006
+
+
+class LeaseExpiredError(StorageError):
+    """A lease is gone (expired or revoked)."""
+
+    code = 2007
+
+
+class NotLeaderError(FencedError):
+    """An election participant lost (or never had) leadership."""
+
+
+class ClosedError(StorageError):
+    """The object was closed."""
+
+    code = 2008

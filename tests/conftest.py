@@ -1,0 +1,79 @@
+"""Shared fixtures: endpoints of the real services started by ``deploy/local``.
+
+When ``GPUVEC_REQUIRE_SERVICES=1`` (set by ``make test``), an unreachable etcd or Kafka is
+a test *error*, and any skipped test marked ``etcd``/``kafka`` fails the session: CI must
+run those tests, not skip them. Otherwise they skip with the reason printed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+REQUIRE = os.environ.get("GPUVEC_REQUIRE_SERVICES") == "1"
+ETCD = os.environ.get("GPUVEC_ETCD_ENDPOINT", "127.0.0.1:23790")
+KAFKA = os.environ.get("GPUVEC_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+def _reachable(hostport: str) -> bool:
+    host, port = hostport.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _need(hostport: str, what: str, script: str) -> str:
+    if _reachable(hostport):
+        return hostport
+    msg = f"{what} not reachable at {hostport}; start it with deploy/local/{script} start"
+    if REQUIRE:
+        pytest.fail(msg + " (GPUVEC_REQUIRE_SERVICES=1: not skipping)")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def etcd_endpoint() -> str:
+    return _need(ETCD, "etcd", "etcd.sh")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    return _need(KAFKA, "Kafka", "kafka.sh")
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique name for keys, channels and topics of one test."""
+    return "t" + uuid.uuid4().hex[:12]
+
+
+_skipped_service_tests: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and any(m in report.keywords for m in ("etcd", "kafka")):
+        _skipped_service_tests.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if REQUIRE and _skipped_service_tests:
+        print(
+            f"\nERROR: {len(_skipped_service_tests)} etcd/Kafka test(s) were skipped, "
+            "but GPUVEC_REQUIRE_SERVICES=1:\n  " + "\n  ".join(_skipped_service_tests)
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # fixtures imply markers, so the skip accounting above sees every service test
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "etcd_endpoint" in names:
+            item.add_marker(pytest.mark.etcd)
+        if "kafka_bootstrap" in names:
+            item.add_marker(pytest.mark.kafka)
