@@ -99,6 +99,12 @@ class NotLeaderError(FencedError):
     """An election participant lost (or never had) leadership."""
 
 
+class DeadlineExceededError(StorageError, TimeoutError):
+    """A bounded wait ran out (campaign, WAL poll with a deadline...)."""
+
+    code = 2009
+
+
 class ClosedError(StorageError):
     """The object was closed."""
 
