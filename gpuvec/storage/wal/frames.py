@@ -71,7 +71,7 @@ def read_batch(f: BinaryIO, max_payload: int) -> list[bytes] | None:
         out.append(payload)
         if more == 0:
             return out
-        more - 1
+        expected = more - 1
 
 
 def scan(f: BinaryIO, max_payload: int, start: int = 0) -> ScanResult:
