@@ -121,8 +121,10 @@ def meta_txn(store, n: int, desc: str) -> dict[str, float]:  # type: ignore[no-u
 
     def cas(i: int) -> None:
         kv = store.get("bench/cas")
-        res = store.txn([Compare("bench/cas", "mod_revision", "==", kv.mod_revision)],
-                        [Put("bench/cas", str(i).encode())])
+        res = store.txn(
+            [Compare("bench/cas", "mod_revision", "==", kv.mod_revision)],
+            [Put("bench/cas", str(i).encode())],
+        )
         assert res.succeeded
 
     return _lat(cas, n, desc)
@@ -153,12 +155,14 @@ def zarr_segment(rows: int, dim: int) -> dict[str, float]:
         t0 = time.perf_counter()
         vec.tofile(raw)
         raw_w = vec.nbytes / (time.perf_counter() - t0) / 1e6
-        raw_r = max(vec.nbytes / _timed(lambda: np.fromfile(raw, np.float32)) / 1e6
-                    for _ in range(3))
+        raw_r = max(
+            vec.nbytes / _timed(lambda: np.fromfile(raw, np.float32)) / 1e6 for _ in range(3)
+        )
         store = open_store(Path(d) / "z")
         t0 = time.perf_counter()
-        write_segment(store, "seg", pk=np.arange(rows), ts=np.zeros(rows, np.uint64),
-                      vectors={"v": vec})
+        write_segment(
+            store, "seg", pk=np.arange(rows), ts=np.zeros(rows, np.uint64), vectors={"v": vec}
+        )
         zw = vec.nbytes / (time.perf_counter() - t0) / 1e6
         reader = SegmentReader(store, "seg")
         zr = max(vec.nbytes / _timed(reader.vectors) / 1e6 for _ in range(3))
@@ -178,8 +182,11 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     labels, ours, base = [], [], []
-    for key, label in [("wal_local_fsync_each", "WAL fsync each"),
-                       ("wal_local_group", "WAL group commit"), ("wal_kafka", "Kafka WAL")]:
+    for key, label in [
+        ("wal_local_fsync_each", "WAL fsync each"),
+        ("wal_local_group", "WAL group commit"),
+        ("wal_kafka", "Kafka WAL"),
+    ]:
         if isinstance(results.get(key), dict):
             labels.append(label)
             ours.append(results[key]["MBps"])
@@ -201,7 +208,9 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     ap.add_argument("--etcd", default=os.environ.get("GPUVEC_ETCD_ENDPOINT", "127.0.0.1:23790"))
     ap.add_argument("--kafka", default=os.environ.get("GPUVEC_KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
@@ -209,13 +218,19 @@ def main(argv: list[str] | None = None) -> int:
     n_wal, n_txn, rows = (16, 50, 20_000) if args.quick else (256, 500, 200_000)
     res: dict = {"machine": f"{os.cpu_count()} cores", "record_bytes": MiB}
 
-    res["wal_local_fsync_each"] = {"MBps": local_wal(n_wal, "always"),
-                                   "baseline_MBps": raw_write(n_wal, True)}
-    res["wal_local_group"] = {"MBps": local_wal(n_wal, "group"),
-                              "baseline_MBps": raw_write(n_wal, False)}
+    res["wal_local_fsync_each"] = {
+        "MBps": local_wal(n_wal, "always"),
+        "baseline_MBps": raw_write(n_wal, True),
+    }
+    res["wal_local_group"] = {
+        "MBps": local_wal(n_wal, "group"),
+        "baseline_MBps": raw_write(n_wal, False),
+    }
     if _reachable(args.kafka):
-        res["wal_kafka"] = {"MBps": kafka_wal(args.kafka, n_wal),
-                            "baseline_MBps": res["wal_local_group"]["MBps"]}
+        res["wal_kafka"] = {
+            "MBps": kafka_wal(args.kafka, n_wal),
+            "baseline_MBps": res["wal_local_group"]["MBps"],
+        }
     else:
         res["wal_kafka"] = f"skipped: no broker at {args.kafka} (deploy/local/kafka.sh start)"
 
@@ -239,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         v = res[key]
         if isinstance(v, str):
             return v
-        return f"{v['MBps']:8.0f} MB/s   baseline {v['baseline_MBps']:8.0f}   ratio {v['MBps'] / v['baseline_MBps']:.2f}"
+        return ratio(v["MBps"], v["baseline_MBps"], "baseline")
+
+    def ratio(ours: float, base: float, name: str) -> str:
+        return f"{ours:8.0f} MB/s   {name} {base:8.0f}   ratio {ours / base:.2f}"
 
     def lat(key: str) -> str:
         v = res[key]
@@ -253,8 +271,14 @@ def main(argv: list[str] | None = None) -> int:
         ("meta CAS txn, SQLite", lat("meta_sqlite")),
         ("meta upsert, raw sqlite3 baseline", lat("meta_sqlite_raw")),
         ("meta CAS txn, etcd", lat("meta_etcd")),
-        (f"Zarr segment write, {rows}x384 f32", f"{z['write_MBps']:8.0f} MB/s   raw file {z['raw_write_MBps']:8.0f}   ratio {z['write_MBps'] / z['raw_write_MBps']:.2f}"),
-        (f"Zarr segment read,  {rows}x384 f32", f"{z['read_MBps']:8.0f} MB/s   raw file {z['raw_read_MBps']:8.0f}   ratio {z['read_MBps'] / z['raw_read_MBps']:.2f}"),
+        (
+            f"Zarr segment write, {rows}x384 f32",
+            ratio(z["write_MBps"], z["raw_write_MBps"], "raw file"),
+        ),
+        (
+            f"Zarr segment read,  {rows}x384 f32",
+            ratio(z["read_MBps"], z["raw_read_MBps"], "raw file"),
+        ),
     ]
     width = max(len(k) for k, _ in rows_out)
     print("\n| measurement | result |\n|---|---|")

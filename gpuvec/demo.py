@@ -34,11 +34,13 @@ def _batches(rows: int, dim: int, batch: int, rng: np.random.Generator):  # type
     for start in range(0, rows, batch):
         n = min(batch, rows - start)
         vec = rng.standard_normal((n, dim), dtype=np.float32)
-        yield pa.table({
-            "pk": pa.array(np.arange(start, start + n, dtype=np.int64)),
-            "vec": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), dim),
-            "title": pa.array([f"synthetic row {i}" for i in range(start, start + n)]),
-        })
+        yield pa.table(
+            {
+                "pk": pa.array(np.arange(start, start + n, dtype=np.int64)),
+                "vec": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), dim),
+                "title": pa.array([f"synthetic row {i}" for i in range(start, start + n)]),
+            }
+        )
 
 
 def run_demo(directory: str, rows: int = 100_000, dim: int = 384, batch: int = 2_000) -> int:
@@ -50,16 +52,19 @@ def run_demo(directory: str, rows: int = 100_000, dim: int = 384, batch: int = 2
     meta = SqliteMetaStore(root / "meta.db")
     coord = Election(meta, "coordinator", ttl=10)
     token = coord.campaign(b"demo-coordinator", timeout=10)
-    coord.guarded_txn([Compare("collections/1", "version", "==", 0)],
-                      [Put("collections/1", json.dumps({"name": "demo", "dim": dim}).encode())])
+    coord.guarded_txn(
+        [Compare("collections/1", "version", "==", 0)],
+        [Put("collections/1", json.dumps({"name": "demo", "dim": dim}).encode())],
+    )
     report.append(("coordinator elected", f"fencing token {token}"))
 
     wal = LocalWAL(root / "wal", fsync="group", group_commit_ms=10)
     wal.create_channel(CHANNEL)
     writer = wal.writer(CHANNEL)
     t0, nbytes, ts = time.perf_counter(), 0, 1 << 18
-    for table in tqdm(_batches(rows, dim, batch, rng), total=-(-rows // batch),
-                      desc="WAL inserts", unit="batch"):
+    for table in tqdm(
+        _batches(rows, dim, batch, rng), total=-(-rows // batch), desc="WAL inserts", unit="batch"
+    ):
         rec = Record.from_arrow(RecordKind.INSERT, CHANNEL, ts, ts, table)
         writer.append(rec)
         nbytes += len(rec.payload)
@@ -67,8 +72,12 @@ def run_demo(directory: str, rows: int = 100_000, dim: int = 384, batch: int = 2
     writer.append(Record(RecordKind.TIME_TICK, CHANNEL, ts, ts))
     writer.sync()
     dt = time.perf_counter() - t0
-    report.append(("WAL append (group commit)",
-                   f"{rows:,} rows, {nbytes / 1e6:.0f} MB in {dt:.2f} s = {nbytes / dt / 1e6:.0f} MB/s"))
+    report.append(
+        (
+            "WAL append (group commit)",
+            f"{rows:,} rows, {nbytes / 1e6:.0f} MB in {dt:.2f} s = {nbytes / dt / 1e6:.0f} MB/s",
+        )
+    )
 
     # seal: replay the channel from its start and write one Zarr segment
     t0 = time.perf_counter()
@@ -84,14 +93,31 @@ def run_demo(directory: str, rows: int = 100_000, dim: int = 384, batch: int = 2
     data = pa.concat_tables(tables)
     vectors = data.column("vec").combine_chunks().flatten().to_numpy().reshape(-1, dim)
     store = open_store(root / "objects")
-    info = write_segment(store, SEGMENT, pk=data.column("pk").to_numpy(), ts=np.concatenate(tss),
-                         vectors={"vec": vectors}, scalars=data.select(["title"]),
-                         checkpoint={CHANNEL: last + 1})
-    coord.guarded_txn([], [Put("collections/1/segments/1",
-                                json.dumps({"path": SEGMENT, "rows": info.row_count}).encode())])
+    info = write_segment(
+        store,
+        SEGMENT,
+        pk=data.column("pk").to_numpy(),
+        ts=np.concatenate(tss),
+        vectors={"vec": vectors},
+        scalars=data.select(["title"]),
+        checkpoint={CHANNEL: last + 1},
+    )
+    coord.guarded_txn(
+        [],
+        [
+            Put(
+                "collections/1/segments/1",
+                json.dumps({"path": SEGMENT, "rows": info.row_count}).encode(),
+            )
+        ],
+    )
     dt = time.perf_counter() - t0
-    report.append(("seal WAL -> Zarr segment",
-                   f"{info.row_count:,} rows in {dt:.2f} s; checkpoint {info.checkpoint}"))
+    report.append(
+        (
+            "seal WAL -> Zarr segment",
+            f"{info.row_count:,} rows in {dt:.2f} s; checkpoint {info.checkpoint}",
+        )
+    )
     coord.resign()
     reader.close()
     wal.close()
@@ -104,8 +130,12 @@ def run_demo(directory: str, rows: int = 100_000, dim: int = 384, batch: int = 2
     t0 = time.perf_counter()
     loaded = seg.vectors("vec")
     dt = time.perf_counter() - t0
-    report.append(("Zarr segment load", f"{loaded.nbytes / 1e6:.0f} MB in {dt:.2f} s = "
-                                        f"{loaded.nbytes / dt / 1e9:.2f} GB/s"))
+    report.append(
+        (
+            "Zarr segment load",
+            f"{loaded.nbytes / 1e6:.0f} MB in {dt:.2f} s = {loaded.nbytes / dt / 1e9:.2f} GB/s",
+        )
+    )
     seg.verify()
     assert np.array_equal(loaded, vectors), "reopened segment differs from what was written"
     wal = LocalWAL(root / "wal")
@@ -118,8 +148,12 @@ def run_demo(directory: str, rows: int = 100_000, dim: int = 384, batch: int = 2
     pks = seg.pk()
     hits = [int(pks[i]) for i in np.argmin(d, axis=1)]
     want = [int(pks[i]) for i in picked]
-    report.append(("brute-force L2 top-1 of 5 perturbed rows",
-                   f"pks {hits} ({'all' if hits == want else 'NOT all'} their own rows)"))
+    report.append(
+        (
+            "brute-force L2 top-1 of 5 perturbed rows",
+            f"pks {hits} ({'all' if hits == want else 'NOT all'} their own rows)",
+        )
+    )
     wal.close()
     meta.close()
 

@@ -34,15 +34,17 @@ def sample(n: int = 1000, dim: int = 16, seed: int = 0) -> dict:
         pk=np.arange(100, 100 + n, dtype=np.int64),
         ts=np.arange(n, dtype=np.uint64) + (5 << 18),
         vectors={"emb": rng.standard_normal((n, dim)).astype(np.float32)},
-        scalars=pa.table({
-            "age": pa.array(rng.integers(0, 90, n), pa.int32()),
-            "score": pa.array(rng.random(n), pa.float64()),
-            "ok": pa.array(rng.random(n) > 0.5),
-            "title": pa.array([f"doc {i}" for i in range(n)]),
-            "meta": pa.array([json.dumps({"i": i}) for i in range(n)]),
-            "tags": pa.array([[i, i + 1] for i in range(n)], pa.list_(pa.int64())),
-            "maybe": pa.array([None if i % 7 == 0 else i for i in range(n)], pa.int64()),
-        }),
+        scalars=pa.table(
+            {
+                "age": pa.array(rng.integers(0, 90, n), pa.int32()),
+                "score": pa.array(rng.random(n), pa.float64()),
+                "ok": pa.array(rng.random(n) > 0.5),
+                "title": pa.array([f"doc {i}" for i in range(n)]),
+                "meta": pa.array([json.dumps({"i": i}) for i in range(n)]),
+                "tags": pa.array([[i, i + 1] for i in range(n)], pa.list_(pa.int64())),
+                "maybe": pa.array([None if i % 7 == 0 else i for i in range(n)], pa.int64()),
+            }
+        ),
         checkpoint={"by-dml_0": 1234},
     )
 
@@ -70,7 +72,8 @@ class SegmentStoreContract:
         np.testing.assert_array_equal(r.vectors(start=250, stop=700), s["vectors"]["emb"][250:700])
         np.testing.assert_array_equal(r.pk(999, 1000), s["pk"][999:])
         assert r.table(127, 130, ["title", "maybe"]).to_pylist() == [
-            {"title": "doc 127", "maybe": 127}, {"title": "doc 128", "maybe": 128},
+            {"title": "doc 127", "maybe": 127},
+            {"title": "doc 128", "maybe": 128},
             {"title": "doc 129", "maybe": 129},
         ]
         assert r.vectors(start=5, stop=5).shape == (0, 16)
@@ -113,7 +116,7 @@ class SegmentStoreContract:
         data[len(data) // 2] ^= 0xFF
         put_bytes(store, key, bytes(data))
         r = SegmentReader(store, PATH)
-        with pytest.raises(CorruptDataError, match="scalars.parquet"):
+        with pytest.raises(CorruptDataError, match=r"scalars\.parquet"):
             r.column("title")
 
     def test_inconsistent_attrs_are_refused(self, store: Store) -> None:
@@ -134,7 +137,7 @@ class SegmentStoreContract:
 
     def test_bad_input_writes_nothing(self, store: Store) -> None:
         s = sample(10)
-        with pytest.raises(InvalidArgumentError, match="'emb'.*float32"):
+        with pytest.raises(InvalidArgumentError, match=r"'emb'.*float32"):
             write_segment(store, PATH, **{**s, "vectors": {"emb": np.zeros((10, 4))}})
         with pytest.raises(InvalidArgumentError, match="'emb' has 9 rows"):
             write_segment(store, PATH, **{**s, "vectors": {"emb": np.zeros((9, 4), np.float32)}})

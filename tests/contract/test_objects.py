@@ -24,8 +24,13 @@ def s3_endpoint() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                 aws_access_key_id="test", aws_secret_access_key="test").create_bucket(Bucket="segs")
+    boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ).create_bucket(Bucket="segs")
     yield url
     server.stop()
 
@@ -51,7 +56,7 @@ def test_unreachable_s3_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     store = open_store("s3://nobucket/x", endpoint_url="http://127.0.0.1:1", timeout=1)
     t0 = time.monotonic()
-    with pytest.raises(UnavailableError, match="127.0.0.1:1|s3"):
+    with pytest.raises(UnavailableError, match=r"127\.0\.0\.1:1|s3"):
         write_segment(store, "seg", **sample(5))
     assert time.monotonic() - t0 < 30
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute
 import pyarrow.parquet as pq
 import zarr
 from zarr.abc.store import Store
@@ -46,7 +46,9 @@ _ZARR_SCALAR = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
 
 
 def _crc(data: Any) -> int:
-    return zlib.crc32(np.ascontiguousarray(data)) if isinstance(data, np.ndarray) else zlib.crc32(data)
+    return (
+        zlib.crc32(np.ascontiguousarray(data)) if isinstance(data, np.ndarray) else zlib.crc32(data)
+    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,9 @@ def write_segment(
     if exists(store, f"{path}/zarr.json"):
         raise AlreadyExistsError(f"segment {path!r} already exists in {describe(store)}")
     with wrap_errors(store, path):
-        return _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, shard_rows)
+        return _write(
+            store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, shard_rows
+        )
 
 
 def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, shard_rows):  # type: ignore[no-untyped-def]
@@ -132,8 +136,14 @@ def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, s
         chunks = (rows, *data.shape[1:])
         shards = None if shard is None or rows != chunk else (shard, *data.shape[1:])
         zarr.create_array(
-            store, name=f"{path}/{name}", data=data, chunks=chunks, shards=shards,
-            compressors=[Crc32cCodec()], filters=None, fill_value=0,
+            store,
+            name=f"{path}/{name}",
+            data=data,
+            chunks=chunks,
+            shards=shards,
+            compressors=[Crc32cCodec()],
+            filters=None,
+            fill_value=0,
         )
         sums[name] = _crc(data)
 
@@ -149,7 +159,9 @@ def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, s
     put_array("ts", ts, scalar_chunk)
     for name, vec in vecs.items():
         put_array(f"vectors/{name}", vec, chunk)
-        fields.append({"name": name, "kind": "vector", "dtype": "float32", "dim": int(vec.shape[1])})
+        fields.append(
+            {"name": name, "kind": "vector", "dtype": "float32", "dim": int(vec.shape[1])}
+        )
     for col_name, col in cols.items():
         if any(p(col.type) for p in _ZARR_SCALAR) and col.null_count == 0:
             put_array(f"scalars/{col_name}", col.to_numpy(zero_copy_only=False), scalar_chunk)
@@ -167,13 +179,36 @@ def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, s
         sums[PARQUET] = _crc(data)
 
     info = SegmentInfo(
-        path=path, row_count=n, ts_min=int(ts.min()), ts_max=int(ts.max()),
-        pk_min=pk_min, pk_max=pk_max, checkpoint=dict(checkpoint or {}), fields=fields,
-        checksums=sums, chunk_rows=chunk,
+        path=path,
+        row_count=n,
+        ts_min=int(ts.min()),
+        ts_max=int(ts.max()),
+        pk_min=pk_min,
+        pk_max=pk_max,
+        checkpoint=dict(checkpoint or {}),
+        fields=fields,
+        checksums=sums,
+        chunk_rows=chunk,
     )
-    attrs = {ATTR: {"format": FORMAT, **{k: getattr(info, k) for k in (
-        "row_count", "ts_min", "ts_max", "pk_min", "pk_max", "checkpoint", "fields",
-        "checksums", "chunk_rows")}}}
+    attrs = {
+        ATTR: {
+            "format": FORMAT,
+            **{
+                k: getattr(info, k)
+                for k in (
+                    "row_count",
+                    "ts_min",
+                    "ts_max",
+                    "pk_min",
+                    "pk_max",
+                    "checkpoint",
+                    "fields",
+                    "checksums",
+                    "chunk_rows",
+                )
+            },
+        }
+    }
     # the commit point: parents were created implicitly with the arrays, without our attrs
     zarr.open_group(store, path=path, mode="r+").update_attributes(attrs)
     return info
@@ -200,7 +235,9 @@ class SegmentReader:
                 "(an interrupted write, or not a gpuvec segment)"
             )
         try:
-            self.info = SegmentInfo(path=self.path, **{k: v for k, v in meta.items() if k != "format"})
+            self.info = SegmentInfo(
+                path=self.path, **{k: v for k, v in meta.items() if k != "format"}
+            )
         except TypeError as e:
             raise CorruptDataError(f"{where} attrs are incomplete: {e}") from e
         self._group = group
@@ -212,7 +249,8 @@ class SegmentReader:
             arr = self._array(name)
             if arr.shape[0] != self.info.row_count:
                 raise CorruptDataError(
-                    f"{where}: array {name!r} has {arr.shape[0]} rows, attrs say {self.info.row_count}"
+                    f"{where}: array {name!r} has {arr.shape[0]} rows, "
+                    f"attrs say {self.info.row_count}"
                 )
 
     def _array(self, name: str) -> zarr.Array:
@@ -228,7 +266,9 @@ class SegmentReader:
         n = self.info.row_count
         stop = n if stop is None else stop
         if not 0 <= start <= stop <= n:
-            raise InvalidArgumentError(f"{self._where}: row range [{start}, {stop}) outside [0, {n})")
+            raise InvalidArgumentError(
+                f"{self._where}: row range [{start}, {stop}) outside [0, {n})"
+            )
         return slice(start, stop)
 
     def _read(self, name: str, rows: slice) -> np.ndarray:
@@ -238,7 +278,9 @@ class SegmentReader:
         except (ValueError, RuntimeError) as e:
             raise CorruptDataError(f"{self._where}: array {name!r} failed its check: {e}") from e
 
-    def vectors(self, field: str | None = None, start: int = 0, stop: int | None = None) -> np.ndarray:
+    def vectors(
+        self, field: str | None = None, start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
         fields = self.info.vector_fields()
         field = field or next(iter(fields))
         if field not in fields:
@@ -256,14 +298,18 @@ class SegmentReader:
 
     def column(self, name: str, start: int = 0, stop: int | None = None) -> pa.Array:
         rows = self._rows(start, stop)
-        spec = next((f for f in self.info.fields if f["name"] == name and f["kind"] == "scalar"), None)
+        spec = next(
+            (f for f in self.info.fields if f["name"] == name and f["kind"] == "scalar"), None
+        )
         if spec is None:
             raise InvalidArgumentError(f"{self._where} has no scalar field {name!r}")
         if spec["where"] == "zarr":
             return pa.array(self._read(f"scalars/{name}", rows))
         return self._side().column(name).slice(rows.start, rows.stop - rows.start).combine_chunks()
 
-    def table(self, start: int = 0, stop: int | None = None, columns: list[str] | None = None) -> pa.Table:
+    def table(
+        self, start: int = 0, stop: int | None = None, columns: list[str] | None = None
+    ) -> pa.Table:
         names = columns or [f["name"] for f in self.info.fields if f["kind"] == "scalar"]
         return pa.table({name: self.column(name, start, stop) for name in names})
 

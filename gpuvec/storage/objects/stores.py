@@ -94,8 +94,10 @@ class _Guard:
         return None
 
     def __exit__(self, tp, exc, tb) -> None:  # type: ignore[no-untyped-def]
-        if exc is not None and isinstance(exc, TRANSPORT_ERRORS) and not isinstance(
-            exc, FileNotFoundError
+        if (
+            exc is not None
+            and isinstance(exc, TRANSPORT_ERRORS)
+            and not isinstance(exc, FileNotFoundError)
         ):
             raise _wrap(self.store, self.what, exc) from exc
 

@@ -21,16 +21,19 @@ HEADER = struct.Struct("<III")
 _MORE = struct.Struct("<I")
 
 
-def encode_batch(payloads: Sequence[bytes]) -> bytes:
-    """Frame a batch of record payloads as one contiguous byte string."""
-    parts: list[bytes] = []
+def encode_batch(payloads: Sequence[Sequence[bytes]]) -> list[bytes]:
+    """Frame a batch; each payload is given as parts (e.g. record header, Arrow bytes) and
+    stored as their concatenation. Returns buffers for one ``writev``, without copying."""
+    out: list[bytes] = []
     n = len(payloads)
-    for i, p in enumerate(payloads):
+    for i, parts in enumerate(payloads):
         more = n - 1 - i
-        crc = zlib.crc32(p, zlib.crc32(_MORE.pack(more)))
-        parts.append(HEADER.pack(len(p), crc, more))
-        parts.append(p)
-    return b"".join(parts)
+        crc = zlib.crc32(_MORE.pack(more))
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        out.append(HEADER.pack(sum(len(p) for p in parts), crc, more))
+        out.extend(parts)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

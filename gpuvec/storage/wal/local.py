@@ -61,6 +61,20 @@ class RecoveryReport:
     reason: str
 
 
+def _write_all(fd: int, buffers: list[bytes]) -> None:
+    """``writev`` every buffer, resuming after short writes, 512 buffers at a time."""
+    views = [memoryview(b) for b in buffers if b]
+    while views:
+        done = os.writev(fd, views[:512])
+        while done and views:
+            if done >= len(views[0]):
+                done -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][done:]
+                done = 0
+
+
 def _seg_name(first: int) -> str:
     return f"{first:020d}{_SUFFIX}"
 
@@ -189,14 +203,16 @@ class LocalWalWriter:
         for i, r in enumerate(records):
             if not isinstance(r, Record):
                 raise InvalidArgumentError(f"WAL append: item {i} is not a Record: {r!r}")
-            p = r.encode()
-            if len(p) > wal.max_record_bytes:
+            parts = (r.header(), r.payload)
+            size = len(parts[0]) + len(parts[1])
+            if size > wal.max_record_bytes:
                 raise RecordTooLargeError(
-                    f"WAL record {i} for channel {self.channel!r} is {len(p)} bytes; "
+                    f"WAL record {i} for channel {self.channel!r} is {size} bytes; "
                     f"the limit is {wal.max_record_bytes}"
                 )
-            payloads.append(p)
-        data = encode_batch(payloads)
+            payloads.append(parts)
+        buffers = encode_batch(payloads)
+        nbytes = sum(len(b) for b in buffers)
         ch = self._ch
         with ch.lock:
             if ch.fd is None:
@@ -208,18 +224,16 @@ class LocalWalWriter:
                         f"WAL writer of channel {self.channel!r} (epoch {self.epoch}) was "
                         "fenced by a newer writer"
                     )
-                if ch.seg_bytes and ch.seg_bytes + len(data) > wal.segment_bytes:
+                if ch.seg_bytes and ch.seg_bytes + nbytes > wal.segment_bytes:
                     ch.roll()
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(ch.fd, view) :]
+                _write_all(ch.fd, buffers)
                 if wal.fsync == "always":
                     os.fsync(ch.fd)
                 else:
                     ch.dirty = True
                 first = ch.next_pos
                 ch.next_pos += len(records)
-                ch.seg_bytes += len(data)
+                ch.seg_bytes += nbytes
             finally:
                 fcntl.flock(ch.lock_fd, fcntl.LOCK_UN)
         with ch.appended:

@@ -87,13 +87,15 @@ class Record:
                 f"WAL record on channel {self.channel!r} has an invalid Arrow payload: {e}"
             ) from e
 
-    def encode(self) -> bytes:
+    def header(self) -> bytes:
+        """The encoded bytes before the payload (``encode() == header() + payload``)."""
         name = self.channel.encode("utf-8")
         return (
-            _HEAD.pack(FORMAT_VERSION, int(self.kind), self.ts_begin, self.ts_end, len(name))
-            + name
-            + self.payload
+            _HEAD.pack(FORMAT_VERSION, int(self.kind), self.ts_begin, self.ts_end, len(name)) + name
         )
+
+    def encode(self) -> bytes:
+        return self.header() + self.payload
 
     @property
     def encoded_size(self) -> int:
