@@ -69,7 +69,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _gpu_missing() -> str | None:
+    """Why GPU tests cannot run here, or None when a CUDA device is usable."""
+    try:
+        import cupy
+    except ImportError:
+        return "cupy is not installed (pip install .[gpu] on a CUDA host)"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA device"
+    except Exception as e:  # CUDA driver missing or broken
+        return f"no usable CUDA device: {e}"
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    gpu_items = [i for i in items if "gpu" in i.keywords]
+    reason = _gpu_missing() if gpu_items else None
+    for item in gpu_items:
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"GPU test skipped: {reason}"))
     # fixtures imply markers, so the skip accounting above sees every service test
     for item in items:
         names = getattr(item, "fixturenames", ())

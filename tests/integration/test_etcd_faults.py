@@ -1,6 +1,6 @@
 """Fault tests for :class:`~gpuvec.storage.meta.etcd.EtcdMetaStore` against real etcd.
 
-* a watch survives a hard kill and restart of its etcd (an instance of its own, started
+* a watch survives a hard kill (or a clean stop) and restart of its etcd (its own, started
   with ``deploy/local/etcd.sh`` on port 23890) without losing or repeating an event;
 * an unreachable or hung server is an ``UnavailableError`` naming the endpoint, quickly;
 * a watch from a compacted revision yields ``RESET`` and a re-list, then live events;
@@ -75,7 +75,10 @@ def own_etcd(tmp_path: Path) -> Iterator[Callable[..., None]]:
 
 
 # --- (a) watch across a hard restart -----------------------------------------------------
-def test_watch_survives_etcd_kill_and_restart(own_etcd: Callable[..., None]) -> None:
+@pytest.mark.parametrize("stop", [("stop", "--hard"), ("stop",)], ids=["kill", "term"])
+def test_watch_survives_etcd_kill_and_restart(
+    own_etcd: Callable[..., None], stop: tuple[str, ...]
+) -> None:
     store = EtcdMetaStore(f"127.0.0.1:{OWN_PORT}", root="/faults/", timeout=3)
     expected: list[tuple[EventType, str, bytes, int]] = []
 
@@ -92,7 +95,7 @@ def test_watch_survives_etcd_kill_and_restart(own_etcd: Callable[..., None]) -> 
         for i in range(3):  # written just before the kill: maybe not delivered yet
             put(f"w/late{i}", b"late")
 
-        own_etcd("stop", "--hard")
+        own_etcd(*stop)
         t0 = time.monotonic()
         with pytest.raises(UnavailableError, match=f"127.0.0.1:{OWN_PORT}"):
             store.put("w/never", b"x")

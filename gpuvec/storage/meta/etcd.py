@@ -86,6 +86,8 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
 ]
+# asks etcd to end a watch stream whose member lost its leader, rather than go quiet
+_HAS_LEADER = (("hasleader", "true"),)
 _TRANSIENT = (
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -124,7 +126,7 @@ class EtcdMetaStore:
         details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
         msg = f"etcd {what} failed: {details}"
         if self._closed:
-            return ClosedError(f"etcd meta store for {self.endpoint} is closed ({what})")
+            return self._closed_error(what)
         if code in _TRANSIENT:
             return UnavailableError(
                 f"etcd at {self.endpoint} is unavailable ({what}: {code.name}, {details})"
@@ -139,11 +141,22 @@ class EtcdMetaStore:
 
     def _call(self, what: str, method: Callable[..., T], request: Any) -> T:
         if self._closed:
-            raise ClosedError(f"etcd meta store for {self.endpoint} is closed ({what})")
+            raise self._closed_error(what)
         try:
             return method(request, timeout=self.timeout, wait_for_ready=True)
         except grpc.RpcError as exc:
             raise self._error(exc, what) from None
+        except ValueError as exc:  # grpc: "Cannot invoke RPC on closed channel!"
+            raise self._closed_error(what) from exc
+
+    @staticmethod
+    def _id(value: object, what: str = "lease id") -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+            raise InvalidArgumentError(f"{what} must be a 64-bit int, got {value!r}")
+        return value
+
+    def _closed_error(self, what: str) -> ClosedError:
+        return ClosedError(f"etcd meta store for {self.endpoint} is closed ({what})")
 
     def _key(self, key: str) -> bytes:
         return self._root + check_key(key)
@@ -172,7 +185,8 @@ class EtcdMetaStore:
         return self._out(resp.kvs[0]) if resp.kvs else None
 
     def put(self, key: str, value: bytes, lease: int = 0) -> int:
-        req = rpc.PutRequest(key=self._key(key), value=check_value(key, value), lease=lease)
+        value = check_value(key, value)
+        req = rpc.PutRequest(key=self._key(key), value=value, lease=self._id(lease))
         return int(self._call(f"put {key!r}", self._kv.Put, req).header.revision)
 
     def delete(self, key: str) -> bool:
@@ -190,10 +204,10 @@ class EtcdMetaStore:
     def _range_raw(self, raw_prefix: bytes, prefix: str) -> tuple[list[KeyValue], int]:
         """All keys under ``raw_prefix``, paged, every page read at the first page's
         revision; restarts when that revision is compacted between pages."""
-        for attempt in range(3):
-            key, end = self._span(raw_prefix)
+        attempts = 3
+        while True:
+            (key, end), rev = self._span(raw_prefix), 0
             out: list[KeyValue] = []
-            rev = 0
             try:
                 while True:
                     req = rpc.RangeRequest(key=key, range_end=end, limit=_PAGE, revision=rev)
@@ -204,9 +218,9 @@ class EtcdMetaStore:
                         return out, rev
                     key = resp.kvs[-1].key + b"\0"
             except CompactedError:
-                if attempt == 2:
+                attempts -= 1
+                if not attempts:
                     raise
-        raise AssertionError("unreachable")
 
     def revision(self) -> int:
         req = rpc.RangeRequest(key=self._root or b"\0", count_only=True)
@@ -218,13 +232,13 @@ class EtcdMetaStore:
         if c.target == "value":
             msg.value = check_value(c.key, c.value)  # type: ignore[arg-type]
         else:
-            setattr(msg, c.target, c.value)
+            setattr(msg, c.target, self._id(c.value, f"txn compare on {c.target}"))
         return msg
 
     def _op(self, op: Op) -> rpc.RequestOp:
         if isinstance(op, Put):
             value = check_value(op.key, op.value)
-            put = rpc.PutRequest(key=self._key(op.key), value=value, lease=op.lease)
+            put = rpc.PutRequest(key=self._key(op.key), value=value, lease=self._id(op.lease))
             return rpc.RequestOp(request_put=put)
         if isinstance(op, Delete):
             return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=self._key(op.key)))
@@ -270,16 +284,16 @@ class EtcdMetaStore:
 
     def keepalive(self, lease_id: int) -> int:
         what = f"keepalive lease {lease_id}"
-        if self._closed:
-            raise ClosedError(f"etcd meta store for {self.endpoint} is closed ({what})")
-        req = rpc.LeaseKeepAliveRequest(ID=lease_id)
-        call = self._lease.LeaseKeepAlive(iter([req]), timeout=self.timeout, wait_for_ready=True)
-        try:
-            resp = next(call, None)
-        except grpc.RpcError as exc:
-            raise self._error(exc, what) from None
-        finally:
-            call.cancel()
+        req = rpc.LeaseKeepAliveRequest(ID=self._id(lease_id))
+
+        def once(request: Any, **kw: Any) -> Any:  # one request, one reply on a stream
+            call = self._lease.LeaseKeepAlive(iter([request]), **kw)
+            try:
+                return next(call, None)
+            finally:
+                call.cancel()
+
+        resp = self._call(what, once, req)
         if resp is None:
             raise UnavailableError(f"etcd at {self.endpoint} closed the stream ({what})")
         if resp.TTL <= 0:
@@ -287,12 +301,12 @@ class EtcdMetaStore:
         return int(resp.TTL)
 
     def revoke_lease(self, lease_id: int) -> None:
-        req = rpc.LeaseRevokeRequest(ID=lease_id)
+        req = rpc.LeaseRevokeRequest(ID=self._id(lease_id))
         with contextlib.suppress(LeaseExpiredError):  # already gone: revoking is idempotent
             self._call(f"revoke lease {lease_id}", self._lease.LeaseRevoke, req)
 
     def lease_ttl(self, lease_id: int) -> int:
-        req = rpc.LeaseTimeToLiveRequest(ID=lease_id)
+        req = rpc.LeaseTimeToLiveRequest(ID=self._id(lease_id))
         ttl = int(self._call(f"lease_ttl {lease_id}", self._lease.LeaseTimeToLive, req).TTL)
         return ttl if ttl >= 0 else -1
 
@@ -304,7 +318,7 @@ class EtcdMetaStore:
         elif not isinstance(start_revision, int) or start_revision < 1:
             raise InvalidArgumentError(f"watch start_revision must be >= 1: {start_revision!r}")
         if self._closed:
-            raise ClosedError(f"etcd meta store for {self.endpoint} is closed (watch)")
+            raise self._closed_error("watch")
         loop = _WatchLoop(self, raw, prefix, start_revision)
         with self._lock:
             self._watches.add(loop)
@@ -312,7 +326,7 @@ class EtcdMetaStore:
         return loop.queue
 
     def compact(self, revision: int) -> None:
-        req = rpc.CompactionRequest(revision=revision, physical=True)
+        req = rpc.CompactionRequest(revision=self._id(revision, "revision"), physical=True)
         try:
             self._call(f"compact at revision {revision}", self._kv.Compact, req)
         except CompactedError:
@@ -407,7 +421,7 @@ class _WatchLoop:
         with self._lock:
             if self._stopped.is_set():
                 return False
-            call = self._call = self.store._watch.Watch(requests())
+            call = self._call = self.store._watch.Watch(requests(), metadata=_HAS_LEADER)
         try:
             for resp in call:
                 if self._stopped.is_set():
@@ -425,8 +439,9 @@ class _WatchLoop:
                     self.queue.push(events)
                     self.next_rev = events[-1].revision + 1
         except grpc.RpcError as exc:
-            if not self._stopped.is_set():
-                log.info(
+            if not self._stopped.is_set():  # say it once per outage, not per retry
+                log.log(
+                    logging.INFO if self._backoff == _BACKOFF_MIN else logging.DEBUG,
                     "etcd watch %r: stream broke (%s); resuming at revision %d",
                     self.prefix,
                     exc.code() if isinstance(exc, grpc.Call) else exc,
