@@ -109,3 +109,47 @@ class ClosedError(StorageError):
     """The object was closed."""
 
     code = 2008
+
+
+# --- catalog, schema and data (Milvus merr codes) ----------------------------------------
+class CollectionNotFoundError(GpuvecError):
+    """The named collection does not exist."""
+
+    code = 100
+
+
+class CollectionNotLoadedError(GpuvecError):
+    """A search/query hit a collection that is not loaded."""
+
+    code = 101
+
+
+class CollectionAlreadyExistsError(GpuvecError):
+    """create_collection with a name in use and a different schema."""
+
+    code = 105
+
+
+class PartitionNotFoundError(GpuvecError):
+    """The named partition does not exist."""
+
+    code = 200
+
+
+class IndexNotFoundError(GpuvecError):
+    code = 700
+
+
+class SchemaError(InvalidArgumentError):
+    """A schema (fields, types, names, limits) is invalid."""
+
+
+class DataError(InvalidArgumentError):
+    """Rows passed to insert/upsert/delete do not fit the schema; the message names the
+    field and the row index."""
+
+
+class FieldNotFoundError(InvalidArgumentError):
+    """An output field, filter field or anns_field is not in the schema."""
+
+    code = 1700
