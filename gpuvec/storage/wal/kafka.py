@@ -1,29 +1,27 @@
 """Kafka WAL (DESIGN §2, distributed mode): one topic per channel, confluent-kafka client.
 
-Owns: the channel topics (``topic_prefix + channel``, one partition, replication 1,
-``retention.ms=-1`` so only :meth:`KafkaWAL.truncate_before` removes records), the
-transactional writers and the ``read_committed`` readers of those topics.
+Owns the channel topics (``topic_prefix + channel``: one partition, replication 1,
+``retention.ms=-1`` so only :meth:`KafkaWAL.truncate_before` removes records), their
+transactional writers and their ``read_committed`` readers. Invariants:
 
-Invariants:
-
-* A position is the Kafka offset of the record in partition 0. Transaction markers take
-  offsets too, so positions strictly increase but are not dense.
-* One writer per channel: a writer is a transactional producer whose ``transactional.id``
-  is ``f"{topic_prefix}{channel}-writer"``; opening a writer bumps the id's epoch, which
-  fences the previous writer (its next append raises :class:`FencedError`).
-* ``append``/``append_many`` run one Kafka transaction each (all or none). They return
-  only once the records are committed *and* readable (``high_watermark`` is past them).
-  When they raise :class:`UnavailableError` the records were **not** committed and may be
-  appended again without creating duplicates. The one exception is a commit whose outcome
-  stays unknown for :data:`COMMIT_WAIT_S`; the writer then raises a :class:`StorageError`
-  saying so and refuses further appends (open a new writer and read the log).
-* Readers use ``assign()`` + an explicit offset, ``read_committed`` isolation and never
-  commit offsets or subscribe to a group; consumers keep their checkpoints in meta storage.
-  (confluent-kafka insists on a ``group.id``; the one set here is never joined.)
-* ``high_watermark`` is the last stable offset: one past the last committed readable
-  record (and past its commit marker).
-* Every call is bounded by ``timeout``; an unreachable broker gives
-  :class:`UnavailableError` naming the bootstrap address.
+* A position is the record's Kafka offset in partition 0. Commit markers take offsets
+  too, so positions strictly increase but are not dense.
+* One writer per channel: a transactional producer with ``transactional.id``
+  ``f"{topic_prefix}{channel}-writer"``. Opening one bumps that id's epoch, which fences
+  the previous writer: its next append raises :class:`FencedError`.
+* ``append``/``append_many`` are one Kafka transaction each (all or none) and return once
+  the records are committed *and* readable (``high_watermark`` is past them). When they
+  raise :class:`UnavailableError` nothing was committed, and the same records may be
+  appended again without duplicates. A commit still in doubt after :data:`COMMIT_WAIT_S`
+  raises :class:`StorageError` and retires the writer instead.
+* Readers ``assign()`` an explicit offset with ``read_committed`` isolation; they never
+  subscribe, join a group or commit (confluent-kafka demands a ``group.id``; it is unused).
+* ``high_watermark`` is the last stable offset: one past the last committed record and
+  its commit marker. ``low_watermark`` is the log start offset.
+* Every call is bounded by ``timeout`` (a commit in doubt by :data:`COMMIT_WAIT_S`); an
+  unreachable broker is :class:`UnavailableError` naming the bootstrap address.
+* A fatal client error other than fencing (librdkafka can raise INVALID_TXN_STATE when a
+  rollback follows a long outage) retires the writer with :class:`StorageError`.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import (
@@ -62,42 +60,55 @@ from gpuvec.storage.wal.record import Record
 
 log = logging.getLogger(__name__)
 
-COMMIT_WAIT_S = 60.0  # = transaction.timeout.ms: how long an in-doubt commit is retried
-_OVERHEAD = 64 << 10  # batch/request framing allowance above max_record_bytes
+COMMIT_WAIT_S = 60.0  # = transaction.timeout.ms: how long a commit in doubt is retried
+_OVERHEAD = 64 << 10  # batch and request framing allowed above max_record_bytes
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9._\-]{0,40}$")
-_FENCED_CODES = {
-    KafkaError._FENCED,
-    KafkaError.PRODUCER_FENCED,
-    KafkaError.INVALID_PRODUCER_EPOCH,
-    KafkaError.TRANSACTION_COORDINATOR_FENCED,
-}
-_NOT_FOUND_CODES = {
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError._UNKNOWN_TOPIC,
-    KafkaError._UNKNOWN_PARTITION,
-    KafkaError.UNKNOWN_TOPIC_ID,
-}
+_FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+_NOT_FOUND = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
+_DOWN = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE}
+_DOWN |= {KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT}
+_ROLLBACK = "rollback of an earlier failed append (nothing appended; safe to retry)"
+_KAFKA_ERRORS = (KafkaException, SystemError)  # SystemError: see _kafka_error
+
+
+class _ClientLog:
+    """librdkafka's log goes to ``log``; connection failures (retried, and raised as
+    UnavailableError where they matter) are demoted from ERROR to INFO."""
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        quiet = args[:1] in (("FAIL",), ("ERROR",))
+        log.log(min(level, logging.INFO) if quiet else level, fmt, *args)
+
+
 _COMMON: dict[str, Any] = {
-    "reconnect.backoff.ms": 50,  # come back quickly after a broker restart
+    "reconnect.backoff.ms": 50,  # reconnect quickly after a broker restart
     "reconnect.backoff.max.ms": 1000,
     "retry.backoff.ms": 50,
-    "logger": log,
+    "logger": _ClientLog(),
 }
 
 
-def _kafka_error(exc: BaseException | None) -> KafkaError | None:
-    """The KafkaError behind ``exc``. confluent-kafka quirk: a fatal error raised while
-    delivery callbacks run surfaces as ``SystemError`` caused by the KafkaException."""
-    while exc is not None:
-        if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
-            return exc.args[0]
-        exc = exc.__cause__ or exc.__context__
-    return None
+def _kafka_error(exc: BaseException) -> KafkaError:
+    """The KafkaError behind ``exc``, else re-raise it. confluent-kafka quirk: a fatal error
+    raised while delivery callbacks run surfaces as ``SystemError`` caused by it."""
+    e: BaseException | None = exc
+    while e is not None:
+        if isinstance(e, KafkaException) and e.args and isinstance(e.args[0], KafkaError):
+            return e.args[0]
+        e = e.__cause__ or e.__context__
+    raise exc
 
 
-def _result(fut: Any, timeout: float) -> Any:
-    """``fut.result`` with concurrent.futures' TimeoutError passed through as-is."""
-    return fut.result(timeout=timeout)
+def _check_position(position: int) -> None:
+    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+        raise InvalidArgumentError(f"WAL position must be an int >= 0, got {position!r}")
+
+
+def _compacted(channel: str, position: int, low: int) -> CompactedError:
+    return CompactedError(
+        f"position {position} of WAL channel {channel!r} was truncated; "
+        f"the first readable position is {low}"
+    )
 
 
 class KafkaWAL:
@@ -111,22 +122,16 @@ class KafkaWAL:
         max_record_bytes: int = 8 << 20,
         timeout: float = 10.0,
     ) -> None:
-        if not isinstance(bootstrap, str) or not bootstrap:
-            raise InvalidArgumentError(f"Kafka bootstrap must be 'host:port', got {bootstrap!r}")
-        if not isinstance(topic_prefix, str) or not _PREFIX_RE.match(topic_prefix):
-            raise InvalidArgumentError(
-                f"invalid Kafka topic_prefix {topic_prefix!r}: up to 40 of [A-Za-z0-9._-]"
-            )
-        if not isinstance(max_record_bytes, int) or not 0 < max_record_bytes <= 512 << 20:
-            raise InvalidArgumentError(
-                f"max_record_bytes must be in 1..{512 << 20}, got {max_record_bytes!r}"
-            )
-        if not timeout > 0:
-            raise InvalidArgumentError(f"timeout must be > 0 seconds, got {timeout!r}")
-        self.bootstrap = bootstrap
-        self.topic_prefix = topic_prefix
-        self.max_record_bytes = max_record_bytes
-        self.timeout = float(timeout)
+        for bad, what in (
+            (not isinstance(bootstrap, str) or not bootstrap, f"bootstrap {bootstrap!r}"),
+            (not _PREFIX_RE.match(str(topic_prefix)), f"topic_prefix {topic_prefix!r}"),
+            (not 0 < max_record_bytes <= 512 << 20, f"max_record_bytes {max_record_bytes!r}"),
+            (not timeout > 0, f"timeout {timeout!r}"),
+        ):
+            if bad:
+                raise InvalidArgumentError(f"KafkaWAL: invalid {what}")
+        self.bootstrap, self.topic_prefix = bootstrap, topic_prefix
+        self.max_record_bytes, self.timeout = max_record_bytes, float(timeout)
         self._closed = False
         self._children: weakref.WeakSet[KafkaWalWriter | KafkaWalReader] = weakref.WeakSet()
         self._admin = AdminClient(self.conf(**{"socket.timeout.ms": int(self.timeout * 1000)}))
@@ -136,23 +141,20 @@ class KafkaWAL:
     def conf(self, **extra: Any) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap, **_COMMON, **extra}
 
-    def topic(self, channel: str) -> str:
-        return self.topic_prefix + check_channel(channel)
-
     def error(self, err: KafkaError | None, what: str, channel: str | None = None) -> StorageError:
-        """Translate a Kafka error into the gpuvec error tree."""
-        where = f" on channel {channel!r}" if channel is not None else ""
-        if err is not None and err.code() in _NOT_FOUND_CODES and channel is not None:
-            return NotFoundError(f"WAL channel {channel!r} does not exist (Kafka topic "
-                                 f"{self.topic_prefix + channel!r} on {self.bootstrap})")
-        if err is None or err.retriable() or err.code() in (
-            KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
-            KafkaError._RESOLVE, KafkaError.REQUEST_TIMED_OUT, KafkaError.NETWORK_EXCEPTION,
-        ):  # fmt: skip
-            reason = err.str() if err is not None else "timed out"
+        """Translate a Kafka error (None: a timeout) into the gpuvec error tree."""
+        where = f" on WAL channel {channel!r}" if channel is not None else ""
+        if err is not None and err.code() in _NOT_FOUND and channel is not None:
+            topic = self.topic_prefix + channel
+            return NotFoundError(
+                f"WAL channel {channel!r} does not exist (Kafka topic "
+                f"{topic!r} on {self.bootstrap})"
+            )
+        if err is None or err.retriable() or err.code() in _DOWN:
+            why = err.str() if err is not None else "timed out"
             return UnavailableError(
-                f"Kafka at {self.bootstrap} unavailable for {what}{where} within "
-                f"{self.timeout:g}s: {reason}"
+                f"Kafka at {self.bootstrap} unavailable for {what}{where} "
+                f"within {self.timeout:g}s: {why}"
             )
         return StorageError(f"Kafka {what}{where} failed on {self.bootstrap}: {err.str()}")
 
@@ -166,79 +168,67 @@ class KafkaWAL:
         except KafkaException as e:
             raise self.error(_kafka_error(e), "metadata") from e
 
-    def require(self, channel: str) -> str:
-        """The channel's topic; NotFoundError when it does not exist."""
-        self.check_open()
-        topic = self.topic(channel)
-        t = self._metadata(topic).topics.get(topic)
-        if t is None or t.error is not None:
-            raise self.error(t.error if t is not None else None, "metadata", channel) if (
-                t is not None and t.error.code() not in _NOT_FOUND_CODES
-            ) else NotFoundError(f"WAL channel {channel!r} does not exist (Kafka topic "
-                                f"{topic!r} on {self.bootstrap})")  # fmt: skip
-        return topic
-
-    def _await(self, fut: Any, what: str, channel: str | None) -> Any:
+    def _admin_call(
+        self, what: str, channel: str, method: Callable[..., Any], *args: Any, **kw: Any
+    ) -> Any:
+        """One admin request (``method`` returns a dict of one future) to its result."""
         try:
-            return _result(fut, self.timeout)
+            futs = method(*args, request_timeout=self.timeout, **kw)
+            return next(iter(futs.values())).result(timeout=self.timeout)
         except KafkaException as e:
             raise self.error(_kafka_error(e), what, channel) from e
         except TimeoutError as e:
             raise self.error(None, what, channel) from e
 
-    def offsets(self, channel: str, spec: Any, committed: bool = True) -> int:
-        topic = self.topic(channel)
-        tp = TopicPartition(topic, 0)
-        level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
-        try:
-            futs = self._admin.list_offsets(
-                {tp: spec}, isolation_level=level, request_timeout=self.timeout
-            )
-        except KafkaException as e:
-            raise self.error(_kafka_error(e), "list offsets", channel) from e
-        return int(self._await(next(iter(futs.values())), "list offsets", channel).offset)
+    def require(self, channel: str) -> str:
+        """The channel's topic; NotFoundError when there is none."""
+        self.check_open()
+        topic = self.topic_prefix + check_channel(channel)
+        t = self._metadata(topic).topics.get(topic)
+        err = KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART) if t is None else t.error
+        if err is not None:
+            raise self.error(err, "metadata", channel)
+        return topic
+
+    def offset(self, channel: str, spec: Any) -> int:
+        """The ``read_committed`` offset for ``spec`` (latest: the LSO)."""
+        tps = {TopicPartition(self.topic_prefix + channel, 0): spec}
+        level, call = IsolationLevel.READ_COMMITTED, self._admin.list_offsets
+        return int(
+            self._admin_call("list offsets", channel, call, tps, isolation_level=level).offset
+        )
 
     # --- channels -------------------------------------------------------------------------
     def create_channel(self, channel: str) -> None:
         self.check_open()
-        topic = self.topic(channel)
+        topic = self.topic_prefix + check_channel(channel)
         config = {
             "max.message.bytes": str(self.max_record_bytes + _OVERHEAD),
-            "retention.ms": "-1",
+            "retention.ms": "-1",  # the WAL's consumers decide, through truncate_before
             "retention.bytes": "-1",
             "cleanup.policy": "delete",
-            "min.insync.replicas": "1",
             "unclean.leader.election.enable": "false",
         }
-        futs = self._admin.create_topics(
-            [NewTopic(topic, num_partitions=1, replication_factor=1, config=config)],
-            request_timeout=self.timeout,
-        )
+        new = NewTopic(topic, num_partitions=1, replication_factor=1, config=config)
         try:
-            _result(futs[topic], self.timeout)
-        except KafkaException as e:
-            err = _kafka_error(e)
-            if err is None or err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise self.error(err, "create topic", channel) from e
-        except TimeoutError as e:
-            raise self.error(None, "create topic", channel) from e
-        self._wait_metadata(channel, topic, present=True)
+            self._admin_call("create topic", channel, self._admin.create_topics, [new])
+        except StorageError as e:
+            if e.__cause__ is None or _kafka_error(e).code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        self._wait_topic(channel, topic, present=True)
 
     def drop_channel(self, channel: str) -> None:
         topic = self.require(channel)
-        futs = self._admin.delete_topics([topic], request_timeout=self.timeout)
-        self._await(futs[topic], "delete topic", channel)
-        self._wait_metadata(channel, topic, present=False)
+        self._admin_call("delete topic", channel, self._admin.delete_topics, [topic])
+        self._wait_topic(channel, topic, present=False)
 
-    def _wait_metadata(self, channel: str, topic: str, *, present: bool) -> None:
-        """Wait until the broker's metadata shows the topic ready (or gone)."""
+    def _wait_topic(self, channel: str, topic: str, *, present: bool) -> None:
+        """Wait until the broker's metadata shows the topic with a leader (or gone)."""
         end = time.monotonic() + self.timeout
         while True:
             t = self._metadata(topic).topics.get(topic)
             ok = t is not None and t.error is None and 0 in t.partitions
-            if present and ok and t.partitions[0].leader >= 0:
-                return
-            if not present and not ok:
+            if (present and ok and t.partitions[0].leader >= 0) or (not present and not ok):
                 return
             if time.monotonic() > end:
                 raise self.error(None, "topic metadata propagation", channel)
@@ -252,57 +242,295 @@ class KafkaWAL:
 
     # --- writers, readers, positions ------------------------------------------------------
     def writer(self, channel: str) -> KafkaWalWriter:
-        topic = self.require(channel)
-        w = KafkaWalWriter(self, channel, topic)
+        w = KafkaWalWriter(self, channel, self.require(channel))
         self._children.add(w)
         return w
 
     def reader(self, channel: str, position: int = 0) -> KafkaWalReader:
         _check_position(position)
         topic = self.require(channel)
+        if position < (low := self.offset(channel, OffsetSpec.earliest())):
+            raise _compacted(channel, position, low)
         r = KafkaWalReader(self, channel, topic, position)
         self._children.add(r)
         return r
 
     def high_watermark(self, channel: str) -> int:
         self.require(channel)
-        return self.offsets(channel, OffsetSpec.latest())
+        return self.offset(channel, OffsetSpec.latest())
 
     def low_watermark(self, channel: str) -> int:
         self.require(channel)
-        return self.offsets(channel, OffsetSpec.earliest())
+        return self.offset(channel, OffsetSpec.earliest())
 
     def truncate_before(self, channel: str, position: int) -> None:
         _check_position(position)
         topic = self.require(channel)
-        # never past the last stable offset: open transactions stay intact
-        position = min(position, self.offsets(channel, OffsetSpec.latest()))
-        if position <= self.offsets(channel, OffsetSpec.earliest()):
-            return
-        futs = self._admin.delete_records(
-            [TopicPartition(topic, 0, position)],
-            request_timeout=self.timeout,
-            operation_timeout=self.timeout,
-        )
-        self._await(next(iter(futs.values())), "delete records", channel)
+        # never past the last stable offset: an open transaction stays whole
+        position = min(position, self.offset(channel, OffsetSpec.latest()))
+        if position > self.offset(channel, OffsetSpec.earliest()):
+            tps, delete = [TopicPartition(topic, 0, position)], self._admin.delete_records
+            self._admin_call("delete records", channel, delete, tps, operation_timeout=self.timeout)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for child in list(self._children):
-            child.close()
-
-    def __enter__(self) -> KafkaWAL:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        if not self._closed:
+            self._closed = True
+            for child in list(self._children):
+                child.close()
 
     def __repr__(self) -> str:
         return f"KafkaWAL({self.bootstrap!r}, topic_prefix={self.topic_prefix!r})"
 
 
-def _check_position(position: int) -> None:
-    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-        raise InvalidArgumentError(f"WAL position must be an int >= 0, got {position!r}")
+class KafkaWalWriter:
+    """The single writer of one channel (module invariants). Appends are serialized."""
+
+    def __init__(self, wal: KafkaWAL, channel: str, topic: str) -> None:
+        self.channel, self._wal, self._topic = channel, wal, topic
+        self._lock = threading.Lock()
+        self._closed = False
+        self._dead: StorageError | None = None  # fenced, fatal error or commit in doubt
+        self._abort_pending = False  # a failed transaction still to be rolled back
+        self._txn_id = f"{wal.topic_prefix}{channel}-writer"
+        limit = wal.max_record_bytes + _OVERHEAD
+        conf = {
+            "transactional.id": self._txn_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "batch.size": limit,  # a batch per ~max record; flush() sends at once anyway
+            "message.max.bytes": limit,
+            "transaction.timeout.ms": int(COMMIT_WAIT_S * 1000),
+            "message.timeout.ms": int(COMMIT_WAIT_S * 1000),
+        }
+        self._producer = Producer(wal.conf(**conf))
+        try:  # bumps the transactional.id's epoch: fences the previous writer
+            self._producer.init_transactions(wal.timeout)
+        except _KAFKA_ERRORS as e:
+            err = _kafka_error(e)
+            raise self._die(err) if err.fatal() else wal.error(err, "writer init", channel) from e
+
+    def append(self, record: Record) -> int:
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Sequence[Record]) -> list[int]:
+        recs, limit = list(records), self._wal.max_record_bytes
+        for r in recs:
+            if not isinstance(r, Record):
+                raise InvalidArgumentError(f"WAL append expects Record, got {type(r).__name__}")
+            if r.encoded_size > limit:
+                raise RecordTooLargeError(
+                    f"WAL record of {r.encoded_size} bytes on channel "
+                    f"{self.channel!r} exceeds max_record_bytes={limit}"
+                )
+        with self._lock:
+            if self._closed:
+                raise ClosedError(f"writer of WAL channel {self.channel!r} is closed")
+            if self._dead is not None:
+                raise type(self._dead)(self._dead.message)
+            self._wal.check_open()
+            if not recs:
+                return []
+            deadline = time.monotonic() + self._wal.timeout
+            self._finish_abort(deadline)
+            return self._transaction(recs, deadline)
+
+    def _transaction(self, recs: list[Record], deadline: float) -> list[int]:
+        p, reports = self._producer, []  # delivery reports come in produce order
+
+        def report(err: KafkaError | None, msg: Message) -> None:
+            reports.append(err if err is not None else msg.offset())
+
+        err: KafkaError | None = None
+        try:
+            p.begin_transaction()
+            for r in recs:
+                self._produce(r.encode(), report, deadline)
+            p.flush(max(0.0, deadline - time.monotonic()))
+        except _KAFKA_ERRORS as e:
+            err = _kafka_error(e)
+        offsets = [o for o in reports if isinstance(o, int)]
+        if err is not None or len(offsets) < len(recs):
+            raise self._failed(err or next((e for e in reports if not isinstance(e, int)), None))
+        self._commit()  # nothing is committed before this point
+        self._wait_readable(offsets[-1], deadline)
+        return offsets
+
+    def _produce(self, value: bytes, cb: Callable[..., None], deadline: float) -> None:
+        while True:
+            try:
+                return self._producer.produce(self._topic, value, partition=0, on_delivery=cb)
+            except BufferError:  # local queue full: let deliveries drain it
+                if time.monotonic() > deadline:
+                    raise KafkaException(KafkaError(KafkaError._QUEUE_FULL)) from None
+                self._producer.poll(0.05)
+
+    def _commit(self) -> None:
+        end = time.monotonic() + COMMIT_WAIT_S
+        while True:
+            try:
+                left = max(0.1, min(self._wal.timeout, end - time.monotonic()))
+                return self._producer.commit_transaction(left)
+            except _KAFKA_ERRORS as e:
+                err = _kafka_error(e)
+                if err.fatal():
+                    raise self._die(err, in_doubt=err.code() not in _FENCED) from e
+                if err.txn_requires_abort():
+                    raise self._failed(err) from e  # refused before EndTxn: not committed
+                if not (err.retriable() and time.monotonic() < end):
+                    raise self._die(err, in_doubt=True) from e
+                # retriable: the commit goes on in the background; wait for it again
+
+    def _failed(self, err: KafkaError | None) -> StorageError:
+        """The transaction did not commit: the error to raise. Rolled back lazily."""
+        if err is not None and err.fatal():
+            return self._die(err)
+        self._abort_pending = True
+        exc = self._wal.error(err, "append", self.channel)
+        if isinstance(exc, NotFoundError):
+            return exc
+        return UnavailableError(f"{exc.message}; the records were not appended (safe to retry)")
+
+    def _finish_abort(self, deadline: float) -> None:
+        """Roll back a failed transaction before the next one begins.
+
+        librdkafka quirk: it sends EndTxn(abort) even when registering the partition with
+        the transaction failed (broker restart mid-request); the coordinator answers
+        INVALID_TXN_STATE, a *fatal* error. Flushing first lets the queued messages, and
+        the registration retried with them, go through once the broker is back."""
+        if not self._abort_pending:
+            return
+        try:
+            if self._producer.flush(max(0.0, deadline - time.monotonic())):
+                raise self._wal.error(None, _ROLLBACK, self.channel)
+            self._producer.abort_transaction(max(0.1, deadline - time.monotonic()))
+            self._abort_pending = False
+        except _KAFKA_ERRORS as e:
+            err = _kafka_error(e)
+            if err.fatal():
+                raise self._die(err) from e
+            raise self._wal.error(err, _ROLLBACK, self.channel) from e
+
+    def _wait_readable(self, last: int, deadline: float) -> None:
+        """Commit markers are written after EndTxn returns: wait until the LSO passes."""
+        while True:
+            try:
+                if self._wal.offset(self.channel, OffsetSpec.latest()) > last:
+                    return
+            except StorageError:
+                return  # committed all the same; readers see it once the broker is back
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
+
+    def _die(self, err: KafkaError, in_doubt: bool = False) -> StorageError:
+        what, why = f"writer of WAL channel {self.channel!r}", err.str()
+        if err.code() in _FENCED:
+            self._dead = FencedError(
+                f"{what} was fenced by a newer writer ({self._txn_id!r}): {why}"
+            )
+        else:
+            doubt = "the last append's commit is in doubt, read the channel; " if in_doubt else ""
+            self._dead = StorageError(
+                f"{what} can no longer write ({why}): {doubt}open a new writer"
+            )
+        return self._dead
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                if self._dead is None:
+                    try:  # aborts a transaction left open by a failed append
+                        self._producer.close()
+                    except (*_KAFKA_ERRORS, RuntimeError) as e:
+                        log.debug("closing writer of %s: %s", self.channel, e)
+
+
+class KafkaWalReader:
+    """Reads one channel from a position with ``assign()``; never commits."""
+
+    def __init__(self, wal: KafkaWAL, channel: str, topic: str, position: int) -> None:
+        self.channel, self._wal, self._topic, self._pos = channel, wal, topic, position
+        self._closed = False
+        fetch = max(wal.max_record_bytes + _OVERHEAD, 8 << 20)
+        conf = {
+            "group.id": f"{wal.topic_prefix}wal-reader-unused",  # required, never joined
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "error",  # a truncated position is an error, not a jump
+            "enable.partition.eof": False,
+            "fetch.wait.max.ms": 100,
+            "max.partition.fetch.bytes": fetch,
+            "fetch.max.bytes": 4 * fetch,
+            "receive.message.max.bytes": 4 * fetch + (1 << 20),
+        }
+        self._consumer = Consumer(wal.conf(**conf))
+        self._consumer.assign([TopicPartition(topic, 0, position)])
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def seek(self, position: int) -> None:
+        self._check_open()
+        _check_position(position)
+        self._pos = position
+        # re-assigning drops whatever was prefetched for the old position
+        self._consumer.assign([TopicPartition(self._topic, 0, position)])
+
+    def poll(self, timeout: float = 0.0, max_records: int = 1024) -> list[tuple[int, Record]]:
+        self._check_open()
+        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
+            raise InvalidArgumentError(f"max_records must be an int >= 1, got {max_records!r}")
+        c, out = self._consumer, []
+        end = time.monotonic() + max(0.0, timeout)
+        # consume(n, t) waits for all n or t: take what is there, else wait for one
+        msgs: list[Message] = c.consume(max_records, 0)
+        while True:
+            for m in msgs:
+                try:
+                    item = self._take(m)
+                except StorageError:
+                    if not out:
+                        raise
+                    self.seek(self._pos)  # hand out what we have; re-fetch the rest
+                    return out
+                if item is not None:
+                    out.append(item)
+            left = end - time.monotonic()
+            if out or left <= 0:
+                return out
+            first = c.poll(left)
+            msgs = [] if first is None else [first]
+            if first is not None and max_records > 1:
+                msgs += c.consume(max_records - 1, 0)
+
+    def _take(self, m: Message) -> tuple[int, Record] | None:
+        if (err := m.error()) is not None:
+            if err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+                if self._pos < (low := self._wal.offset(self.channel, OffsetSpec.earliest())):
+                    raise _compacted(self.channel, self._pos, low)
+                raise InvalidArgumentError(
+                    f"position {self._pos} is past the end of WAL channel {self.channel!r}"
+                )
+            if err.code() in _NOT_FOUND or err.fatal():
+                raise self._wal.error(err, "read", self.channel)
+            log.debug("transient error reading %s: %s", self.channel, err)
+            return None
+        if (off := m.offset()) < self._pos:  # stale prefetch from before a seek
+            return None
+        rec = Record.decode(m.value() or b"", where=f"at position {off} of {self.channel!r}")
+        self._pos = off + 1
+        return off, rec
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"reader of WAL channel {self.channel!r} is closed")
+        self._wal.check_open()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
