@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[demo]'
 	$(PY) -m gpuvec demo
 
 test: venv

@@ -6,5 +6,19 @@ roles under their own subpackages, and the one error tree in :mod:`gpuvec.errors
 
 from gpuvec.errors import GpuvecError
 
-__all__ = ["GpuvecError", "__version__"]
+__all__ = ["DataType", "GpuvecError", "MilvusClient", "__version__"]
+
+
+def __getattr__(name: str):  # lazy: importing gpuvec.storage alone stays light
+    if name == "MilvusClient":
+        from gpuvec.client import MilvusClient
+
+        return MilvusClient
+    if name == "DataType":
+        from gpuvec.schema import DataType
+
+        return DataType
+    raise AttributeError(name)
+
+
 __version__ = "0.1.0"

@@ -1,0 +1,465 @@
+"""``MilvusClient``: the pymilvus-compatible Python API over the embedded runtime.
+
+Names, parameters, defaults and result shapes follow pymilvus's ``MilvusClient``; a local
+directory ``uri`` opens :class:`~gpuvec.cluster.embedded.Engine` there. Every mutation
+returns its timestamp, which the client remembers for Session consistency (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpuvec import ops
+from gpuvec.cluster.embedded import Collection, Engine
+from gpuvec.config import Config
+from gpuvec.errors import GpuvecError, IndexNotFoundError, InvalidArgumentError
+from gpuvec.index.params import IndexParams
+from gpuvec.proxy.fetch import fetch_rows
+from gpuvec.rows import pks_from_ids, resolve_output_fields, rows_to_table, table_to_rows
+from gpuvec.schema import CollectionSchema, DataType, FieldSchema, validate_name
+
+MAX_TOPK = 16384
+
+
+class LoadState(enum.IntEnum):
+    NotExist = 0
+    NotLoad = 1
+    Loading = 2
+    Loaded = 3
+
+    def __repr__(self) -> str:
+        return f"<LoadState: {self.name}>"
+
+    __str__ = __repr__
+
+
+class NotSupportedYetError(GpuvecError):
+    """A Milvus feature gpuvec does not implement yet (the message says which)."""
+
+    code = 65535
+
+
+class MilvusClient:
+    def __init__(
+        self, uri: str = "./gpuvec-data", *, config: Config | None = None, **kwargs: Any
+    ) -> None:
+        if uri.startswith(("http://", "https://", "tcp://", "grpc://")):
+            raise NotSupportedYetError(
+                f"remote uri {uri!r}: gpuvec's remote client arrives with the gRPC server; "
+                "use a local directory for the embedded runtime"
+            )
+        path = Path(uri.removeprefix("file://"))
+        if path.suffix == ".db":  # Milvus Lite style "./x.db": use it as a directory name
+            path = path.with_suffix(".gpuvec")
+        self._engine = Engine(path, config or Config.load())
+        self._session_ts = 0
+
+    # --- schema helpers ----------------------------------------------------------------------
+    @staticmethod
+    def create_schema(**kwargs: Any) -> CollectionSchema:
+        return CollectionSchema(**kwargs)
+
+    @staticmethod
+    def prepare_index_params(field_name: str = "", **kwargs: Any) -> IndexParams:
+        return IndexParams(field_name, **kwargs)
+
+    # --- collections -------------------------------------------------------------------------
+    def create_collection(
+        self,
+        collection_name: str,
+        dimension: int | None = None,
+        primary_field_name: str = "id",
+        id_type: str = "int",
+        vector_field_name: str = "vector",
+        metric_type: str = "COSINE",
+        auto_id: bool = False,
+        timeout: float | None = None,
+        schema: CollectionSchema | None = None,
+        index_params: IndexParams | None = None,
+        **kwargs: Any,
+    ) -> None:
+        validate_name("collection", collection_name)
+        if schema is None:
+            if dimension is None:
+                raise InvalidArgumentError("create_collection needs dimension or schema")
+            if id_type not in ("int", "string", "str"):
+                raise InvalidArgumentError(f"id_type must be 'int' or 'string': {id_type!r}")
+            schema = CollectionSchema(auto_id=auto_id, enable_dynamic_field=True)
+            if id_type == "int":
+                schema.add_field(primary_field_name, DataType.INT64, is_primary=True)
+            else:
+                schema.add_field(
+                    primary_field_name,
+                    DataType.VARCHAR,
+                    is_primary=True,
+                    max_length=int(kwargs.get("max_length", 65535)),
+                )
+            schema.add_field(vector_field_name, DataType.FLOAT_VECTOR, dim=dimension)
+            index_params = IndexParams(vector_field_name, metric_type=metric_type)
+        if self._engine.catalog.exists(collection_name):
+            existing = self._engine.get(collection_name).schema
+            if existing.to_dict() == schema.to_dict():
+                return  # Milvus: creating the same collection again is a no-op
+        indexes = index_params.to_list() if index_params is not None else []
+        self._engine.create_collection(
+            collection_name,
+            schema,
+            num_shards=int(kwargs.get("num_shards", self._engine.config.default_shards)),
+            consistency_level=str(kwargs.get("consistency_level", "Bounded")),
+            index_params=indexes,
+            load=bool(indexes),
+        )
+
+    def drop_collection(self, collection_name: str, **kwargs: Any) -> None:
+        if self._engine.catalog.exists(collection_name):
+            self._engine.drop_collection(collection_name)
+
+    def has_collection(self, collection_name: str, **kwargs: Any) -> bool:
+        return self._engine.catalog.exists(collection_name)
+
+    def list_collections(self, **kwargs: Any) -> list[str]:
+        return sorted(c.name for c in self._engine.catalog.list())
+
+    def rename_collection(self, old_name: str, new_name: str, **kwargs: Any) -> None:
+        validate_name("collection", new_name)
+        self._engine.rename_collection(old_name, new_name)
+
+    def describe_collection(self, collection_name: str, **kwargs: Any) -> dict[str, Any]:
+        coll = self._engine.get(collection_name)
+        m = coll.meta
+        return {
+            "collection_name": m.name,
+            "collection_id": m.id,
+            **coll.schema.describe(),
+            "num_shards": m.num_shards,
+            "num_partitions": len(m.partitions),
+            "consistency_level": m.consistency_level,
+            "properties": m.properties,
+            "created_timestamp": m.created_ts,
+            "aliases": [],
+            "search_backend": ops.backend_name(),
+        }
+
+    def get_collection_stats(self, collection_name: str, **kwargs: Any) -> dict[str, Any]:
+        coll = self._engine.get(collection_name)
+        segs = self._engine.query.segments(coll.meta.id)
+        for shard in coll.shards:
+            segs += list(shard.growing.values())
+        return {
+            "row_count": sum(s.vis.live_count() for s in segs),
+            "search_backend": ops.backend_name(),
+            **self._engine.query.stats(coll.meta.id),
+        }
+
+    def create_index(self, collection_name: str, index_params: IndexParams, **kwargs: Any) -> None:
+        new = index_params.to_list()
+        coll = self._engine.get(collection_name)
+        for idx in new:
+            coll.schema.field(idx["field_name"])
+
+        def change(m: Any) -> None:
+            keep = [
+                i for i in m.index_params if i["field_name"] not in {n["field_name"] for n in new}
+            ]
+            m.index_params = keep + new
+
+        self._engine.update_meta(collection_name, change)
+
+    def list_indexes(self, collection_name: str, field_name: str = "", **kwargs: Any) -> list[str]:
+        return [
+            i["index_name"]
+            for i in self._engine.get(collection_name).meta.index_params
+            if not field_name or i["field_name"] == field_name
+        ]
+
+    def describe_index(self, collection_name: str, index_name: str, **kwargs: Any) -> dict:
+        for i in self._engine.get(collection_name).meta.index_params:
+            if i["index_name"] == index_name:
+                return dict(i)
+        raise IndexNotFoundError(f"index not found[indexName={index_name}]")
+
+    def load_collection(self, collection_name: str, **kwargs: Any) -> None:
+        coll = self._engine.get(collection_name)
+        indexed = {i["field_name"] for i in coll.meta.index_params}
+        for f in coll.schema.vector_fields:
+            if f.name not in indexed:
+                raise IndexNotFoundError(
+                    f"there is no vector index on field: [{f.name}], please create index firstly"
+                )
+        self._engine.load(collection_name)
+
+    def release_collection(self, collection_name: str, **kwargs: Any) -> None:
+        self._engine.release(collection_name)
+
+    def get_load_state(
+        self, collection_name: str, partition_name: str = "", **kwargs: Any
+    ) -> dict[str, LoadState]:
+        if not self._engine.catalog.exists(collection_name):
+            return {"state": LoadState.NotExist}
+        coll = self._engine.get(collection_name)
+        loaded = self._engine.query.loaded(coll.meta.id)
+        return {"state": LoadState.Loaded if loaded else LoadState.NotLoad}
+
+    def flush(self, collection_name: str, **kwargs: Any) -> None:
+        self._engine.flush(collection_name)
+
+    # --- partitions --------------------------------------------------------------------------
+    def create_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> None:
+        validate_name("partition", partition_name)
+        self._engine.get(collection_name)
+        self._engine.catalog.create_partition(collection_name, partition_name)
+        self._engine.update_meta(collection_name, lambda m: None)
+
+    def drop_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> None:
+        self._engine.catalog.drop_partition(collection_name, partition_name)
+        self._engine.update_meta(collection_name, lambda m: None)
+
+    def has_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> bool:
+        return partition_name in self._engine.get(collection_name).meta.partitions
+
+    def list_partitions(self, collection_name: str, **kwargs: Any) -> list[str]:
+        return list(self._engine.get(collection_name).meta.partitions)
+
+    # --- writes ------------------------------------------------------------------------------
+    def _note(self, ts: int) -> int:
+        self._session_ts = max(self._session_ts, ts)
+        return ts
+
+    def insert(
+        self,
+        collection_name: str,
+        data: dict | list[dict],
+        timeout: float | None = None,
+        partition_name: str | None = "",
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        coll = self._engine.get(collection_name)
+        rows = [data] if isinstance(data, dict) else list(data)
+        if not rows:
+            return {"insert_count": 0, "ids": [], "timestamp": 0}
+        auto = None
+        if coll.schema.auto_id:
+            first = self._engine.catalog.allocate_ids(len(rows))
+            auto = list(range(first, first + len(rows)))
+        table = rows_to_table(coll.schema, rows, operation="insert", auto_ids=auto)
+        ts = self._engine.write(
+            coll, inserts=table, delete_pks=None, partition=partition_name or None
+        )
+        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
+        return {
+            "insert_count": len(rows),
+            "ids": table.column(pk).to_pylist(),
+            "timestamp": self._note(ts),
+        }
+
+    def upsert(
+        self,
+        collection_name: str,
+        data: dict | list[dict],
+        timeout: float | None = None,
+        partition_name: str | None = "",
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        coll = self._engine.get(collection_name)
+        rows = [data] if isinstance(data, dict) else list(data)
+        if not rows:
+            return {"upsert_count": 0, "ids": [], "timestamp": 0}
+        table = rows_to_table(coll.schema, rows, operation="upsert")
+        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
+        pks = _np_keys(table.column(pk).to_pylist())
+        ts = self._engine.write(
+            coll, inserts=table, delete_pks=pks, partition=partition_name or None
+        )
+        return {
+            "upsert_count": len(rows),
+            "ids": table.column(pk).to_pylist(),
+            "timestamp": self._note(ts),
+        }
+
+    def delete(
+        self,
+        collection_name: str,
+        ids: Any = None,
+        timeout: float | None = None,
+        filter: str | None = None,
+        partition_name: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        coll = self._engine.get(collection_name)
+        if filter:
+            raise NotSupportedYetError("delete by filter arrives with the filter-language issue")
+        if ids is None:
+            raise InvalidArgumentError("delete needs ids (or a filter)")
+        pks = pks_from_ids(coll.schema, ids)
+        if not pks:
+            return {"delete_count": 0}
+        ts = self._engine.write(
+            coll, inserts=None, delete_pks=_np_keys(pks), partition=partition_name or None
+        )
+        return {"delete_count": len(pks), "timestamp": self._note(ts)}
+
+    # --- reads -------------------------------------------------------------------------------
+    def _read_ts(self, coll: Collection, kwargs: dict[str, Any]) -> int:
+        return self._engine.read_ts(coll, kwargs.get("consistency_level"), self._session_ts)
+
+    def get(
+        self,
+        collection_name: str,
+        ids: Any,
+        output_fields: list[str] | None = None,
+        timeout: float | None = None,
+        partition_names: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        coll = self._engine.get(collection_name)
+        pks = pks_from_ids(coll.schema, ids)
+        if not pks:
+            return []
+        spec = resolve_output_fields(coll.schema, output_fields or ["*"])
+        parts = self._engine.partition_ids(coll, partition_names)
+        found = self._engine.lookup(coll, _np_keys(pks), parts, self._read_ts(coll, kwargs))
+        if not found:
+            return []
+        segs = [s for s, _ in found]
+        seg_idx = np.concatenate([np.full(len(r), i) for i, (_, r) in enumerate(found)])
+        rows = np.concatenate([r for _, r in found])
+        table = fetch_rows(coll.schema, segs, seg_idx, rows, spec.columns)
+        return table_to_rows(table, coll.schema, output_fields or ["*"])
+
+    def query(
+        self,
+        collection_name: str,
+        filter: str = "",
+        output_fields: list[str] | None = None,
+        timeout: float | None = None,
+        ids: Any = None,
+        partition_names: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        if filter:
+            raise NotSupportedYetError("query filters arrive with the filter-language issue")
+        if ids is None:
+            raise InvalidArgumentError("query needs ids (filters come with the next issue)")
+        return self.get(collection_name, ids, output_fields, timeout, partition_names, **kwargs)
+
+    def search(
+        self,
+        collection_name: str,
+        data: Any = None,
+        filter: str = "",
+        limit: int = 10,
+        output_fields: list[str] | None = None,
+        search_params: dict | None = None,
+        timeout: float | None = None,
+        partition_names: list[str] | None = None,
+        anns_field: str | None = None,
+        **kwargs: Any,
+    ) -> list[list[dict[str, Any]]]:
+        coll = self._engine.get(collection_name)
+        if filter:
+            raise NotSupportedYetError("search filters arrive with the filter-language issue")
+        field = _vector_field(coll.schema, anns_field)
+        metric = _metric(coll, field.name, search_params)
+        offset = int((search_params or {}).get("offset", kwargs.get("offset", 0)) or 0)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TOPK:
+            raise InvalidArgumentError(f"limit must be an int in [1, {MAX_TOPK}], got {limit!r}")
+        if offset < 0 or limit + offset > MAX_TOPK:
+            raise InvalidArgumentError(
+                f"offset {offset} + limit {limit} must be in [1, {MAX_TOPK}]"
+            )
+        queries = _queries(data, int(field.dim))  # type: ignore[arg-type]
+        spec = resolve_output_fields(coll.schema, output_fields or [])
+        parts = self._engine.partition_ids(coll, partition_names)
+        read_ts = self._read_ts(coll, kwargs)
+        k = limit + offset
+        segs, dist, seg, row = self._engine.search(
+            coll, field.name, queries, k, metric, parts, read_ts
+        )
+        dist, seg, row = dist[:, offset:], seg[:, offset:], row[:, offset:]
+        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
+        cols = tuple(dict.fromkeys((pk, *spec.columns)))
+        flat = seg >= 0
+        table = fetch_rows(coll.schema, segs, seg[flat], row[flat], cols)
+        pks = table.column(pk).to_pylist()
+        wanted = [f for f in (output_fields or []) if f != pk] or None
+        entities = (
+            table_to_rows(table, coll.schema, output_fields, include_pk=pk in (output_fields or []))
+            if wanted or (output_fields and pk in output_fields)
+            else [{} for _ in pks]
+        )
+        out, i = [], 0
+        for q in range(len(queries)):
+            hits = []
+            for j in range(dist.shape[1]):
+                if not flat[q, j]:
+                    break
+                hits.append({"id": pks[i], "distance": float(dist[q, j]), "entity": entities[i]})
+                i += 1
+            out.append(hits)
+        return out
+
+    def close(self) -> None:
+        self._engine.close()
+
+
+def _np_keys(keys: list[Any]) -> np.ndarray:
+    if keys and isinstance(keys[0], str):
+        return np.array(keys, object)
+    return np.asarray(keys, np.int64)
+
+
+def _vector_field(schema: CollectionSchema, anns_field: str | None) -> FieldSchema:
+    vecs = schema.vector_fields
+    if anns_field:
+        f = schema.field(anns_field)
+        if not f.is_vector:
+            raise InvalidArgumentError(f"anns_field {anns_field!r} is not a vector field")
+        return f
+    if len(vecs) != 1:
+        raise InvalidArgumentError(
+            f"the collection has {len(vecs)} vector fields: name one with anns_field"
+        )
+    return vecs[0]
+
+
+def _metric(coll: Collection, field: str, search_params: dict | None) -> str:
+    index = next((i for i in coll.meta.index_params if i["field_name"] == field), None)
+    indexed = index["metric_type"] if index else "COSINE"
+    asked = str((search_params or {}).get("metric_type") or indexed).upper()
+    if asked != indexed:
+        raise InvalidArgumentError(
+            f"metric type not match: the index of {field!r} uses {indexed}, "
+            f"the search asked {asked}"
+        )
+    return asked
+
+
+def _queries(data: Any, dim: int) -> np.ndarray:
+    if data is None:
+        raise InvalidArgumentError("search needs data (query vectors)")
+    arr = data if isinstance(data, np.ndarray) else None
+    if arr is None:
+        items = list(data)
+        if items and not isinstance(items[0], list | tuple | np.ndarray):
+            items = [items]
+        try:
+            arr = np.asarray(items, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise InvalidArgumentError(f"search data must be vectors of {dim} floats: {e}") from e
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise InvalidArgumentError(
+            f"search data has shape {arr.shape}; the vector field's dimension is {dim}"
+        )
+    if len(arr) == 0:
+        raise InvalidArgumentError("search data is empty")
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise InvalidArgumentError(f"search data[{bad}] contains NaN or infinity")
+    return arr

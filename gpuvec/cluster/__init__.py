@@ -1,0 +1,1 @@
+"""Wiring of the roles: the embedded runtime now; node processes and Flight RPC later."""

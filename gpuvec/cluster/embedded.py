@@ -1,0 +1,335 @@
+"""The embedded runtime: every role in one process over the embedded storage layers.
+
+``Engine(directory)`` opens (or creates) ``<dir>/meta.db`` (SQLite meta), ``<dir>/wal/``
+(local WAL) and ``<dir>/objects/`` (Zarr). It elects itself coordinator (so two processes
+cannot serve one directory at once), then recovers: for every collection it starts the
+shards' streaming nodes, which replay their WAL channels from the checkpoint, and loads
+the sealed segments of collections that were loaded before.
+
+The engine is the coordinator's and the proxy's logic for the in-process API: DDL through
+the catalog, writes routed to shards by primary-key hash, reads at a guarantee timestamp
+(DESIGN §3) scattered over growing and sealed segments and reduced to top-k.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gpuvec.config import Config
+from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.tso import TSO, compose, now_ts, physical_ms
+from gpuvec.errors import (
+    CollectionNotLoadedError,
+    DeadlineExceededError,
+    InvalidArgumentError,
+    PartitionNotFoundError,
+)
+from gpuvec.proxy.reduce import reduce_hits
+from gpuvec.proxy.router import shard_of
+from gpuvec.query.node import QueryNode
+from gpuvec.query.segdata import SegmentData
+from gpuvec.schema import CollectionSchema
+from gpuvec.storage.meta.election import Election
+from gpuvec.storage.meta.sqlite import SqliteMetaStore
+from gpuvec.storage.objects.stores import open_store
+from gpuvec.storage.wal.local import LocalWAL
+from gpuvec.streaming.shard import Shard
+
+CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
+
+
+class Collection:
+    """Runtime state of one collection: its catalog record and shards."""
+
+    def __init__(self, meta: CollectionMeta, shards: list[Shard]) -> None:
+        self.meta, self.shards = meta, shards
+        self.schema = meta.collection_schema()
+
+
+class Engine:
+    def __init__(self, directory: str | Path, config: Config | None = None) -> None:
+        self.root = Path(directory)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config = config or Config.load()
+        self.meta = SqliteMetaStore(self.root / "meta.db")
+        self.election = Election(self.meta, "coordinator", ttl=3)
+        try:
+            self.election.campaign(f"embedded:{self.root}".encode(), timeout=15)
+        except DeadlineExceededError:
+            self.meta.close()
+            raise InvalidArgumentError(
+                f"data directory {str(self.root)!r} is in use by another gpuvec process"
+            ) from None
+        self.catalog = Catalog(self.meta, guard=self.election.guarded_txn)
+        self.tso = TSO(self.meta, guard=self.election.guarded_txn)
+        self.wal = LocalWAL(
+            self.root / "wal",
+            fsync=self.config.wal_fsync,  # type: ignore[arg-type]
+            group_commit_ms=self.config.wal_group_commit_ms,
+        )
+        self.store = open_store(self.root / "objects")
+        self.query = QueryNode(self.store)
+        self.lock = threading.RLock()
+        self.collections: dict[str, Collection] = {}
+        for meta in self.catalog.list():
+            self._start(meta)
+            if meta.loaded:
+                self._load(self.collections[meta.name])
+        self._stop = threading.Event()
+        self._maint = threading.Thread(target=self._maintain, name="gpuvec-seal", daemon=True)
+        self._maint.start()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def _start(self, meta: CollectionMeta) -> Collection:
+        shards = [
+            Shard(
+                meta,
+                ch,
+                wal=self.wal,
+                tso=self.tso,
+                catalog=self.catalog,
+                store=self.store,
+                config=self.config,
+                on_sealed=lambda segs, cid=meta.id: self.query.adopt(cid, segs),
+                on_delete=lambda pks, ts, cid=meta.id: self.query.delete(cid, pks, ts),
+            )
+            for ch in meta.channels
+        ]
+        coll = self.collections[meta.name] = Collection(meta, shards)
+        return coll
+
+    def _maintain(self) -> None:
+        while not self._stop.wait(1.0):
+            for coll in list(self.collections.values()):
+                for shard in coll.shards:
+                    try:
+                        if shard.should_seal():
+                            shard.seal()
+                    except Exception:
+                        continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._maint.join(timeout=5)
+        for coll in self.collections.values():
+            for shard in coll.shards:
+                shard.close()
+        self.wal.close()
+        self.election.resign()
+        self.meta.close()
+
+    # --- DDL ---------------------------------------------------------------------------------
+    def get(self, name: str) -> Collection:
+        coll = self.collections.get(name)
+        if coll is None:
+            self.catalog.get(name)  # raises CollectionNotFoundError with Milvus's wording
+            raise AssertionError("catalog and runtime disagree")  # pragma: no cover
+        return coll
+
+    def create_collection(
+        self,
+        name: str,
+        schema: CollectionSchema,
+        *,
+        num_shards: int,
+        consistency_level: str,
+        index_params: list[dict[str, Any]],
+        load: bool,
+    ) -> Collection:
+        with self.lock:
+            meta = self.catalog.create(
+                name,
+                schema,
+                num_shards=num_shards,
+                consistency_level=consistency_level,
+                index_params=index_params,
+            )
+            coll = self._start(meta)
+            if load:
+                self.load(name)
+            return coll
+
+    def drop_collection(self, name: str) -> None:
+        with self.lock:
+            coll = self.get(name)
+            self.catalog.drop(name)
+            self.query.release(coll.meta.id)
+            for shard in coll.shards:
+                shard.close()
+                self.wal.drop_channel(shard.channel)
+            del self.collections[name]
+
+    def rename_collection(self, old: str, new: str) -> None:
+        with self.lock:
+            coll = self.get(old)
+            self.catalog.rename(old, new)
+            coll.meta = self.catalog.get(new)
+            self.collections[new] = self.collections.pop(old)
+
+    def update_meta(self, name: str, change: Any) -> None:
+        with self.lock:
+            coll = self.get(name)
+            coll.meta = self.catalog.update(name, change)
+            for shard in coll.shards:
+                shard.meta = coll.meta
+
+    def load(self, name: str) -> None:
+        with self.lock:
+            coll = self.get(name)
+            for shard in coll.shards:
+                shard.lock.acquire()
+            try:
+                self._load(coll)
+            finally:
+                for shard in coll.shards:
+                    shard.lock.release()
+            if not coll.meta.loaded:
+                self.update_meta(name, lambda m: setattr(m, "loaded", True))
+
+    def _load(self, coll: Collection) -> None:
+        self.query.load(coll.meta, self.catalog)
+        for shard in coll.shards:  # deletes not yet in a delta log
+            for pks, ts in shard._deletes:
+                self.query.delete(coll.meta.id, pks, ts)
+
+    def release(self, name: str) -> None:
+        with self.lock:
+            coll = self.get(name)
+            self.query.release(coll.meta.id)
+            if coll.meta.loaded:
+                self.update_meta(name, lambda m: setattr(m, "loaded", False))
+
+    def partition_ids(self, coll: Collection, names: list[str] | None) -> set[int] | None:
+        if not names:
+            return None
+        out = set()
+        for p in names:
+            if p not in coll.meta.partitions:
+                raise PartitionNotFoundError(f"partition not found[partition={p}]")
+            out.add(coll.meta.partitions[p])
+        return out
+
+    # --- writes ------------------------------------------------------------------------------
+    def write(
+        self,
+        coll: Collection,
+        *,
+        inserts: pa.Table | None,
+        delete_pks: np.ndarray | None,
+        partition: str | None,
+    ) -> int:
+        """Route rows and deletes to shards; return the highest timestamp written."""
+        pname = partition or "_default"
+        if pname not in coll.meta.partitions:
+            raise PartitionNotFoundError(f"partition not found[partition={pname}]")
+        pid = coll.meta.partitions[pname]
+        pk_name = coll.schema.primary_field.name  # type: ignore[union-attr]
+        n = len(coll.shards)
+        ins_shard = del_shard = None
+        if inserts is not None:
+            col = inserts.column(pk_name).combine_chunks()
+            pks = (
+                col.to_numpy()
+                if pa.types.is_integer(col.type)
+                else np.array(col.to_pylist(), object)
+            )
+            ins_shard = shard_of(pks, n)
+        if delete_pks is not None:
+            del_shard = shard_of(delete_pks, n)
+        ts = 0
+        for i, shard in enumerate(coll.shards):
+            ins = dels = None
+            if ins_shard is not None:
+                sel = np.flatnonzero(ins_shard == i)
+                ins = inserts.take(pa.array(sel)) if len(sel) else None  # type: ignore[union-attr]
+            if del_shard is not None:
+                sel_pks = delete_pks[del_shard == i]  # type: ignore[index]
+                if len(sel_pks):
+                    dels = pa.table(
+                        {
+                            pk_name: pa.array(list(sel_pks))
+                            if sel_pks.dtype == object
+                            else pa.array(sel_pks)
+                        }
+                    )
+            if ins is not None or dels is not None:
+                ts = max(ts, shard.write(inserts=ins, deletes=dels, partition_id=pid))
+        return ts
+
+    def flush(self, name: str) -> None:
+        for shard in self.get(name).shards:
+            shard.seal()
+
+    # --- reads -------------------------------------------------------------------------------
+    def read_ts(self, coll: Collection, level: str | None, session_ts: int) -> int:
+        """The timestamp a read runs at, once every shard is serviceable there.
+
+        Each level sets a guarantee timestamp G (Strong: fresh TSO; Session: the client's
+        last write; Bounded: now − staleness; Eventually: 1). Embedded shards apply every
+        write before acknowledging it, so a shard can be made serviceable at a fresh
+        timestamp at once (``Shard.sync``); the read runs there, which satisfies any G."""
+        level = level or coll.meta.consistency_level
+        if level not in CONSISTENCY:
+            raise InvalidArgumentError(f"consistency_level must be one of {CONSISTENCY}: {level!r}")
+        if level == "Session":
+            guarantee = session_ts
+        elif level == "Bounded":
+            guarantee = compose(max(0, physical_ms(now_ts()) - self.config.bounded_staleness_ms))
+        elif level == "Eventually":
+            guarantee = 1
+        else:
+            guarantee = self.tso.allocate()
+        read = self.tso.allocate()
+        served = min(shard.sync(read) for shard in coll.shards)
+        assert served >= guarantee
+        return read
+
+    def segments(self, coll: Collection, partitions: set[int] | None) -> list[SegmentData]:
+        if not self.query.loaded(coll.meta.id):
+            raise CollectionNotLoadedError(f"collection not loaded[collection={coll.meta.name}]")
+        segs = self.query.segments(coll.meta.id, partitions)
+        for shard in coll.shards:
+            with shard.lock:
+                segs += [
+                    s
+                    for s in shard.growing.values()
+                    if s.n and (partitions is None or s.partition_id in partitions)
+                ]
+        return segs
+
+    def search(
+        self,
+        coll: Collection,
+        field: str,
+        queries: np.ndarray,
+        k: int,
+        metric: str,
+        partitions: set[int] | None,
+        read_ts: int,
+    ) -> tuple[list[SegmentData], np.ndarray, np.ndarray, np.ndarray]:
+        segs = self.segments(coll, partitions)
+        if not segs:
+            nq = len(queries)
+            empty = -np.ones((nq, k), np.int64)
+            return segs, np.zeros((nq, k), np.float32), empty, empty
+        parts = [s.search(field, queries, k, metric, read_ts) for s in segs]
+        dist, seg, row = reduce_hits(parts, k, metric)
+        return segs, dist, seg, row
+
+    def lookup(
+        self, coll: Collection, pks: np.ndarray, partitions: set[int] | None, read_ts: int
+    ) -> list[tuple[SegmentData, np.ndarray]]:
+        """Visible rows with the given primary keys, per segment."""
+        out = []
+        for seg in self.segments(coll, partitions):
+            rows = seg.rows_of(pks)
+            if len(rows):
+                rows = rows[seg.vis.mask(read_ts)[rows]]
+                if len(rows):
+                    out.append((seg, rows))
+        return out

@@ -1,0 +1,47 @@
+"""Engine configuration: one dataclass with every tunable, defaults for the embedded mode.
+
+Values can be overridden by keyword arguments to :class:`gpuvec.MilvusClient` /
+:func:`gpuvec.cluster.embedded.open_embedded` or by ``GPUVEC_<NAME>`` environment variables
+(e.g. ``GPUVEC_SEAL_ROWS=100000``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from gpuvec.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class Config:
+    seal_rows: int = 500_000  # seal a growing segment at this many rows ...
+    seal_bytes: int = 512 << 20  # ... or this many bytes ...
+    seal_idle_s: float = 60.0  # ... or after this long without writes
+    wal_fsync: str = "group"  # "always" | "group" | "never" (local WAL)
+    wal_group_commit_ms: float = 10.0
+    default_shards: int = 1
+    bounded_staleness_ms: int = 5000  # Bounded consistency reads lag at most this much
+    max_serviceable_wait_s: float = 10.0  # a read waits this long for its guarantee ts
+    gpu_memory_budget: float = 0.8  # fraction of device memory sealed segments may use
+    segment_chunk_rows: int = 8192
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Config:
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            env = os.environ.get(f"GPUVEC_{f.name.upper()}")
+            if env is not None:
+                try:
+                    values[f.name] = type(f.default)(env)
+                except ValueError:
+                    raise InvalidArgumentError(
+                        f"environment GPUVEC_{f.name.upper()}={env!r} is not a {f.type}"
+                    ) from None
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise InvalidArgumentError(f"unknown gpuvec config option(s): {sorted(unknown)}")
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,263 @@
+"""The catalog: collections, partitions and sealed segments as records in meta storage.
+
+Keys (all JSON values)::
+
+    catalog/next_id                       id allocator (collections, partitions, segments)
+    catalog/collections/<name>            CollectionMeta
+    catalog/segments/<cid>/<sid>          SegmentMeta: a committed sealed segment
+    catalog/deltas/<cid>/<channel>/<pos>  path of a delta log (pk, ts of deletes) covering
+                                          the channel's WAL up to <pos>
+    catalog/checkpoints/<channel>         WAL position below which the channel's data is in
+                                          sealed segments and delta logs
+
+Every change is one compare-and-swap transaction (through the coordinator's leader guard
+when one is given), so a failed or concurrent DDL leaves nothing half-applied.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gpuvec.errors import (
+    CollectionAlreadyExistsError,
+    CollectionNotFoundError,
+    InvalidArgumentError,
+    PartitionNotFoundError,
+)
+from gpuvec.schema import CollectionSchema
+from gpuvec.storage.meta.base import Compare, Delete, DeletePrefix, MetaStore, Op, Put, TxnResult
+
+PREFIX = "catalog/"
+DEFAULT_PARTITION = "_default"
+MAX_PARTITIONS = 1024
+
+Guard = Callable[[Sequence[Compare], Sequence[Op]], TxnResult]
+
+
+@dataclass
+class CollectionMeta:
+    id: int
+    name: str
+    schema: dict[str, Any]
+    num_shards: int
+    consistency_level: str
+    partitions: dict[str, int]
+    created_ts: int
+    properties: dict[str, Any] = field(default_factory=dict)
+    index_params: list[dict[str, Any]] = field(default_factory=list)
+    loaded: bool = False
+
+    @property
+    def channels(self) -> list[str]:
+        return [f"c{self.id}_dml_{i}" for i in range(self.num_shards)]
+
+    def collection_schema(self) -> CollectionSchema:
+        return CollectionSchema.from_dict(self.schema)
+
+
+@dataclass
+class SegmentMeta:
+    id: int
+    collection_id: int
+    partition_id: int
+    channel: str
+    path: str
+    rows: int
+    ts_min: int
+    ts_max: int
+    checkpoint: int  # WAL position after the last record the segment covers
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(asdict(obj), separators=(",", ":")).encode()
+
+
+class Catalog:
+    def __init__(self, meta: MetaStore, guard: Guard | None = None) -> None:
+        self.meta = meta
+        self._txn: Guard = guard or (lambda c, s: meta.txn(c, s))
+
+    def _commit(self, compare: Sequence[Compare], ops: Sequence[Op], what: str) -> int:
+        res = self._txn(compare, ops)
+        if not res.succeeded:
+            raise InvalidArgumentError(f"{what} raced with another change; retry")
+        return res.revision
+
+    def allocate_ids(self, count: int = 1) -> int:
+        """Reserve ``count`` ids; return the first."""
+        key = PREFIX + "next_id"
+        for _ in range(100):
+            kv = self.meta.get(key)
+            first = int(kv.value) if kv else 1
+            cmp = Compare(key, "mod_revision", "==", kv.mod_revision if kv else 0)
+            if self._txn([cmp], [Put(key, str(first + count).encode())]).succeeded:
+                return first
+        raise InvalidArgumentError("id allocation kept racing; giving up")
+
+    # --- collections -------------------------------------------------------------------------
+    @staticmethod
+    def _ckey(name: str) -> str:
+        return f"{PREFIX}collections/{name}"
+
+    def get(self, name: str) -> CollectionMeta:
+        kv = self.meta.get(self._ckey(name))
+        if kv is None:
+            raise CollectionNotFoundError(f"collection not found[collection={name}]")
+        return CollectionMeta(**json.loads(kv.value))
+
+    def _get_rev(self, name: str) -> tuple[CollectionMeta, int]:
+        kv = self.meta.get(self._ckey(name))
+        if kv is None:
+            raise CollectionNotFoundError(f"collection not found[collection={name}]")
+        return CollectionMeta(**json.loads(kv.value)), kv.mod_revision
+
+    def exists(self, name: str) -> bool:
+        return self.meta.get(self._ckey(name)) is not None
+
+    def list(self) -> list[CollectionMeta]:
+        kvs, _ = self.meta.range(PREFIX + "collections/")
+        return [CollectionMeta(**json.loads(kv.value)) for kv in kvs]
+
+    def create(
+        self,
+        name: str,
+        schema: CollectionSchema,
+        *,
+        num_shards: int,
+        consistency_level: str,
+        properties: dict[str, Any] | None = None,
+        index_params: list[dict[str, Any]] | None = None,
+    ) -> CollectionMeta:
+        schema.validate(name)
+        if not 1 <= num_shards <= 16:
+            raise InvalidArgumentError(f"num_shards must be 1..16, got {num_shards}")
+        first = self.allocate_ids(2)
+        meta = CollectionMeta(
+            id=first,
+            name=name,
+            schema=schema.to_dict(),
+            num_shards=num_shards,
+            consistency_level=consistency_level,
+            partitions={DEFAULT_PARTITION: first + 1},
+            created_ts=int(time.time() * 1000),
+            properties=dict(properties or {}),
+            index_params=list(index_params or []),
+        )
+        key = self._ckey(name)
+        if not self._txn([Compare(key, "version", "==", 0)], [Put(key, _dump(meta))]).succeeded:
+            raise CollectionAlreadyExistsError(f"collection {name!r} already exists")
+        return meta
+
+    def update(self, name: str, change: Callable[[CollectionMeta], None]) -> CollectionMeta:
+        """Apply ``change`` to the collection record with compare-and-swap."""
+        for _ in range(20):
+            meta, rev = self._get_rev(name)
+            change(meta)
+            key = self._ckey(name)
+            if self._txn(
+                [Compare(key, "mod_revision", "==", rev)], [Put(key, _dump(meta))]
+            ).succeeded:
+                return meta
+        raise InvalidArgumentError(f"update of collection {name!r} kept racing; giving up")
+
+    def drop(self, name: str) -> CollectionMeta:
+        meta, rev = self._get_rev(name)
+        key = self._ckey(name)
+        self._commit(
+            [Compare(key, "mod_revision", "==", rev)],
+            [
+                Delete(key),
+                DeletePrefix(f"{PREFIX}segments/{meta.id}/"),
+                DeletePrefix(f"{PREFIX}deltas/{meta.id}/"),
+            ]
+            + [Delete(f"{PREFIX}checkpoints/{ch}") for ch in meta.channels],
+            f"drop of collection {name!r}",
+        )
+        return meta
+
+    def rename(self, old: str, new: str) -> None:
+        meta, rev = self._get_rev(old)
+        meta.name = new
+        self._commit(
+            [
+                Compare(self._ckey(old), "mod_revision", "==", rev),
+                Compare(self._ckey(new), "version", "==", 0),
+            ],
+            [Delete(self._ckey(old)), Put(self._ckey(new), _dump(meta))],
+            f"rename of {old!r} to {new!r} (does {new!r} exist?)",
+        )
+
+    # --- partitions --------------------------------------------------------------------------
+    def create_partition(self, name: str, partition: str) -> int:
+        pid = self.allocate_ids()
+
+        def change(meta: CollectionMeta) -> None:
+            if partition in meta.partitions:
+                raise InvalidArgumentError(f"partition {partition!r} already exists in {name!r}")
+            if len(meta.partitions) >= MAX_PARTITIONS:
+                raise InvalidArgumentError(f"collection {name!r} has {MAX_PARTITIONS} partitions")
+            meta.partitions[partition] = pid
+
+        self.update(name, change)
+        return pid
+
+    def drop_partition(self, name: str, partition: str) -> int:
+        if partition == DEFAULT_PARTITION:
+            raise InvalidArgumentError("the default partition cannot be dropped")
+        dropped: list[int] = []
+
+        def change(meta: CollectionMeta) -> None:
+            if partition not in meta.partitions:
+                raise PartitionNotFoundError(f"partition not found[partition={partition}]")
+            dropped.append(meta.partitions.pop(partition))
+
+        self.update(name, change)
+        return dropped[0]
+
+    # --- segments and checkpoints ------------------------------------------------------------
+    def segments(self, collection_id: int) -> list[SegmentMeta]:
+        kvs, _ = self.meta.range(f"{PREFIX}segments/{collection_id}/")
+        return sorted((SegmentMeta(**json.loads(kv.value)) for kv in kvs), key=lambda s: s.id)
+
+    def commit_seal(
+        self,
+        collection_id: int,
+        channel: str,
+        checkpoint: int,
+        segments: Sequence[SegmentMeta],
+        delta_path: str | None,
+    ) -> None:
+        """Make a channel's newly sealed segments and delta log visible and move its
+        checkpoint, in one transaction (the WAL before ``checkpoint`` is then redundant)."""
+        ops: list[Op] = [
+            Put(f"{PREFIX}segments/{collection_id}/{s.id}", _dump(s)) for s in segments
+        ]
+        if delta_path:
+            ops.append(
+                Put(
+                    f"{PREFIX}deltas/{collection_id}/{channel}/{checkpoint:020d}",
+                    delta_path.encode(),
+                )
+            )
+        ops.append(Put(f"{PREFIX}checkpoints/{channel}", str(checkpoint).encode()))
+        self._commit([], ops, f"seal of channel {channel!r}")
+
+    def delta_logs(self, collection_id: int) -> list[str]:
+        """Paths of the collection's delta logs, oldest first per channel."""
+        kvs, _ = self.meta.range(f"{PREFIX}deltas/{collection_id}/")
+        return [kv.value.decode() for kv in kvs]
+
+    def checkpoint(self, channel: str) -> int:
+        kv = self.meta.get(f"{PREFIX}checkpoints/{channel}")
+        return int(kv.value) if kv else 0
+
+    def set_checkpoint(self, channel: str, position: int) -> None:
+        self._commit(
+            [],
+            [Put(f"{PREFIX}checkpoints/{channel}", str(position).encode())],
+            f"checkpoint of {channel!r}",
+        )

@@ -1,0 +1,1 @@
+"""Index types on sealed segments (FLAT reference now; faiss CPU and GPU types later)."""

@@ -1,0 +1,47 @@
+"""Output-field fetch: gathers the columns of hit rows from the segments that hold them,
+in hit order, with the schema's Arrow types (growing and sealed segments agree)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from gpuvec.query.segdata import SegmentData
+from gpuvec.schema import CollectionSchema, arrow_schema
+
+
+def fetch_rows(
+    schema: CollectionSchema,
+    segs: list[SegmentData],
+    seg_idx: np.ndarray,
+    rows: np.ndarray,
+    columns: tuple[str, ...],
+) -> pa.Table:
+    """Columns ``columns`` of the rows ``(segs[seg_idx[i]], rows[i])``, in that order."""
+    target = arrow_schema(schema)
+    fields = [target.field(c) for c in columns if c in target.names]
+    out_schema = pa.schema(fields)
+    if len(rows) == 0:
+        return out_schema.empty_table()
+    vector_names = {f.name for f in schema.vector_fields}
+    pieces, order = [], []
+    for s in np.unique(seg_idx):
+        pick = np.flatnonzero(seg_idx == s)
+        seg, r = segs[int(s)], rows[pick]
+        scalar_cols = [c for c in out_schema.names if c not in vector_names]
+        t = seg.take(r, scalar_cols) if scalar_cols else pa.table({})
+        cols = {}
+        for f in out_schema:
+            if f.name in vector_names:
+                vec = seg.vectors(f.name)[r]
+                cols[f.name] = pa.FixedSizeListArray.from_arrays(
+                    pa.array(vec.ravel()), vec.shape[1]
+                )
+            else:
+                cols[f.name] = t.column(f.name).cast(f.type)
+        pieces.append(pa.table(cols, schema=out_schema))
+        order.append(pick)
+    table = pa.concat_tables(pieces)
+    inverse = np.empty(len(rows), np.int64)
+    inverse[np.concatenate(order)] = np.arange(len(rows))
+    return table.take(pa.array(inverse))

@@ -1,0 +1,115 @@
+"""The query node: sealed segments of loaded collections, resident on the GPU when one is
+usable (CPU memory otherwise), with their deletes applied.
+
+Segments arrive two ways: adopted in memory from a streaming node that just sealed them,
+or loaded from their Zarr objects (``load``) with every delta log of the collection
+applied. Both give the same visibility: a delete applies to rows of its key inserted
+before it, whatever segment they are in.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from zarr.abc.store import Store
+
+from gpuvec import ops
+from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.query.segdata import SegmentData
+from gpuvec.schema import DataType
+from gpuvec.storage.objects.segment import SegmentReader
+from gpuvec.storage.objects.stores import get_bytes
+
+
+def load_segment(
+    store: Store, path: str, segment_id: int, partition_id: int, meta: CollectionMeta
+) -> SegmentData:
+    """Read a sealed segment from Zarr into memory."""
+    schema = meta.collection_schema()
+    pk = schema.primary_field
+    assert pk is not None
+    r = SegmentReader(store, path)
+    dims = {f.name: int(f.dim) for f in schema.vector_fields}  # type: ignore[arg-type]
+    pk_is_int = pk.dtype == DataType.INT64
+    seg = SegmentData(segment_id, partition_id, dims, pk_is_int, capacity=r.info.row_count)
+    pks = r.pk()
+    pk_np = pks if pk_is_int else np.array(pks.to_pylist(), object)
+    scalars = r.table()
+    rows = scalars.add_column(0, pk.name, pa.array(pks) if pk_is_int else pks)
+    seg.append(pk_np, r.ts(), {f: r.vectors(f) for f in dims}, rows)
+    return seg
+
+
+class QueryNode:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = threading.RLock()
+        self._segments: dict[int, dict[int, SegmentData]] = {}
+
+    def loaded(self, collection_id: int) -> bool:
+        return collection_id in self._segments
+
+    def load(self, meta: CollectionMeta, catalog: Catalog) -> None:
+        """Load every committed sealed segment of a collection and apply its delta logs."""
+        segs: dict[int, SegmentData] = {}
+        for sm in catalog.segments(meta.id):
+            seg = load_segment(self.store, sm.path, sm.id, sm.partition_id, meta)
+            segs[sm.id] = seg
+        pk_is_int = meta.collection_schema().primary_field.dtype == DataType.INT64  # type: ignore[union-attr]
+        for path in catalog.delta_logs(meta.id):
+            t = pq.read_table(io.BytesIO(get_bytes(self.store, path)))
+            pk_col = t.column("pk").combine_chunks()
+            pks = pk_col.to_numpy() if pk_is_int else np.array(pk_col.to_pylist(), object)
+            tss = t.column("ts").to_numpy()
+            for ts in np.unique(tss):
+                sel = pks[tss == ts]
+                for seg in segs.values():
+                    seg.delete(sel, int(ts))
+        for seg in segs.values():
+            seg.pin_device()
+        with self.lock:
+            self._segments[meta.id] = segs
+
+    def adopt(self, collection_id: int, segs: list[SegmentData]) -> None:
+        """Take over segments a streaming node just sealed (only if the collection is loaded)."""
+        with self.lock:
+            held = self._segments.get(collection_id)
+            if held is None:
+                return
+            for seg in segs:
+                seg.pin_device()
+                held[seg.segment_id] = seg
+
+    def release(self, collection_id: int) -> None:
+        with self.lock:
+            self._segments.pop(collection_id, None)
+
+    def delete(self, collection_id: int, pks: np.ndarray, ts: int) -> None:
+        with self.lock:
+            for seg in self._segments.get(collection_id, {}).values():
+                seg.delete(pks, ts)
+
+    def segments(
+        self, collection_id: int, partition_ids: set[int] | None = None
+    ) -> list[SegmentData]:
+        with self.lock:
+            segs = list(self._segments.get(collection_id, {}).values())
+        if partition_ids is not None:
+            segs = [s for s in segs if s.partition_id in partition_ids]
+        return segs
+
+    def stats(self, collection_id: int) -> dict[str, int]:
+        segs = self.segments(collection_id)
+        return {
+            "sealed_segments": len(segs),
+            "sealed_rows": sum(s.n for s in segs),
+            "gpu_resident": sum(s.on_device for s in segs),
+        }
+
+    @staticmethod
+    def backend() -> str:
+        return ops.backend_name()

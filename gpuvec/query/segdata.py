@@ -1,0 +1,151 @@
+"""In-memory segment data shared by growing segments (streaming node) and loaded sealed
+segments (query node): primary keys, vectors, scalar rows and MVCC visibility.
+
+A segment is one partition's rows of one shard. Rows are addressed by their offset in the
+segment. ``search`` runs brute force (``gpuvec.ops.knn``) over the visible rows;
+``take`` fetches output fields by offset; ``delete`` applies a delete batch by primary key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from gpuvec import ops
+from gpuvec.query.visibility import Visibility
+
+
+@dataclass
+class Hits:
+    """Per-query best rows of one segment: distances and row offsets ([nq, k], -1 = none)."""
+
+    distances: np.ndarray
+    rows: np.ndarray
+
+
+class SegmentData:
+    """Columnar rows with capacity doubling; append-only except for MVCC deletes."""
+
+    def __init__(
+        self,
+        segment_id: int,
+        partition_id: int,
+        vector_dims: dict[str, int],
+        pk_is_int: bool,
+        capacity: int = 1024,
+    ) -> None:
+        self.segment_id = segment_id
+        self.partition_id = partition_id
+        self.dims = vector_dims
+        self.pk_is_int = pk_is_int
+        self.vis = Visibility(capacity=capacity)
+        self._pk = np.empty(capacity, np.int64 if pk_is_int else object)
+        self._vec = {f: np.empty((capacity, d), np.float32) for f, d in vector_dims.items()}
+        self._tables: list[pa.Table] = []
+        self._table: pa.Table | None = None
+        self._device: dict[str, object] = {}
+        self._sq_norms: dict[str, np.ndarray] = {}
+
+    @property
+    def n(self) -> int:
+        return self.vis.n
+
+    @property
+    def pks(self) -> np.ndarray:
+        return self._pk[: self.n]
+
+    def vectors(self, field: str) -> np.ndarray:
+        return self._vec[field][: self.n]
+
+    def nbytes(self) -> int:
+        return self.n * (8 + 8 + sum(4 * d for d in self.dims.values())) + sum(
+            t.nbytes for t in self._tables
+        )
+
+    def append(
+        self, pks: np.ndarray, ins_ts: np.ndarray, vectors: dict[str, np.ndarray], rows: pa.Table
+    ) -> None:
+        """Append a batch; ``rows`` holds the scalar columns returned as output fields."""
+        n, m = self.n, len(pks)
+        need = n + m
+        if need > len(self._pk):
+            cap = max(need, 2 * len(self._pk))
+            pk = np.empty(cap, self._pk.dtype)
+            pk[:n] = self._pk[:n]
+            self._pk = pk
+            for f, buf in self._vec.items():
+                grown = np.empty((cap, buf.shape[1]), np.float32)
+                grown[:n] = buf[:n]
+                self._vec[f] = grown
+        self._pk[n:need] = pks
+        for f, v in vectors.items():
+            self._vec[f][n:need] = v
+        self._tables.append(rows)
+        self._table = None
+        self._device.clear()
+        self._sq_norms.clear()
+        self.vis.append(np.asarray(ins_ts, np.uint64))
+
+    def rows_of(self, pks: np.ndarray) -> np.ndarray:
+        """Offsets of all rows whose primary key is in ``pks``."""
+        if self.n == 0 or len(pks) == 0:
+            return np.empty(0, np.int64)
+        return np.flatnonzero(np.isin(self.pks, pks))
+
+    def delete(self, pks: np.ndarray, ts: int) -> int:
+        return self.vis.delete_rows(self.rows_of(pks), ts)
+
+    def table(self) -> pa.Table:
+        if self._table is None:
+            self._table = pa.concat_tables(self._tables) if self._tables else pa.table({})
+            self._tables = [self._table]
+        return self._table
+
+    def take(self, rows: np.ndarray, fields: list[str]) -> pa.Table:
+        """Scalar columns ``fields`` of the rows at ``rows`` (offsets), in that order."""
+        t = self.table().select(fields) if fields else pa.table({"_": pa.nulls(self.n)})
+        return t.take(pa.array(rows, pa.int64()))
+
+    def pin_device(self) -> bool:
+        """Copy vectors and their norms to the GPU (sealed segments only: growing ones
+        change with every append). Returns whether the segment is now resident."""
+        if not ops.is_gpu():
+            return False
+        for f in self.dims:
+            base = self.vectors(f)
+            self._device[f] = ops.to_device(base)
+            self._device[f + "/sq"] = ops.to_device(self._norms(f))
+        return True
+
+    def unpin_device(self) -> None:
+        self._device.clear()
+
+    @property
+    def on_device(self) -> bool:
+        return bool(self._device)
+
+    def _norms(self, field: str) -> np.ndarray:
+        if field not in self._sq_norms:
+            self._sq_norms[field] = ops.sq_norms(self.vectors(field))
+        return self._sq_norms[field]
+
+    def search(
+        self,
+        field: str,
+        queries: np.ndarray,
+        k: int,
+        metric: str,
+        read_ts: int,
+        extra_mask: np.ndarray | None = None,
+    ) -> Hits:
+        valid = self.vis.mask(read_ts)
+        if extra_mask is not None:
+            valid = valid & extra_mask
+        if field in self._device:
+            base, norms = self._device[field], self._device[field + "/sq"]
+        else:
+            base, norms = self.vectors(field), self._norms(field)
+        dist, rows = ops.knn(base, queries, k, metric, valid=valid, base_sq_norms=norms)
+        return Hits(dist, rows)

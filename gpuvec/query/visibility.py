@@ -1,0 +1,77 @@
+"""MVCC visibility of a segment's rows, kept incrementally (DESIGN §3, §9).
+
+A row is visible at read timestamp R when ``ins_ts ≤ R`` and it has no delete with
+``del_ts ≤ R``. A delete at T applies to rows of its primary key inserted *before* T
+(``ins_ts < T``), so an upsert (delete + insert at one T) hides the old row and keeps the
+new one.
+
+The common read is at or after everything the segment has seen; for it the answer is the
+``alive`` bitmap, updated in place by appends and deletes — no per-search O(N) work. Older
+read timestamps compute the mask from the two timestamp columns (vectorised).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NEVER = np.iinfo(np.uint64).max
+
+
+class Visibility:
+    def __init__(self, ins_ts: np.ndarray | None = None, capacity: int = 1024) -> None:
+        n = 0 if ins_ts is None else len(ins_ts)
+        cap = max(capacity, n)
+        self._ins = np.empty(cap, np.uint64)
+        self._del = np.full(cap, NEVER, np.uint64)
+        self._alive = np.zeros(cap, bool)
+        self.n = 0
+        self.max_ins = 0
+        self.max_del = 0
+        if ins_ts is not None and n:
+            self.append(np.asarray(ins_ts, np.uint64))
+
+    def _grow(self, need: int) -> None:
+        cap = len(self._ins)
+        if need <= cap:
+            return
+        new = max(need, cap * 2)
+        for name, fill in (("_ins", 0), ("_del", NEVER), ("_alive", False)):
+            old = getattr(self, name)
+            arr = np.full(new, fill, old.dtype)
+            arr[: self.n] = old[: self.n]
+            setattr(self, name, arr)
+
+    def append(self, ins_ts: np.ndarray) -> None:
+        m = len(ins_ts)
+        self._grow(self.n + m)
+        self._ins[self.n : self.n + m] = ins_ts
+        self._alive[self.n : self.n + m] = True
+        self.n += m
+        if m:
+            self.max_ins = max(self.max_ins, int(ins_ts.max()))
+
+    def delete_rows(self, rows: np.ndarray, ts: int) -> int:
+        """Apply a delete at ``ts`` to candidate rows (same pk); return rows newly hidden."""
+        rows = rows[(self._ins[rows] < ts) & (self._del[rows] > ts)]
+        if len(rows):
+            self._del[rows] = ts
+            self._alive[rows] = False
+            self.max_del = max(self.max_del, ts)
+        return len(rows)
+
+    @property
+    def ins_ts(self) -> np.ndarray:
+        return self._ins[: self.n]
+
+    @property
+    def del_ts(self) -> np.ndarray:
+        return self._del[: self.n]
+
+    def live_count(self) -> int:
+        return int(self._alive[: self.n].sum())
+
+    def mask(self, read_ts: int) -> np.ndarray:
+        """Boolean mask of rows visible at ``read_ts`` (a view: do not modify)."""
+        if read_ts >= self.max_ins and read_ts >= self.max_del:
+            return self._alive[: self.n]
+        return (self.ins_ts <= read_ts) & (self.del_ts > read_ts)

@@ -1,0 +1,1 @@
+"""The streaming-node role (DESIGN §1): one writer per WAL channel, growing segments."""

@@ -1,0 +1,229 @@
+"""One shard's streaming node: the single writer of a collection's WAL channel.
+
+Under the shard lock a write takes a timestamp from the TSO, is appended to the WAL (an
+upsert's delete and insert in one atomic batch at one timestamp), applied to the growing
+segment of its partition, and acknowledged; the shard's *serviceable timestamp* is then
+at least that timestamp. Because every write of the channel passes this lock in timestamp
+order, :meth:`Shard.sync` can raise the serviceable timestamp to any freshly allocated
+timestamp (what a Strong read waits for) without a WAL round trip.
+
+Sealing writes each growing segment to a Zarr sealed segment and the deletes seen since the
+last seal to a delta log, then commits both and the channel checkpoint in one meta
+transaction; the WAL before the checkpoint is then released. Recovery opens the writer
+(fencing any older one) and replays the WAL from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from zarr.abc.store import Store
+
+from gpuvec.config import Config
+from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
+from gpuvec.coord.tso import TSO
+from gpuvec.query.segdata import SegmentData
+from gpuvec.schema import DataType
+from gpuvec.storage.objects.segment import write_segment
+from gpuvec.storage.objects.stores import put_bytes
+from gpuvec.storage.wal.base import WAL
+from gpuvec.storage.wal.record import Record, RecordKind
+
+_PARTITION = b"gpuvec.partition"
+
+
+def segment_path(collection_id: int, segment_id: int) -> str:
+    return f"collections/{collection_id}/segments/{segment_id}/v1"
+
+
+def split_columns(
+    meta: CollectionMeta, table: pa.Table
+) -> tuple[np.ndarray, dict[str, np.ndarray], pa.Table]:
+    """(primary keys, vector buffers, the scalar rows kept for output fields)."""
+    schema = meta.collection_schema()
+    pk = schema.primary_field
+    assert pk is not None
+    col = table.column(pk.name).combine_chunks()
+    pks = col.to_numpy() if pa.types.is_integer(col.type) else np.array(col.to_pylist(), object)
+    vectors = {}
+    for f in schema.vector_fields:
+        arr = table.column(f.name).combine_chunks()
+        vectors[f.name] = arr.flatten().to_numpy().reshape(len(arr), f.dim)
+    rows = table.drop_columns([f.name for f in schema.vector_fields])
+    return pks, vectors, rows
+
+
+class Shard:
+    def __init__(
+        self,
+        meta: CollectionMeta,
+        channel: str,
+        *,
+        wal: WAL,
+        tso: TSO,
+        catalog: Catalog,
+        store: Store,
+        config: Config,
+        on_sealed: Callable[[list[SegmentData]], None],
+        on_delete: Callable[[np.ndarray, int], None],
+    ) -> None:
+        self.meta, self.channel = meta, channel
+        self.wal, self.tso, self.catalog, self.store, self.config = wal, tso, catalog, store, config
+        self._on_sealed, self._on_delete = on_sealed, on_delete
+        schema = meta.collection_schema()
+        pk = schema.primary_field
+        assert pk is not None
+        self.pk_name, self.pk_is_int = pk.name, pk.dtype == DataType.INT64
+        self.dims = {f.name: int(f.dim) for f in schema.vector_fields}  # type: ignore[arg-type]
+        self.lock = threading.RLock()
+        self.growing: dict[int, SegmentData] = {}
+        self._deletes: list[tuple[np.ndarray, int]] = []
+        self.serviceable = 0
+        self.next_position = 0
+        self.last_write = time.monotonic()
+        wal.create_channel(channel)
+        self.writer = wal.writer(channel)  # fences any older writer, recovers the tail
+        self._replay()
+
+    # --- recovery ------------------------------------------------------------------------
+    def _replay(self) -> None:
+        start = max(self.catalog.checkpoint(self.channel), self.wal.low_watermark(self.channel))
+        self.next_position = start
+        reader = self.wal.reader(self.channel, start)
+        try:
+            while batch := reader.poll(timeout=0.0, max_records=256):
+                for pos, rec in batch:
+                    self._apply(pos, rec, rec.table() if rec.payload else None)
+        finally:
+            reader.close()
+
+    def _apply(self, pos: int, rec: Record, table: pa.Table | None) -> None:
+        if rec.kind == RecordKind.INSERT and table is not None:
+            pid = int((table.schema.metadata or {}).get(_PARTITION, b"0"))
+            seg = self.growing.get(pid)
+            if seg is None:
+                sid = self.catalog.allocate_ids()
+                seg = self.growing[pid] = SegmentData(sid, pid, self.dims, self.pk_is_int)
+            pks, vectors, rows = split_columns(self.meta, table.replace_schema_metadata(None))
+            seg.append(pks, np.full(len(pks), rec.ts_begin, np.uint64), vectors, rows)
+        elif rec.kind == RecordKind.DELETE and table is not None:
+            col = table.column(self.pk_name).combine_chunks()
+            pks = col.to_numpy() if self.pk_is_int else np.array(col.to_pylist(), object)
+            for seg in self.growing.values():
+                seg.delete(pks, rec.ts_begin)
+            self._on_delete(pks, rec.ts_begin)
+            self._deletes.append((pks, rec.ts_begin))
+        self.next_position = pos + 1
+        self.serviceable = max(self.serviceable, rec.ts_end)
+
+    # --- writes ----------------------------------------------------------------------------
+    def _records(
+        self, ts: int, deletes: pa.Table | None, inserts: pa.Table | None, partition_id: int
+    ) -> list[tuple[Record, pa.Table]]:
+        out = []
+        if deletes is not None:
+            out.append(
+                (Record.from_arrow(RecordKind.DELETE, self.channel, ts, ts, deletes), deletes)
+            )
+        if inserts is not None:
+            tagged = inserts.replace_schema_metadata({_PARTITION: str(partition_id).encode()})
+            out.append((Record.from_arrow(RecordKind.INSERT, self.channel, ts, ts, tagged), tagged))
+        return out
+
+    def write(
+        self,
+        *,
+        inserts: pa.Table | None = None,
+        deletes: pa.Table | None = None,
+        partition_id: int = 0,
+    ) -> int:
+        """Append and apply deletes then inserts at one timestamp; return it."""
+        with self.lock:
+            ts = self.tso.allocate()
+            recs = self._records(ts, deletes, inserts, partition_id)
+            positions = self.writer.append_many([r for r, _ in recs])
+            for pos, (rec, table) in zip(positions, recs, strict=True):
+                self._apply(pos, rec, table)
+            self.last_write = time.monotonic()
+            return ts
+
+    def sync(self, ts: int) -> int:
+        """Make the shard serviceable at ``ts`` (every earlier write is applied)."""
+        with self.lock:
+            self.serviceable = max(self.serviceable, ts)
+            return self.serviceable
+
+    # --- sealing ---------------------------------------------------------------------------
+    def should_seal(self) -> bool:
+        rows = sum(s.n for s in self.growing.values())
+        if not rows:
+            return False
+        nbytes = sum(s.nbytes() for s in self.growing.values())
+        idle = time.monotonic() - self.last_write
+        return (
+            rows >= self.config.seal_rows
+            or nbytes >= self.config.seal_bytes
+            or idle >= self.config.seal_idle_s
+        )
+
+    def seal(self) -> list[SegmentMeta]:
+        """Seal every growing segment and the pending deletes; return the new segments."""
+        with self.lock:
+            segs = [s for s in self.growing.values() if s.n]
+            if not segs and not self._deletes:
+                return []
+            checkpoint = self.next_position
+            cid = self.meta.id
+            metas = []
+            for seg in segs:
+                path = segment_path(cid, seg.segment_id)
+                rows = seg.table()
+                scalars = rows.drop_columns([self.pk_name])
+                info = write_segment(
+                    self.store,
+                    path,
+                    pk=seg.pks if self.pk_is_int else pa.array(list(seg.pks)),
+                    ts=seg.vis.ins_ts,
+                    vectors={f: seg.vectors(f) for f in self.dims},
+                    scalars=scalars,
+                    checkpoint={self.channel: checkpoint},
+                    chunk_rows=self.config.segment_chunk_rows,
+                )
+                metas.append(
+                    SegmentMeta(
+                        seg.segment_id,
+                        cid,
+                        seg.partition_id,
+                        self.channel,
+                        path,
+                        seg.n,
+                        info.ts_min,
+                        info.ts_max,
+                        checkpoint,
+                    )
+                )
+            delta = None
+            if self._deletes:
+                delta = f"collections/{cid}/deltas/{self.channel}/{checkpoint:020d}.parquet"
+                pks = np.concatenate([p for p, _ in self._deletes])
+                tss = np.concatenate([np.full(len(p), t, np.uint64) for p, t in self._deletes])
+                buf = io.BytesIO()
+                pk_arr = pa.array(pks) if self.pk_is_int else pa.array(list(pks), pa.string())
+                pq.write_table(pa.table({"pk": pk_arr, "ts": tss}), buf)
+                put_bytes(self.store, delta, buf.getvalue())
+            self.catalog.commit_seal(cid, self.channel, checkpoint, metas, delta)
+            self._on_sealed(segs)
+            self.growing.clear()
+            self._deletes.clear()
+            self.wal.truncate_before(self.channel, checkpoint)
+            return metas
+
+    def close(self) -> None:
+        with self.lock:
+            self.writer.close()
