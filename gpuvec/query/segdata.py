@@ -140,12 +140,18 @@ class SegmentData:
         read_ts: int,
         extra_mask: np.ndarray | None = None,
     ) -> Hits:
-        valid = self.vis.mask(read_ts)
+        """Brute-force top-k over the rows visible at ``read_ts``. Safe against a concurrent
+        append: it works on a snapshot of the first ``n`` rows."""
+        n = self.n
+        valid = self.vis.mask(read_ts)[:n]
         if extra_mask is not None:
-            valid = valid & extra_mask
+            valid = valid & extra_mask[:n]
         if field in self._device:
             base, norms = self._device[field], self._device[field + "/sq"]
         else:
-            base, norms = self.vectors(field), self._norms(field)
+            base, norms = self._vec[field][:n], self._norms(field)
+            if len(norms) < n:  # an append raced us: norms of the snapshot
+                norms = ops.sq_norms(base)
+            norms = norms[:n]
         dist, rows = ops.knn(base, queries, k, metric, valid=valid, base_sq_norms=norms)
         return Hits(dist, rows)
