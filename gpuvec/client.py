@@ -146,9 +146,10 @@ class MilvusClient:
 
     def get_collection_stats(self, collection_name: str, **kwargs: Any) -> dict[str, Any]:
         coll = self._engine.get(collection_name)
-        segs = self._engine.query.segments(coll.meta.id)
+        live = set(coll.meta.partitions.values())
+        segs = self._engine.query.segments(coll.meta.id, live)
         for shard in coll.shards:
-            segs += list(shard.growing.values())
+            segs += [s for s in shard.growing.values() if s.partition_id in live]
         return {
             "row_count": sum(s.vis.live_count() for s in segs),
             "search_backend": ops.backend_name(),

@@ -48,16 +48,17 @@ def run_demo(directory: str, rows: int = 100_000, batch: int = 10_000) -> int:
     report: list[tuple[str, str]] = [("data", f"{source}: {rows:,} vectors")]
 
     client = MilvusClient(str(root), config=Config(seal_rows=max(rows // 2, 1)))
-    client.create_collection("words", dimension=vectors.shape[1], metric_type="COSINE",
-                             num_shards=2)
+    client.create_collection(
+        "words", dimension=vectors.shape[1], metric_type="COSINE", num_shards=2
+    )
     t0 = time.perf_counter()
     for start in tqdm(range(0, rows, batch), desc="insert", unit="batch"):
         stop = min(start + batch, rows)
-        client.insert("words", [{"id": i, "vector": vectors[i], "word": words[i]}
-                                for i in range(start, stop)])
+        client.insert(
+            "words", [{"id": i, "vector": vectors[i], "word": words[i]} for i in range(start, stop)]
+        )
     dt = time.perf_counter() - t0
-    report.append(("insert (durable, WAL group commit)",
-                   f"{rows / dt:,.0f} rows/s ({dt:.1f} s)"))
+    report.append(("insert (durable, WAL group commit)", f"{rows / dt:,.0f} rows/s ({dt:.1f} s)"))
     t0 = time.perf_counter()
     client.flush("words")
     report.append(("flush (seal to Zarr)", f"{time.perf_counter() - t0:.2f} s"))
@@ -70,18 +71,24 @@ def run_demo(directory: str, rows: int = 100_000, batch: int = 10_000) -> int:
         t0 = time.perf_counter()
         res = client.search("words", data=queries, limit=6, output_fields=["word"], **kw)
         ms = (time.perf_counter() - t0) * 1e3
-        report.append((f"search x{len(probes)}, consistency {level or 'default (Bounded)'}",
-                       f"{ms:.1f} ms"))
+        report.append(
+            (f"search x{len(probes)}, consistency {level or 'default (Bounded)'}", f"{ms:.1f} ms")
+        )
     for w, hits in zip(probes, res, strict=True):
         report.append((f"  nearest to {w!r}", ", ".join(h["entity"]["word"] for h in hits[1:])))
 
     victim = res[0][1]["id"]
     client.delete("words", ids=[victim])
-    (after,) = client.search("words", data=queries[:1], limit=6, output_fields=["word"],
-                             consistency_level="Session")
+    (after,) = client.search(
+        "words", data=queries[:1], limit=6, output_fields=["word"], consistency_level="Session"
+    )
     gone = victim not in [h["id"] for h in after]
-    report.append(("delete + Session read", f"id {victim} ({words[victim]!r}) "
-                   f"{'gone' if gone else 'STILL VISIBLE'}"))
+    report.append(
+        (
+            "delete + Session read",
+            f"id {victim} ({words[victim]!r}) {'gone' if gone else 'STILL VISIBLE'}",
+        )
+    )
     client.close()
 
     t0 = time.perf_counter()
@@ -89,10 +96,16 @@ def run_demo(directory: str, rows: int = 100_000, batch: int = 10_000) -> int:
     reopen = time.perf_counter() - t0
     (again,) = client.search("words", data=queries[:1], limit=6, output_fields=["word"])
     same = [h["id"] for h in again] == [h["id"] for h in after]
-    report.append(("reopen (replay WAL, load Zarr)",
-                   f"{reopen:.2f} s; results {'identical' if same else 'DIFFERENT'}"))
+    report.append(
+        (
+            "reopen (replay WAL, load Zarr)",
+            f"{reopen:.2f} s; results {'identical' if same else 'DIFFERENT'}",
+        )
+    )
     stats = client.get_collection_stats("words")
-    report.append(("rows / sealed segments", f"{stats['row_count']:,} / {stats['sealed_segments']}"))
+    report.append(
+        ("rows / sealed segments", f"{stats['row_count']:,} / {stats['sealed_segments']}")
+    )
     report.append(("serving backend", ops.backend_name()))
     client.close()
 

@@ -13,6 +13,7 @@ the catalog, writes routed to shards by primary-key hash, reads at a guarantee t
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from gpuvec.storage.objects.stores import open_store
 from gpuvec.storage.wal.local import LocalWAL
 from gpuvec.streaming.shard import Shard
 
+log = logging.getLogger(__name__)
 CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
 
 
@@ -290,6 +292,10 @@ class Engine:
         return read
 
     def segments(self, coll: Collection, partitions: set[int] | None) -> list[SegmentData]:
+        """Growing and sealed segments of the given (default: all live) partitions; rows of
+        dropped partitions are never served."""
+        if partitions is None:
+            partitions = set(coll.meta.partitions.values())
         if not self.query.loaded(coll.meta.id):
             raise CollectionNotLoadedError(f"collection not loaded[collection={coll.meta.name}]")
         segs = self.query.segments(coll.meta.id, partitions)

@@ -123,22 +123,23 @@ class Shard:
         self.serviceable = max(self.serviceable, rec.ts_end)
 
     # --- writes ----------------------------------------------------------------------------
-    def _records(self, ts: int, deletes: pa.Table | None, inserts: pa.Table | None,
-                 partition_id: int) -> list[tuple[Record, pa.Table]]:
+    def _records(
+        self, ts: int, deletes: pa.Table | None, inserts: pa.Table | None, partition_id: int
+    ) -> list[tuple[Record, pa.Table]]:
         """WAL records for one write; large inserts are split into several records (all in
         one atomic append) so each stays well under the WAL's record size limit."""
         out = []
         if deletes is not None:
-            out.append((Record.from_arrow(RecordKind.DELETE, self.channel, ts, ts, deletes),
-                        deletes))
+            out.append(
+                (Record.from_arrow(RecordKind.DELETE, self.channel, ts, ts, deletes), deletes)
+            )
         if inserts is not None and inserts.num_rows:
             tagged = inserts.replace_schema_metadata({_PARTITION: str(partition_id).encode()})
             per_row = max(1, tagged.nbytes // tagged.num_rows)
             step = max(1, (self.wal.max_record_bytes // 2) // per_row)
             for start in range(0, tagged.num_rows, step):
                 part = tagged.slice(start, step)
-                out.append((Record.from_arrow(RecordKind.INSERT, self.channel, ts, ts, part),
-                            part))
+                out.append((Record.from_arrow(RecordKind.INSERT, self.channel, ts, ts, part), part))
         return out
 
     def write(

@@ -243,3 +243,16 @@ def test_auto_seal_by_rows(tmp_path: Path) -> None:
         time.sleep(0.2)
     assert c.get_collection_stats("c")["sealed_rows"] == 150
     c.close()
+
+
+def test_dropped_partition_rows_are_not_served(client: MilvusClient) -> None:
+    client.create_collection("c", dimension=DIM, metric_type="L2")
+    client.create_partition("c", "p1")
+    v = fill(client, "c", 10, seed=4, start=100, partition_name="p1")
+    fill(client, "c", 10)
+    client.flush("c")
+    fill(client, "c", 5, seed=8, start=200, partition_name="p1")  # growing rows too
+    client.drop_partition("c", "p1")
+    (hits,) = client.search("c", data=v[0], limit=50)
+    assert {h["id"] for h in hits} == set(range(10))
+    assert client.get("c", ids=[100, 201, 3], output_fields=["tag"]) == [{"id": 3, "tag": "t3"}]
