@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sqlite3
 import statistics
 import sys
@@ -37,18 +36,10 @@ from gpuvec.storage.objects.segment import SegmentReader, write_segment
 from gpuvec.storage.objects.stores import open_store
 from gpuvec.storage.wal.local import LocalWAL
 from gpuvec.storage.wal.record import Record, RecordKind
+from gpuvec.testing.services import reachable
 
 MiB = 1 << 20
 OUT = Path(__file__).parent / "results"
-
-
-def _reachable(hostport: str) -> bool:
-    host, port = hostport.rsplit(":", 1)
-    try:
-        with socket.create_connection((host, int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _records(n: int, channel: str) -> list[Record]:
@@ -226,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "MBps": local_wal(n_wal, "group"),
         "baseline_MBps": raw_write(n_wal, False),
     }
-    if _reachable(args.kafka):
+    if reachable(args.kafka):
         res["wal_kafka"] = {
             "MBps": kafka_wal(args.kafka, n_wal),
             "baseline_MBps": res["wal_local_group"]["MBps"],
@@ -239,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         res["meta_sqlite"] = meta_txn(sq, n_txn, "SQLite txn")
         sq.close()
     res["meta_sqlite_raw"] = raw_sqlite(n_txn)
-    if _reachable(args.etcd):
+    if reachable(args.etcd):
         from gpuvec.storage.meta.etcd import EtcdMetaStore
 
         et = EtcdMetaStore(args.etcd, root=f"/bench{os.getpid()}/")

@@ -230,6 +230,29 @@ class MilvusClient:
         self._session_ts = max(self._session_ts, ts)
         return ts
 
+    def _write_rows(
+        self, op: str, collection_name: str, data: dict | list[dict], partition_name: str | None
+    ) -> dict[str, Any]:
+        """insert/upsert: validate every row first, then route; an upsert deletes the old
+        rows of its keys and inserts the new ones at one timestamp."""
+        coll = self._engine.get(collection_name)
+        rows = [data] if isinstance(data, dict) else list(data)
+        if not rows:
+            return {f"{op}_count": 0, "ids": [], "timestamp": 0}
+        auto = None
+        if op == "insert" and coll.schema.auto_id:
+            first = self._engine.catalog.allocate_ids(len(rows))
+            auto = list(range(first, first + len(rows)))
+        table = rows_to_table(coll.schema, rows, operation=op, auto_ids=auto)
+        ids = table.column(coll.schema.primary_field.name).to_pylist()  # type: ignore[union-attr]
+        ts = self._engine.write(
+            coll,
+            inserts=table,
+            delete_pks=_np_keys(ids) if op == "upsert" else None,
+            partition=partition_name or None,
+        )
+        return {f"{op}_count": len(rows), "ids": ids, "timestamp": self._note(ts)}
+
     def insert(
         self,
         collection_name: str,
@@ -238,24 +261,7 @@ class MilvusClient:
         partition_name: str | None = "",
         **kwargs: Any,
     ) -> dict[str, Any]:
-        coll = self._engine.get(collection_name)
-        rows = [data] if isinstance(data, dict) else list(data)
-        if not rows:
-            return {"insert_count": 0, "ids": [], "timestamp": 0}
-        auto = None
-        if coll.schema.auto_id:
-            first = self._engine.catalog.allocate_ids(len(rows))
-            auto = list(range(first, first + len(rows)))
-        table = rows_to_table(coll.schema, rows, operation="insert", auto_ids=auto)
-        ts = self._engine.write(
-            coll, inserts=table, delete_pks=None, partition=partition_name or None
-        )
-        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
-        return {
-            "insert_count": len(rows),
-            "ids": table.column(pk).to_pylist(),
-            "timestamp": self._note(ts),
-        }
+        return self._write_rows("insert", collection_name, data, partition_name)
 
     def upsert(
         self,
@@ -265,21 +271,7 @@ class MilvusClient:
         partition_name: str | None = "",
         **kwargs: Any,
     ) -> dict[str, Any]:
-        coll = self._engine.get(collection_name)
-        rows = [data] if isinstance(data, dict) else list(data)
-        if not rows:
-            return {"upsert_count": 0, "ids": [], "timestamp": 0}
-        table = rows_to_table(coll.schema, rows, operation="upsert")
-        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
-        pks = _np_keys(table.column(pk).to_pylist())
-        ts = self._engine.write(
-            coll, inserts=table, delete_pks=pks, partition=partition_name or None
-        )
-        return {
-            "upsert_count": len(rows),
-            "ids": table.column(pk).to_pylist(),
-            "timestamp": self._note(ts),
-        }
+        return self._write_rows("upsert", collection_name, data, partition_name)
 
     def delete(
         self,

@@ -8,27 +8,19 @@ run those tests, not skip them. Otherwise they skip with the reason printed.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 
 import pytest
+
+from gpuvec.testing.services import reachable
 
 REQUIRE = os.environ.get("GPUVEC_REQUIRE_SERVICES") == "1"
 ETCD = os.environ.get("GPUVEC_ETCD_ENDPOINT", "127.0.0.1:23790")
 KAFKA = os.environ.get("GPUVEC_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 
 
-def _reachable(hostport: str) -> bool:
-    host, port = hostport.rsplit(":", 1)
-    try:
-        with socket.create_connection((host, int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _need(hostport: str, what: str, script: str) -> str:
-    if _reachable(hostport):
+    if reachable(hostport):
         return hostport
     msg = f"{what} not reachable at {hostport}; start it with deploy/local/{script} start"
     if REQUIRE:

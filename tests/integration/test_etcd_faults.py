@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,10 +22,10 @@ import pytest
 from gpuvec.errors import LeaseExpiredError, UnavailableError
 from gpuvec.storage.meta.base import Compare, Delete, EventType, Get, Put, Watch, WatchEvent
 from gpuvec.storage.meta.etcd import EtcdMetaStore
+from gpuvec.testing.services import private_service
 
 pytestmark = pytest.mark.etcd
 
-ETCD_SH = Path(__file__).resolve().parents[2] / "deploy" / "local" / "etcd.sh"
 OWN_PORT = 23890
 
 
@@ -54,24 +52,8 @@ def own_etcd(tmp_path: Path) -> Iterator[Callable[..., None]]:
     which runs ``etcd.sh *args`` against it. Stopped (hard) at teardown."""
     if shutil.which("etcd") is None and os.environ.get("GPUVEC_REQUIRE_SERVICES") != "1":
         pytest.skip("no etcd binary; install it with deploy/local/etcd.sh install")
-    env = {
-        **os.environ,
-        "GPUVEC_ETCD_PORT": str(OWN_PORT),
-        "GPUVEC_RUN_DIR": str(tmp_path / "run"),
-        "PYTHON": sys.executable,
-    }
-
-    def ctl(*args: str) -> None:
-        proc = subprocess.run(
-            ["bash", str(ETCD_SH), *args], env=env, capture_output=True, text=True, timeout=90
-        )
-        assert proc.returncode == 0, f"etcd.sh {' '.join(args)} failed:\n{proc.stderr}"
-
-    ctl("start", "--fresh")
-    try:
+    with private_service("etcd.sh", "GPUVEC_ETCD_PORT", OWN_PORT, tmp_path / "run", 90) as ctl:
         yield ctl
-    finally:
-        ctl("stop", "--hard")
 
 
 # --- (a) watch across a hard restart -----------------------------------------------------

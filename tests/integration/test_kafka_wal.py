@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,10 +23,10 @@ import pytest
 from gpuvec.errors import FencedError, RecordTooLargeError, UnavailableError
 from gpuvec.storage.wal.kafka import KafkaWAL
 from gpuvec.storage.wal.record import Record, RecordKind
+from gpuvec.testing.services import private_service
 
 pytestmark = pytest.mark.kafka
 
-KAFKA_SH = Path(__file__).resolve().parents[2] / "deploy" / "local" / "kafka.sh"
 OWN_PORT = 29092
 
 
@@ -92,24 +90,8 @@ def own_kafka(tmp_path: Path) -> Iterator[Callable[..., None]]:
     running ``kafka.sh *args`` against it. Killed at teardown, whatever happened."""
     if shutil.which("java") is None and os.environ.get("GPUVEC_REQUIRE_SERVICES") != "1":
         pytest.skip("no java; install Kafka with deploy/local/kafka.sh install")
-    env = {
-        **os.environ,
-        "GPUVEC_KAFKA_PORT": str(OWN_PORT),
-        "GPUVEC_RUN_DIR": str(tmp_path / "run"),
-        "PYTHON": sys.executable,
-    }
-
-    def ctl(*args: str) -> None:
-        proc = subprocess.run(
-            ["bash", str(KAFKA_SH), *args], env=env, capture_output=True, text=True, timeout=180
-        )
-        assert proc.returncode == 0, f"kafka.sh {' '.join(args)} failed:\n{proc.stderr}"
-
-    try:
-        ctl("start", "--fresh")
+    with private_service("kafka.sh", "GPUVEC_KAFKA_PORT", OWN_PORT, tmp_path / "run", 180) as ctl:
         yield ctl
-    finally:
-        subprocess.run(["bash", str(KAFKA_SH), "stop", "--hard"], env=env, timeout=120)
 
 
 def _wait(pred: Callable[[], bool], timeout: float, what: str) -> None:
