@@ -153,3 +153,9 @@ class FieldNotFoundError(InvalidArgumentError):
     """An output field, filter field or anns_field is not in the schema."""
 
     code = 1700
+
+
+class DeviceUnavailableError(GpuvecError):
+    """A GPU was required (``GPUVEC_DEVICE=gpu``) but none is usable; says why."""
+
+    code = 2010

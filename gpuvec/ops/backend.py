@@ -8,7 +8,7 @@ The choice is made lazily on first use and cached for the process:
 * ``GPUVEC_DEVICE=auto`` (default): CuPy when it imports *and* a CUDA device answers a
   tiny allocation, else NumPy;
 * ``GPUVEC_DEVICE=cpu``: NumPy, even where a GPU exists;
-* ``GPUVEC_DEVICE=gpu``: CuPy or a :class:`~gpuvec.errors.GpuvecError` saying why not.
+* ``GPUVEC_DEVICE=gpu``: CuPy or a :class:`~gpuvec.errors.DeviceUnavailableError` saying why not.
 
 Invariants: importing this module never imports CuPy; ``to_host`` always returns a NumPy
 array; ``to_device`` returns an array of the chosen backend without copying when the input
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec.errors import GpuvecError, InvalidArgumentError
+from gpuvec.errors import DeviceUnavailableError, InvalidArgumentError
 
 __all__ = [
     "array_module",
@@ -84,9 +84,7 @@ def _device_label() -> str:
 def _resolve() -> _Backend:
     mode = os.environ.get("GPUVEC_DEVICE", "auto").strip().lower() or "auto"
     if mode not in _MODES:
-        raise InvalidArgumentError(
-            f"GPUVEC_DEVICE={mode!r} is not one of {', '.join(_MODES)}"
-        )
+        raise InvalidArgumentError(f"GPUVEC_DEVICE={mode!r} is not one of {', '.join(_MODES)}")
     if mode == "cpu":
         return _Backend(np, "cpu:numpy", False)
     reason = gpu_unavailable_reason()
@@ -95,7 +93,9 @@ def _resolve() -> _Backend:
 
         return _Backend(cupy, _device_label(), True)
     if mode == "gpu":
-        raise GpuvecError(f"GPUVEC_DEVICE=gpu but the GPU backend is unavailable: {reason}")
+        raise DeviceUnavailableError(
+            f"GPUVEC_DEVICE=gpu but the GPU backend is unavailable: {reason}"
+        )
     return _Backend(np, "cpu:numpy", False)
 
 

@@ -6,8 +6,9 @@ Owns brute-force search of device-resident base vectors. Per (query block, base 
    environment sets ``CUPY_TF32=1``, which gpuvec never does);
 2. selection with ``kernels/topk.cu`` (``selector="kernel"``, default): one launch selects
    the k smallest ``D * scale + bias`` of every 4096-column chunk of every row (the metric's
-   norm/mask terms are fused into the read), then rounds of the same kernel over the
-   concatenated candidates (running top-k first) cut them to k;
+   norm/mask terms are fused into the read), considering only values below the running
+   k-th value of the row (so after the first blocks almost nothing survives), then rounds
+   of the same kernel over the concatenated candidates (running top-k first) cut them to k;
    or ``selector="sort"``: the same algebra with CuPy ops and a full row sort of
    ``(value, position)`` keys — slow, but built only from stock CuPy calls;
 3. after the last base block, one sort of the k survivors by ``(value, position)`` and one

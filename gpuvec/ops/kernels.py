@@ -20,6 +20,7 @@ from gpuvec.errors import GpuvecError, NotFoundError
 
 __all__ = ["get_kernel", "kernel_source"]
 
+
 def kernel_source(filename: str) -> str:
     """The text of ``kernels/<filename>``."""
     try:
@@ -34,7 +35,7 @@ def kernel_source(filename: str) -> str:
     raise NotFoundError(f"CUDA source kernels/{filename} not found (package data or {local})")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module(filename: str, device_id: int) -> Any:
     import cupy
 

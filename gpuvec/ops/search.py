@@ -44,6 +44,7 @@ _BLOCK_ELEMS = 1 << 20  # distance-block size (floats): stays in L2/L3 between G
 _MAX_BLOCK_ROWS = 1 << 16
 _MIN_BLOCK_ROWS = 4096
 _QUERY_BLOCK = 128
+_CPUS = os.cpu_count() or 1
 
 
 def pad_value(metric: str) -> float:
@@ -105,14 +106,31 @@ def _blas_controller() -> Any:
     return _controller
 
 
+_limit_users = 0
+_limiter: Any = None
+
+
 @contextlib.contextmanager
 def _single_blas_thread(enabled: bool) -> Iterator[None]:
+    """BLAS limited to one thread while any caller is inside (the setting is process-wide:
+    the first caller in applies it, the last one out restores the original)."""
+    global _limit_users, _limiter
     ctl = _blas_controller() if enabled else None
     if not ctl:
         yield
         return
-    with ctl.limit(limits=1, user_api="blas"):
+    with _controller_lock:
+        if _limit_users == 0:
+            _limiter = ctl.limit(limits=1, user_api="blas")
+        _limit_users += 1
+    try:
         yield
+    finally:
+        with _controller_lock:
+            _limit_users -= 1
+            if _limit_users == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
 
 
 _faiss_mod: Any = None
@@ -149,6 +167,8 @@ def _merge_block(
     """Merge block values ``dblk`` [r, w] (column j is index ``off + j``) into the running
     top-k ``(heap_d, heap_i)`` [r, k], kept sorted by (value, index)."""
     r, w = dblk.shape
+    if r == 1:
+        return _merge_row(heap_d, heap_i, dblk[0], off, k)
     seed = max(2048, 32 * k)
     if w > seed and np.isinf(heap_d[:, -1]).any():
         # a row is not full yet, so thresholding would let everything through: seed the
@@ -183,6 +203,22 @@ def _merge_block(
     # sort by value is a sort by (value, index)
     order = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(cand_d, order, 1), np.take_along_axis(cand_i, order, 1)
+
+
+def _merge_row(
+    heap_d: np.ndarray, heap_i: np.ndarray, v: np.ndarray, off: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_merge_block` for a single query with 1-D operations (batch-1 latency)."""
+    w = v.shape[0]
+    cand = np.flatnonzero(v < heap_d[0, -1])
+    if cand.size > max(4 * k, w // 16) and w > k:
+        cand = cand[v[cand] <= np.partition(v, k - 1)[k - 1]]
+    if cand.size == 0:
+        return heap_d, heap_i
+    vals = np.concatenate((heap_d[0], v[cand]))
+    ids = np.concatenate((heap_i[0], cand + off))
+    order = np.argsort(vals, kind="stable")[:k]
+    return vals[order][None, :], ids[order][None, :]
 
 
 def _search_rows(
@@ -229,11 +265,16 @@ def knn_numpy(
     vals = np.full((nq, k), np.inf, dtype=np.float32)
     idx = np.full((nq, k), -1, dtype=np.int64)
     if nq and n:
-        spans = [(q0, min(nq, q0 + _QUERY_BLOCK)) for q0 in range(0, nq, _QUERY_BLOCK)]
-        workers = min(len(spans), threads or os.cpu_count() or 1)
+        cpus = threads or _CPUS
+        # one span (BLAS threads) up to _QUERY_BLOCK queries; beyond, spans for every worker
+        qb = nq if nq <= _QUERY_BLOCK else min(_QUERY_BLOCK, max(32, -(-nq // cpus)))
+        spans = [(q0, min(nq, q0 + qb)) for q0 in range(0, nq, qb)]
+        workers = min(len(spans), cpus)
         small = nq < MT_MIN_BATCH
-        # one BLAS thread per worker when the pool supplies the parallelism
-        with _single_blas_thread(small or workers > 1):
+        # one BLAS thread for small batches, and per worker when the pool supplies the
+        # parallelism; a single query through faiss's loop does not touch BLAS at all
+        no_blas = nq == 1 and bool(_faiss())
+        with _single_blas_thread((small and not no_blas) or workers > 1):
             if workers <= 1 or small:
                 parts = [_search_rows(base, prep, q0, q1, k) for q0, q1 in spans]
             else:

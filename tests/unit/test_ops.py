@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from gpuvec.errors import GpuvecError, InvalidArgumentError
-from gpuvec.ops import backend, search
-from gpuvec.ops import knn, knn_numpy, merge_topk, pad_value, sq_norms
+from gpuvec.ops import backend, knn, knn_numpy, merge_topk, pad_value, search, sq_norms
 
 METRICS = ["L2", "IP", "COSINE"]
 
@@ -120,14 +120,14 @@ SHAPES = [  # n, dim, nq, k
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("kind", ["none", "half", "sparse", "all_false"])
-def test_knn_matches_reference(
-    metric: str, shape: tuple[int, int, int, int], kind: str
-) -> None:
+def test_knn_matches_reference(metric: str, shape: tuple[int, int, int, int], kind: str) -> None:
     n, d, nq, k = shape
     base, queries = data(n * 7 + d, n, d, nq)
     valid = mask(n, n, kind)
     got = knn(base, queries, k, metric, valid=valid)
-    assert_matches(got, ref_knn(base, queries, k, metric, valid), tolerance(base, queries, metric), valid)
+    assert_matches(
+        got, ref_knn(base, queries, k, metric, valid), tolerance(base, queries, metric), valid
+    )
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -140,7 +140,9 @@ def test_knn_random_shapes(seed: int) -> None:
     valid = mask(seed, n, ["none", "half", "sparse", "all_true"][seed % 4])
     norms = sq_norms(base) if seed % 2 else None
     got = knn(base, queries, k, metric, valid=valid, base_sq_norms=norms)
-    assert_matches(got, ref_knn(base, queries, k, metric, valid), tolerance(base, queries, metric), valid)
+    assert_matches(
+        got, ref_knn(base, queries, k, metric, valid), tolerance(base, queries, metric), valid
+    )
 
 
 @pytest.mark.parametrize("metric", ["L2", "IP"])
@@ -162,7 +164,7 @@ def test_exact_ties_broken_by_lower_index(metric: str, seed: int) -> None:
 def test_all_identical_vectors_return_lowest_indices() -> None:
     base = np.ones((10_000, 8), dtype=np.float32)
     for metric in METRICS:
-        d, i = knn(base, np.ones((2, 8), np.float32), 5, metric)
+        _, i = knn(base, np.ones((2, 8), np.float32), 5, metric)
         np.testing.assert_array_equal(i, np.tile(np.arange(5), (2, 1)))
 
 
@@ -262,7 +264,7 @@ def test_merge_segments_equals_whole(metric: str, kind: str) -> None:
     valid = mask(11, 4000, kind)
     bounds = [0, 700, 701, 2500, 4000]  # one single-row segment
     parts = []
-    for s0, s1 in zip(bounds, bounds[1:], strict=False):
+    for s0, s1 in itertools.pairwise(bounds):
         seg_valid = None if valid is None else valid[s0:s1]
         d, i = knn(base[s0:s1], queries, 15, metric, valid=seg_valid)
         parts.append((d, np.where(i >= 0, i + s0, -1)))
@@ -374,3 +376,20 @@ def test_import_does_not_need_cupy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[0 1 2]"
+
+
+def test_blas_limit_restored_after_concurrent_batch1() -> None:
+    """Batch-1 calls limit BLAS to one thread; concurrent calls must not leave it there."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from concurrent.futures import ThreadPoolExecutor
+
+    def blas_threads() -> list[int]:
+        return [
+            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+        ]
+
+    before = blas_threads()
+    base, queries = data(9, 20_000, 32, 16)
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda r: knn(base, queries[r], 5, "L2"), [r % 16 for r in range(60)]))
+    assert blas_threads() == before

@@ -1,0 +1,262 @@
+"""One-shot check for a rented GPU machine (finishes in about 4 minutes at most).
+
+    python bench/gpu_check.py            # from the repository root; no install needed
+
+Needs only numpy, cupy and pytest (faiss-cpu is used as an extra CPU baseline when it
+is importable). Steps, each with a time guard:
+
+1. device information (name, memory, SMs, clocks → FP32 and memory-bandwidth peaks);
+2. ``pytest -m gpu -q tests/gpu`` in a subprocess (the CuPy path against the NumPy path);
+3. a short benchmark on 1M x 128 float32 (L2, k=10): ``gpuvec.ops.knn`` on the device
+   vs the NumPy path on the same data in the same run, at nq = 1, 100, 10000, with
+   ratios; cuBLAS SGEMM TFLOP/s vs the FP32 (non-tensor) peak; device-memory bandwidth
+   (copy, and a read-only reduction) vs the peak.
+
+Prints a table and writes ``bench/results/gpu_check.json`` (and ``$OUT/gpu_check.json``
+when ``$OUT`` is set). Without CuPy or a CUDA device it says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gpuvec.ops import backend  # noqa: E402
+
+BUDGET_S = 230.0
+TEST_TIMEOUT_S = 140
+N, DIM, K = 1_000_000, 128, 10
+BATCHES = ((1, 300, 1), (100, 50, 100), (10_000, 3, 1000))  # nq, GPU reps, CPU nq measured
+BRIEF_PEAKS = {"fp32_tflops": 51.0, "hbm_tbs": 3.35}  # the issue's H100 reference figures
+T0 = time.perf_counter()
+
+
+def left() -> float:
+    return BUDGET_S - (time.perf_counter() - T0)
+
+
+def _attr(cp: Any, dev: int, props: dict, key: str, attr_id: int) -> float | None:
+    """A device property; CUDA 13 dropped some from cudaDeviceProp, so ask the attribute."""
+    if props.get(key):
+        return float(props[key])
+    try:
+        return float(cp.cuda.runtime.deviceGetAttribute(attr_id, dev))
+    except Exception:
+        return None
+
+
+def device_info(cp: Any) -> dict:
+    dev = cp.cuda.Device()
+    props = cp.cuda.runtime.getDeviceProperties(dev.id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    sms = int(props.get("multiProcessorCount", 0))
+    major, minor = int(props.get("major", 0)), int(props.get("minor", 0))
+    clock_khz = _attr(cp, dev.id, props, "clockRate", 13)  # cudaDevAttrClockRate
+    mem_khz = _attr(cp, dev.id, props, "memoryClockRate", 36)  # cudaDevAttrMemoryClockRate
+    bus_bits = _attr(cp, dev.id, props, "memoryBusWidth", 37)  # ...GlobalMemoryBusWidth
+    lanes = 64 if (major, minor) in ((7, 0), (8, 0)) else 128  # FP32 lanes per SM
+    fp32 = sms * lanes * 2 * clock_khz * 1e3 / 1e12 if clock_khz else None
+    hbm = mem_khz * 1e3 * 2 * bus_bits / 8 / 1e12 if mem_khz and bus_bits else None
+    free, total = cp.cuda.runtime.memGetInfo()
+    return {
+        "name": name,
+        "compute_capability": f"{major}.{minor}",
+        "sms": sms,
+        "clock_mhz": clock_khz / 1e3 if clock_khz else None,
+        "memory_gib": total / 2**30,
+        "memory_free_gib": free / 2**30,
+        "peak_fp32_tflops_computed": fp32,
+        "peak_hbm_tbs_computed": hbm,
+        "cupy": cp.__version__,
+        "cuda_runtime": cp.cuda.runtime.runtimeGetVersion(),
+        "cuda_driver": cp.cuda.runtime.driverGetVersion(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "CUPY_TF32": os.environ.get("CUPY_TF32", ""),
+    }
+
+
+def run_tests() -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "tests/gpu"]
+    t = time.perf_counter()
+    try:
+        out = subprocess.run(
+            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TEST_TIMEOUT_S
+        )
+        rc, text = out.returncode, out.stdout + out.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, text = -1, f"TIMEOUT after {TEST_TIMEOUT_S}s\n" + str(e.stdout or "")
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    print("\n".join(lines[-25:]))
+    return {"rc": rc, "summary": lines[-1] if lines else "", "seconds": time.perf_counter() - t}
+
+
+def timed(fn: Callable[[], object], reps: int, max_s: float) -> tuple[float, int]:
+    """Mean seconds per call over up to ``reps`` calls (stops after ``max_s``)."""
+    fn()  # warm-up (kernel compilation, memory pool)
+    t = time.perf_counter()
+    done = 0
+    while done < reps and (done == 0 or time.perf_counter() - t < max_s):
+        fn()
+        done += 1
+    return (time.perf_counter() - t) / done, done
+
+
+def gpu_time(cp: Any, fn: Callable[[], object], reps: int) -> float:
+    """Seconds per call by CUDA events (device time)."""
+    fn()
+    start, end = cp.cuda.Event(), cp.cuda.Event()
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    end.synchronize()
+    return cp.cuda.get_elapsed_time(start, end) / 1e3 / reps
+
+
+def _gemm_tflops(cp: Any, m: int, n: int, kdim: int, reps: int) -> float:
+    a = cp.random.standard_normal((m, kdim), dtype=cp.float32)
+    b = cp.random.standard_normal((n, kdim), dtype=cp.float32)
+    s = gpu_time(cp, lambda: cp.matmul(a, b.T), reps)
+    return 2 * m * n * kdim / s / 1e12
+
+
+def _bandwidth(cp: Any) -> tuple[float, float]:
+    n = 1 << 29  # 2 GiB of float32
+    src = cp.ones(n, dtype=cp.float32)
+    dst = cp.empty_like(src)
+    copy_s = gpu_time(cp, lambda: cp.copyto(dst, src), 10)
+    read_s = gpu_time(cp, lambda: src.sum(), 10)
+    return 2 * 4 * n / copy_s / 1e12, 4 * n / read_s / 1e12  # copy reads and writes
+
+
+def hardware(cp: Any) -> dict:
+    out = {
+        "sgemm_8192_tflops": _gemm_tflops(cp, 8192, 8192, 8192, 10),
+        # the knn shape: 10k queries x 128k base rows x 128 dims (5 GiB of output)
+        "sgemm_knn_shape_tflops": _gemm_tflops(cp, 10_000, 1 << 17, DIM, 5),
+    }
+    out["copy_tbs"], out["read_tbs"] = _bandwidth(cp)
+    cp.get_default_memory_pool().free_all_blocks()
+    return out
+
+
+def knn_bench(cp: Any) -> dict:
+    from gpuvec.ops import knn, knn_numpy, sq_norms
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((N, DIM), dtype=np.float32)
+    queries = rng.standard_normal((10_000, DIM), dtype=np.float32)
+    dev = cp.asarray(base)
+    dnorms, hnorms = sq_norms(dev), sq_norms(base)
+    faiss_index = None
+    try:
+        import faiss
+
+        faiss_index = faiss.IndexFlatL2(DIM)
+        faiss_index.add(base)
+    except Exception:
+        pass
+    rows = []
+    for nq, g_reps, c_nq in BATCHES:
+        if left() < 25:
+            print(f"time budget: skipping nq={nq}")
+            break
+        q = queries[:nq]
+        cur = {"i": 0}
+
+        def gpu_call(q: np.ndarray = q, cur: dict = cur, nq: int = nq) -> object:
+            cur["i"] += 1  # batch 1: a different query each call
+            qq = queries[cur["i"] % 10_000 : cur["i"] % 10_000 + 1] if nq == 1 else q
+            return knn(dev, qq, K, "L2", base_sq_norms=dnorms)
+
+        g_s, _ = timed(gpu_call, g_reps, 3.0)
+        cq = queries[:c_nq]
+        c_s, _ = timed(lambda cq=cq: knn_numpy(base, cq, K, "L2", base_sq_norms=hnorms), 5, 2.0)
+        row = {
+            "nq": nq,
+            "gpu_qps": nq / g_s,
+            "gpu_ms_per_batch": g_s * 1e3,
+            "cpu_qps": c_nq / c_s,
+            "cpu_measured_nq": c_nq,
+            "gpu_vs_cpu": (nq / g_s) / (c_nq / c_s),
+        }
+        if faiss_index is not None and left() > 30:
+            f_s, _ = timed(lambda cq=cq: faiss_index.search(cq, K), 3, 2.0)
+            row["faiss_cpu_qps"] = c_nq / f_s
+            row["gpu_vs_faiss_cpu"] = row["gpu_qps"] / row["faiss_cpu_qps"]
+        check = min(nq, 100)
+        gd, gi = knn(dev, queries[:check], K, "L2", base_sq_norms=dnorms)
+        cd, ci = knn_numpy(base, queries[:check], K, "L2", base_sq_norms=hnorms)
+        row["recall_vs_cpu"] = float(
+            np.mean([len(set(a) & set(b)) / K for a, b in zip(gi, ci, strict=True)])
+        )
+        row["max_dist_diff"] = float(np.max(np.abs(gd - cd)))
+        if nq == 1:
+            row["effective_tbs"] = N * DIM * 4 / g_s / 1e12  # base read once per query
+        else:
+            row["effective_tflops"] = 2 * nq * N * DIM / g_s / 1e12
+        rows.append(row)
+        print(
+            f"  nq={nq:>5}: gpu {row['gpu_qps']:12.1f} qps ({row['gpu_ms_per_batch']:.3f} ms/batch)"
+            f" | cpu {row['cpu_qps']:10.1f} qps | gpu/cpu {row['gpu_vs_cpu']:8.1f}x"
+            f" | recall vs cpu {row['recall_vs_cpu']:.4f}"
+        )
+    return {"n": N, "dim": DIM, "k": K, "metric": "L2", "rows": rows}
+
+
+def main() -> int:
+    reason = backend.gpu_unavailable_reason()
+    if reason is not None:
+        print(f"no GPU: {reason}. Nothing to check on this machine.")
+        return 0
+    import cupy as cp
+
+    doc: dict = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "brief_peaks": BRIEF_PEAKS}
+    info = device_info(cp)
+    doc["device"] = info
+    doc["backend"] = backend.backend_name()
+    print("device:")
+    for key, val in info.items():
+        print(f"  {key:28s} {val}")
+    print(f"\n[{time.perf_counter() - T0:6.1f}s] pytest -m gpu tests/gpu")
+    doc["tests"] = run_tests()
+    print(f"\n[{time.perf_counter() - T0:6.1f}s] hardware limits")
+    if left() > 60:
+        doc["hardware"] = hw = hardware(cp)
+        peak_f = info["peak_fp32_tflops_computed"] or BRIEF_PEAKS["fp32_tflops"]
+        peak_b = info["peak_hbm_tbs_computed"] or BRIEF_PEAKS["hbm_tbs"]
+        for key in ("sgemm_8192_tflops", "sgemm_knn_shape_tflops"):
+            print(f"  {key:24s} {hw[key]:7.2f} TFLOP/s = {hw[key] / peak_f:6.1%} of {peak_f:.1f}")
+        for key in ("copy_tbs", "read_tbs"):
+            print(f"  {key:24s} {hw[key]:7.3f} TB/s    = {hw[key] / peak_b:6.1%} of {peak_b:.2f}")
+    print(f"\n[{time.perf_counter() - T0:6.1f}s] knn {N}x{DIM}, k={K}, L2")
+    if left() > 40:
+        doc["knn"] = knn_bench(cp)
+    doc["seconds"] = time.perf_counter() - T0
+    text = json.dumps(doc, indent=2, default=str) + "\n"
+    out = ROOT / "bench" / "results" / "gpu_check.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    if os.environ.get("OUT"):
+        Path(os.environ["OUT"], "gpu_check.json").write_text(text)
+    print(f"\nwrote {out} in {doc['seconds']:.1f}s; tests: {doc['tests']['summary']}")
+    return 0 if doc["tests"]["rc"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
