@@ -22,7 +22,7 @@ class Visibility:
         n = 0 if ins_ts is None else len(ins_ts)
         cap = max(capacity, n)
         self._ins = np.empty(cap, np.uint64)
-        self._del = np.full(cap, NEVER, np.uint64)
+        self._del = np.empty(cap, np.uint64)  # set to NEVER as rows arrive (pages stay lazy)
         self._alive = np.zeros(cap, bool)
         self.n = 0
         self.max_ins = 0
@@ -45,6 +45,7 @@ class Visibility:
         m = len(ins_ts)
         self._grow(self.n + m)
         self._ins[self.n : self.n + m] = ins_ts
+        self._del[self.n : self.n + m] = NEVER
         self._alive[self.n : self.n + m] = True
         self.n += m
         if m:

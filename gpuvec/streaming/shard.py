@@ -109,7 +109,12 @@ class Shard:
             seg = self.growing.get(pid)
             if seg is None:
                 sid = self.catalog.allocate_ids()
-                seg = self.growing[pid] = SegmentData(sid, pid, self.dims, self.pk_is_int)
+                # reserve up to the seal size: np.empty only maps pages, they are touched
+                # once as rows arrive, and appends never copy the buffers to grow them
+                cap = min(self.config.seal_rows, 1 << 21)
+                seg = self.growing[pid] = SegmentData(
+                    sid, pid, self.dims, self.pk_is_int, capacity=cap
+                )
             pks, vectors, rows = split_columns(self.meta, table.replace_schema_metadata(None))
             seg.append(pks, np.full(len(pks), rec.ts_begin, np.uint64), vectors, rows)
         elif rec.kind == RecordKind.DELETE and table is not None:
