@@ -2,7 +2,8 @@
 
 Owns the channel topics (``topic_prefix + channel``: one partition, replication 1,
 ``retention.ms=-1`` so only :meth:`KafkaWAL.truncate_before` removes records), their
-transactional writers and their ``read_committed`` readers. Invariants:
+transactional writers and their ``read_committed`` readers (the reader class lives in
+:mod:`~gpuvec.storage.wal.kafka_reader`, shared helpers in ``kafka_common``). Invariants:
 
 * A position is the record's Kafka offset in partition 0. Commit markers take offsets
   too, so positions strictly increase but are not dense.
@@ -26,8 +27,6 @@ transactional writers and their ``read_committed`` readers. Invariants:
 
 from __future__ import annotations
 
-import logging
-import re
 import threading
 import time
 import weakref
@@ -35,7 +34,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import (
-    Consumer,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -47,7 +45,6 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from gpuvec.errors import (
     ClosedError,
-    CompactedError,
     FencedError,
     InvalidArgumentError,
     NotFoundError,
@@ -56,59 +53,23 @@ from gpuvec.errors import (
     UnavailableError,
 )
 from gpuvec.storage.wal.base import CHANNEL_RE, check_channel
+from gpuvec.storage.wal.kafka_common import (
+    _COMMON,
+    _DOWN,
+    _FENCED,
+    _KAFKA_ERRORS,
+    _NOT_FOUND,
+    _OVERHEAD,
+    _PREFIX_RE,
+    _ROLLBACK,
+    COMMIT_WAIT_S,
+    _check_position,
+    _compacted,
+    _kafka_error,
+    log,
+)
+from gpuvec.storage.wal.kafka_reader import KafkaWalReader
 from gpuvec.storage.wal.record import Record
-
-log = logging.getLogger(__name__)
-
-COMMIT_WAIT_S = 60.0  # = transaction.timeout.ms: how long a commit in doubt is retried
-_OVERHEAD = 64 << 10  # batch and request framing allowed above max_record_bytes
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9._\-]{0,40}$")
-_FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
-_NOT_FOUND = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
-_DOWN = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE}
-_DOWN |= {KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT}
-_ROLLBACK = "rollback of an earlier failed append (nothing appended; safe to retry)"
-_KAFKA_ERRORS = (KafkaException, SystemError)  # SystemError: see _kafka_error
-
-
-class _ClientLog:
-    """librdkafka's log goes to ``log``; connection failures (retried, and raised as
-    UnavailableError where they matter) are demoted from ERROR to INFO."""
-
-    def log(self, level: int, fmt: str, *args: Any) -> None:
-        quiet = args[:1] in (("FAIL",), ("ERROR",))
-        log.log(min(level, logging.INFO) if quiet else level, fmt, *args)
-
-
-_COMMON: dict[str, Any] = {
-    "reconnect.backoff.ms": 50,  # reconnect quickly after a broker restart
-    "reconnect.backoff.max.ms": 1000,
-    "retry.backoff.ms": 50,
-    "logger": _ClientLog(),
-}
-
-
-def _kafka_error(exc: BaseException) -> KafkaError:
-    """The KafkaError behind ``exc``, else re-raise it. confluent-kafka quirk: a fatal error
-    raised while delivery callbacks run surfaces as ``SystemError`` caused by it."""
-    e: BaseException | None = exc
-    while e is not None:
-        if isinstance(e, KafkaException) and e.args and isinstance(e.args[0], KafkaError):
-            return e.args[0]
-        e = e.__cause__ or e.__context__
-    raise exc
-
-
-def _check_position(position: int) -> None:
-    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-        raise InvalidArgumentError(f"WAL position must be an int >= 0, got {position!r}")
-
-
-def _compacted(channel: str, position: int, low: int) -> CompactedError:
-    return CompactedError(
-        f"position {position} of WAL channel {channel!r} was truncated; "
-        f"the first readable position is {low}"
-    )
 
 
 class KafkaWAL:
@@ -445,92 +406,3 @@ class KafkaWalWriter:
                         self._producer.close()
                     except (*_KAFKA_ERRORS, RuntimeError) as e:
                         log.debug("closing writer of %s: %s", self.channel, e)
-
-
-class KafkaWalReader:
-    """Reads one channel from a position with ``assign()``; never commits."""
-
-    def __init__(self, wal: KafkaWAL, channel: str, topic: str, position: int) -> None:
-        self.channel, self._wal, self._topic, self._pos = channel, wal, topic, position
-        self._closed = False
-        fetch = max(wal.max_record_bytes + _OVERHEAD, 8 << 20)
-        conf = {
-            "group.id": f"{wal.topic_prefix}wal-reader-unused",  # required, never joined
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "error",  # a truncated position is an error, not a jump
-            "enable.partition.eof": False,
-            "fetch.wait.max.ms": 100,
-            "max.partition.fetch.bytes": fetch,
-            "fetch.max.bytes": 4 * fetch,
-            "receive.message.max.bytes": 4 * fetch + (1 << 20),
-        }
-        self._consumer = Consumer(wal.conf(**conf))
-        self._consumer.assign([TopicPartition(topic, 0, position)])
-
-    @property
-    def position(self) -> int:
-        return self._pos
-
-    def seek(self, position: int) -> None:
-        self._check_open()
-        _check_position(position)
-        self._pos = position
-        # re-assigning drops whatever was prefetched for the old position
-        self._consumer.assign([TopicPartition(self._topic, 0, position)])
-
-    def poll(self, timeout: float = 0.0, max_records: int = 1024) -> list[tuple[int, Record]]:
-        self._check_open()
-        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
-            raise InvalidArgumentError(f"max_records must be an int >= 1, got {max_records!r}")
-        c, out = self._consumer, []
-        end = time.monotonic() + max(0.0, timeout)
-        # consume(n, t) waits for all n or t: take what is there, else wait for one
-        msgs: list[Message] = c.consume(max_records, 0)
-        while True:
-            for m in msgs:
-                try:
-                    item = self._take(m)
-                except StorageError:
-                    if not out:
-                        raise
-                    self.seek(self._pos)  # hand out what we have; re-fetch the rest
-                    return out
-                if item is not None:
-                    out.append(item)
-            left = end - time.monotonic()
-            if out or left <= 0:
-                return out
-            first = c.poll(left)
-            msgs = [] if first is None else [first]
-            if first is not None and max_records > 1:
-                msgs += c.consume(max_records - 1, 0)
-
-    def _take(self, m: Message) -> tuple[int, Record] | None:
-        if (err := m.error()) is not None:
-            if err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
-                if self._pos < (low := self._wal.offset(self.channel, OffsetSpec.earliest())):
-                    raise _compacted(self.channel, self._pos, low)
-                raise InvalidArgumentError(
-                    f"position {self._pos} is past the end of WAL channel {self.channel!r}"
-                )
-            if err.code() in _NOT_FOUND or err.fatal():
-                raise self._wal.error(err, "read", self.channel)
-            log.debug("transient error reading %s: %s", self.channel, err)
-            return None
-        if (off := m.offset()) < self._pos:  # stale prefetch from before a seek
-            return None
-        rec = Record.decode(m.value() or b"", where=f"at position {off} of {self.channel!r}")
-        self._pos = off + 1
-        return off, rec
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError(f"reader of WAL channel {self.channel!r} is closed")
-        self._wal.check_open()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._consumer.close()
