@@ -29,13 +29,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpuvec.datatypes import INT_RANGES, DataType
 from gpuvec.errors import DataError, FieldNotFoundError, InvalidArgumentError, SchemaError
 from gpuvec.schema import (
     DYNAMIC_FIELD_NAME,
     FLOAT32_MAX,
-    INT_RANGES,
     CollectionSchema,
-    DataType,
     FieldSchema,
     arrow_schema,
     arrow_type,

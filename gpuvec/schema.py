@@ -7,7 +7,7 @@ Milvus's proxy enforces). It also maps a schema onto the Arrow schema that the o
 
 Invariants:
 
-- ``DataType`` values equal Milvus's wire values, so they cross the gRPC boundary as-is.
+- ``DataType`` (from :mod:`gpuvec.datatypes`) values equal Milvus's wire values.
 - ``CollectionSchema.to_dict()`` is plain JSON and ``from_dict(to_dict())`` equals the
   original: this is what the catalog persists in meta storage.
 - ``validate()`` either raises :class:`~gpuvec.errors.SchemaError` naming the field and
@@ -24,12 +24,12 @@ from __future__ import annotations
 import copy
 import math
 import re
-from enum import IntEnum
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from gpuvec.datatypes import _FLOATS, _INTS, INT_RANGES, SCALAR_TYPES, DataType
 from gpuvec.errors import FieldNotFoundError, InvalidArgumentError, SchemaError
 
 DYNAMIC_FIELD_NAME = "$meta"
@@ -42,56 +42,6 @@ MAX_ARRAY_CAPACITY = 4096
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-class DataType(IntEnum):
-    """Field data types, numbered exactly as Milvus numbers them."""
-
-    NONE = 0
-    BOOL = 1
-    INT8 = 2
-    INT16 = 3
-    INT32 = 4
-    INT64 = 5
-    FLOAT = 10
-    DOUBLE = 11
-    STRING = 20
-    VARCHAR = 21
-    ARRAY = 22
-    JSON = 23
-    GEOMETRY = 24
-    TEXT = 25
-    TIMESTAMPTZ = 26
-    BINARY_VECTOR = 100
-    FLOAT_VECTOR = 101
-    FLOAT16_VECTOR = 102
-    BFLOAT16_VECTOR = 103
-    SPARSE_FLOAT_VECTOR = 104
-    INT8_VECTOR = 105
-    STRUCT = 201
-    UNKNOWN = 999
-
-    @property
-    def is_vector(self) -> bool:
-        return 100 <= self.value < 200
-
-    @classmethod
-    def parse(cls, value: Any) -> DataType:
-        """Accept a DataType, pymilvus's DataType, its int value or its name."""
-        try:
-            if isinstance(value, str):
-                return cls[value.strip().upper()]
-            if not isinstance(value, bool):
-                return cls(int(value))
-        except (KeyError, TypeError, ValueError):
-            pass
-        raise SchemaError(f"unknown data type {value!r}")
-
-
-_INTS = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64)
-INT_RANGES = {
-    t: (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for t, b in zip(_INTS, (8, 16, 32, 64), strict=True)
-}
-_FLOATS = (DataType.FLOAT, DataType.DOUBLE)
-SCALAR_TYPES = (DataType.BOOL, *_INTS, *_FLOATS, DataType.VARCHAR)  # also: ARRAY elements
 _SUPPORTED = (*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, DataType.FLOAT_VECTOR)
 _KEY_TYPES = (DataType.INT64, DataType.VARCHAR)
 _CLUSTERING_TYPES = (*_INTS, *_FLOATS, DataType.VARCHAR, DataType.FLOAT_VECTOR)
