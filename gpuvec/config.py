@@ -24,6 +24,8 @@ class Config:
     wal_group_commit_ms: float = 10.0
     default_shards: int = 1
     bounded_staleness_ms: int = 5000  # Bounded consistency reads lag at most this much
+    time_tick_ms: float = 200.0  # each shard appends a TimeTick to its channel this often
+    idle_wal_records: int = 4096  # ticks after the checkpoint before an idle WAL is released
     max_serviceable_wait_s: float = 10.0  # a read waits this long for its guarantee ts
     gpu_memory_budget: float = 0.8  # fraction of device memory sealed segments may use
     segment_chunk_rows: int = 8192

@@ -4,7 +4,9 @@
 (local WAL) and ``<dir>/objects/`` (Zarr). It elects itself coordinator (so two processes
 cannot serve one directory at once), then recovers: for every collection it starts the
 shards' streaming nodes, which replay their WAL channels from the checkpoint, and loads
-the sealed segments of collections that were loaded before.
+the sealed segments of collections that were loaded before. Background threads append a
+TimeTick to every channel each ``time_tick_ms`` and seal growing segments by the seal
+policy (or release an idle channel's WAL of ticks).
 
 The engine is the coordinator's and the proxy's logic for the in-process API: DDL through
 the catalog, writes routed to shards by primary-key hash, reads at a guarantee timestamp
@@ -33,6 +35,7 @@ from gpuvec.errors import (
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import shard_of
 from gpuvec.query.node import QueryNode
+from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
 from gpuvec.schema import CollectionSchema
 from gpuvec.storage.meta.election import Election
@@ -75,7 +78,7 @@ class Engine:
             group_commit_ms=self.config.wal_group_commit_ms,
         )
         self.store = open_store(self.root / "objects")
-        self.query = QueryNode(self.store)
+        self.query = QueryNode(self.store, DeviceResidency(self.config.gpu_memory_budget))
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
         for meta in self.catalog.list():
@@ -85,6 +88,8 @@ class Engine:
         self._stop = threading.Event()
         self._maint = threading.Thread(target=self._maintain, name="gpuvec-seal", daemon=True)
         self._maint.start()
+        self._ticker = threading.Thread(target=self._tick, name="gpuvec-timetick", daemon=True)
+        self._ticker.start()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _start(self, meta: CollectionMeta) -> Collection:
@@ -112,12 +117,25 @@ class Engine:
                     try:
                         if shard.should_seal():
                             shard.seal()
-                    except Exception:
-                        continue
+                        else:
+                            shard.release_idle_wal()
+                    except Exception:  # a dropped collection's shard; retried next round
+                        log.debug("maintenance of %s failed", shard.channel, exc_info=True)
+
+    def _tick(self) -> None:
+        """Every shard appends a TimeTick to its channel every ``time_tick_ms``."""
+        while not self._stop.wait(self.config.time_tick_ms / 1000.0):
+            for coll in list(self.collections.values()):
+                for shard in coll.shards:
+                    try:
+                        shard.tick()
+                    except Exception:  # closed by a concurrent drop
+                        log.debug("time tick of %s failed", shard.channel, exc_info=True)
 
     def close(self) -> None:
         self._stop.set()
         self._maint.join(timeout=5)
+        self._ticker.join(timeout=5)
         for coll in self.collections.values():
             for shard in coll.shards:
                 shard.close()

@@ -37,6 +37,7 @@ SELECTORS = ("kernel", "sort")
 _THREADS = 256  # threads per CUDA block of topk_select_f32 (a multiple of 32)
 _MAX_GRID_Y = 65535
 _BLOCK_ELEMS = 1 << 27  # distance-block floats (512 MiB) at most
+_HOST_SORT_ELEMS = 1 << 16  # nq * k up to this: final ordering on the host
 _NULL = np.uint64(0)  # a NULL pointer argument (None is not one for RawKernel)
 _selector_default: str | None = None
 
@@ -196,10 +197,11 @@ def knn_cupy(
     if nq and n:
         qb, bb = _blocks(nq, n, k)
         chunk = _chunk_for(k)
+        small = nq * k <= _HOST_SORT_ELEMS
+        parts = []
         for q0 in range(0, nq, qb):
             q1 = min(nq, q0 + qb)
-            acc_d = res_d[q0:q1]
-            acc_i = res_i[q0:q1]
+            acc_d = acc_i = None
             for b0 in range(0, n, bb):
                 b1 = min(n, b0 + bb)
                 dblk = cp.ascontiguousarray(cp.matmul(prep.qs[q0:q1], base[b0:b1].T))
@@ -207,21 +209,46 @@ def knn_cupy(
                 bias = None if prep.bias is None else prep.bias[b0:b1]
                 if selector == "kernel":
                     nch = -(-(b1 - b0) // chunk)
-                    cat_d = cp.empty((q1 - q0, k * (nch + 1)), dtype=cp.float32)
-                    cat_i = cp.empty((q1 - q0, k * (nch + 1)), dtype=cp.int64)
-                    cat_d[:, :k] = acc_d  # running top-k first: lower indices
-                    cat_i[:, :k] = acc_i
-                    tau = cp.ascontiguousarray(acc_d.max(axis=1))  # nothing >= it can enter
+                    lead = 0 if acc_d is None else k  # the running top-k goes first
+                    cat_d = cp.empty((q1 - q0, lead + k * nch), dtype=cp.float32)
+                    cat_i = cp.empty((q1 - q0, lead + k * nch), dtype=cp.int64)
+                    tau = None
+                    if acc_d is not None:
+                        cat_d[:, :k] = acc_d  # lower indices than this block's
+                        cat_i[:, :k] = acc_i
+                        tau = cp.ascontiguousarray(acc_d.max(axis=1))  # nothing >= it enters
                     select_topk(
-                        dblk, b1 - b0, k, cat_d[:, k:], cat_i[:, k:], col_offset=b0,
+                        dblk, b1 - b0, k, cat_d[:, lead:], cat_i[:, lead:], col_offset=b0,
                         scale=scale, bias=bias, row_tau=tau, chunk=chunk,
                     )  # fmt: skip
-                    acc_d, acc_i = _reduce(cat_d, cat_i, k * (nch + 1), k)
+                    acc_d, acc_i = _reduce(cat_d, cat_i, lead + k * nch, k)
                 else:
+                    if acc_d is None:
+                        acc_d, acc_i = res_d[q0:q1], res_i[q0:q1]
                     acc_d, acc_i = _sort_merge(acc_d, acc_i, dblk, b0, scale, bias, k)
-            res_d[q0:q1], res_i[q0:q1] = sort_rows(acc_d, acc_i)
+            if small:  # a few candidates: order them on the host, fewer launches
+                parts.append((acc_d, acc_i))
+            else:
+                res_d[q0:q1], res_i[q0:q1] = sort_rows(acc_d, acc_i)
+        if small:
+            return _finish_host(prep, parts)
     out_d, out_i = common.finish(cp, prep, res_d, res_i)
     return out_d.get(), out_i.get()
+
+
+def _finish_host(prep: common.Prepared, parts: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """``sort_rows`` + ``finish`` on the host for a few candidate rows: the same order, by
+    (value, position) with -0.0 as +0.0, and the same reported distances."""
+    cp = _cp()
+    d = np.concatenate([cp.asnumpy(a) for a, _ in parts])
+    i = np.concatenate([cp.asnumpy(b) for _, b in parts])
+    key = np.where(d == 0, np.float32(0.0), d)
+    pos = np.broadcast_to(np.arange(d.shape[1]), d.shape)
+    order = np.lexsort((pos, key), axis=-1)
+    d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
+    qadd = None if prep.qadd is None else cp.asnumpy(prep.qadd)
+    host = common.Prepared(prep.metric, None, None, None, qadd)
+    return common.finish(np, host, d, i)
 
 
 def _sort_merge(

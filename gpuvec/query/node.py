@@ -1,5 +1,6 @@
 """The query node: sealed segments of loaded collections, resident on the GPU when one is
-usable (CPU memory otherwise), with their deletes applied.
+usable and within the memory budget (:mod:`gpuvec.query.residency`; CPU memory otherwise),
+with their deletes applied.
 
 Segments arrive two ways: adopted in memory from a streaming node that just sealed them,
 or loaded from their Zarr objects (``load``) with every delta log of the collection
@@ -19,6 +20,7 @@ from zarr.abc.store import Store
 
 from gpuvec import ops
 from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
 from gpuvec.schema import DataType
 from gpuvec.storage.objects.segment import SegmentReader
@@ -45,8 +47,9 @@ def load_segment(
 
 
 class QueryNode:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, residency: DeviceResidency | None = None) -> None:
         self.store = store
+        self.residency = residency or DeviceResidency()
         self.lock = threading.RLock()
         self._segments: dict[int, dict[int, SegmentData]] = {}
 
@@ -69,9 +72,11 @@ class QueryNode:
                 sel = pks[tss == ts]
                 for seg in segs.values():
                     seg.delete(sel, int(ts))
-        for seg in segs.values():
-            seg.pin_device()
         with self.lock:
+            for old in self._segments.get(meta.id, {}).values():
+                self.residency.drop(old)
+            for seg in segs.values():
+                self.residency.admit(seg)
             self._segments[meta.id] = segs
 
     def adopt(self, collection_id: int, segs: list[SegmentData]) -> None:
@@ -81,12 +86,13 @@ class QueryNode:
             if held is None:
                 return
             for seg in segs:
-                seg.pin_device()
+                self.residency.admit(seg)
                 held[seg.segment_id] = seg
 
     def release(self, collection_id: int) -> None:
         with self.lock:
-            self._segments.pop(collection_id, None)
+            for seg in self._segments.pop(collection_id, {}).values():
+                self.residency.drop(seg)
 
     def delete(self, collection_id: int, pks: np.ndarray, ts: int) -> None:
         with self.lock:
@@ -100,10 +106,13 @@ class QueryNode:
             segs = list(self._segments.get(collection_id, {}).values())
         if partition_ids is not None:
             segs = [s for s in segs if s.partition_id in partition_ids]
+        for seg in segs:
+            self.residency.touch(seg)
         return segs
 
     def stats(self, collection_id: int) -> dict[str, int]:
-        segs = self.segments(collection_id)
+        with self.lock:
+            segs = list(self._segments.get(collection_id, {}).values())
         return {
             "sealed_segments": len(segs),
             "sealed_rows": sum(s.n for s in segs),

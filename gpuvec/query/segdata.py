@@ -85,7 +85,8 @@ class SegmentData:
         self._tables.append(rows)
         self._table = None
         self._device.clear()
-        self._sq_norms.clear()
+        for f, norms in list(self._sq_norms.items()):  # extend, never recompute old rows
+            self._sq_norms[f] = np.concatenate([norms[:n], ops.sq_norms(vectors[f])])
         self.vis.append(np.asarray(ins_ts, np.uint64))
 
     def rows_of(self, pks: np.ndarray) -> np.ndarray:
@@ -98,15 +99,19 @@ class SegmentData:
         return self.vis.delete_rows(self.rows_of(pks), ts)
 
     def table(self) -> pa.Table:
+        """The scalar rows as one table of single-chunk columns (a ``take`` from a chunked
+        column would concatenate all its chunks on every call)."""
         if self._table is None:
-            self._table = pa.concat_tables(self._tables) if self._tables else pa.table({})
+            t = pa.concat_tables(self._tables) if self._tables else pa.table({})
+            self._table = t.combine_chunks()
             self._tables = [self._table]
         return self._table
 
     def take(self, rows: np.ndarray, fields: list[str]) -> pa.Table:
         """Scalar columns ``fields`` of the rows at ``rows`` (offsets), in that order."""
-        t = self.table().select(fields) if fields else pa.table({"_": pa.nulls(self.n)})
-        return t.take(pa.array(rows, pa.int64()))
+        if not fields:
+            return pa.table({"_": pa.nulls(len(rows))})
+        return self.table().select(fields).take(pa.array(rows, pa.int64()))
 
     def pin_device(self) -> bool:
         """Copy vectors and their norms to the GPU (sealed segments only: growing ones
@@ -118,6 +123,10 @@ class SegmentData:
             self._device[f] = ops.to_device(base)
             self._device[f + "/sq"] = ops.to_device(self._norms(f))
         return True
+
+    def device_bytes(self) -> int:
+        """Device memory ``pin_device`` takes: the vectors and their squared norms."""
+        return sum(self.n * (4 * d + 4) for d in self.dims.values())
 
     def unpin_device(self) -> None:
         self._device.clear()

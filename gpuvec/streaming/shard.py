@@ -5,7 +5,10 @@ upsert's delete and insert in one atomic batch at one timestamp), applied to the
 segment of its partition, and acknowledged; the shard's *serviceable timestamp* is then
 at least that timestamp. Because every write of the channel passes this lock in timestamp
 order, :meth:`Shard.sync` can raise the serviceable timestamp to any freshly allocated
-timestamp (what a Strong read waits for) without a WAL round trip.
+timestamp (what a Strong read waits for) without a WAL round trip — in-process readers
+use that; readers of the channel in other processes advance on time ticks: the engine
+calls :meth:`Shard.tick` every ``time_tick_ms``, which appends ``TimeTick(T)`` at a fresh
+timestamp, so every record before it has a smaller timestamp (DESIGN §3).
 
 Sealing writes each growing segment to a Zarr sealed segment and the deletes seen since the
 last seal to a delta log, then commits both and the channel checkpoint in one meta
@@ -86,6 +89,7 @@ class Shard:
         self._deletes: list[tuple[np.ndarray, int]] = []
         self.serviceable = 0
         self.next_position = 0
+        self.checkpoint = 0
         self.last_write = time.monotonic()
         wal.create_channel(channel)
         self.writer = wal.writer(channel)  # fences any older writer, recovers the tail
@@ -94,7 +98,7 @@ class Shard:
     # --- recovery ------------------------------------------------------------------------
     def _replay(self) -> None:
         start = max(self.catalog.checkpoint(self.channel), self.wal.low_watermark(self.channel))
-        self.next_position = start
+        self.next_position = self.checkpoint = start
         reader = self.wal.reader(self.channel, start)
         try:
             while batch := reader.poll(timeout=0.0, max_records=256):
@@ -170,6 +174,30 @@ class Shard:
             self.serviceable = max(self.serviceable, ts)
             return self.serviceable
 
+    def tick(self) -> int:
+        """Append a TimeTick at a fresh timestamp (all earlier records of the channel have
+        smaller ones) and make the shard serviceable there; return the timestamp."""
+        with self.lock:
+            ts = self.tso.allocate()
+            pos = self.writer.append(Record(RecordKind.TIME_TICK, self.channel, ts, ts))
+            self.next_position = pos + 1
+            self.serviceable = max(self.serviceable, ts)
+            return ts
+
+    def release_idle_wal(self) -> bool:
+        """With nothing unsealed, only ticks follow the checkpoint: once there are
+        ``idle_wal_records`` of them, move the checkpoint past them and release that WAL
+        (an idle channel's log stays bounded). Returns whether it did."""
+        with self.lock:
+            if any(s.n for s in self.growing.values()) or self._deletes:
+                return False
+            if self.next_position - self.checkpoint < self.config.idle_wal_records:
+                return False
+            self.catalog.set_checkpoint(self.channel, self.next_position)
+            self.checkpoint = self.next_position
+            self.wal.truncate_before(self.channel, self.checkpoint)
+            return True
+
     # --- sealing ---------------------------------------------------------------------------
     def should_seal(self) -> bool:
         rows = sum(s.n for s in self.growing.values())
@@ -232,6 +260,7 @@ class Shard:
             self._on_sealed(segs)
             self.growing.clear()
             self._deletes.clear()
+            self.checkpoint = checkpoint
             self.wal.truncate_before(self.channel, checkpoint)
             return metas
 

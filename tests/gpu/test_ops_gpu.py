@@ -183,6 +183,28 @@ def test_many_blocks(monkeypatch: pytest.MonkeyPatch, selector: str) -> None:
         assert_matches(got, ref_knn(base, queries, 25, metric, valid), tol, valid)
 
 
+@pytest.mark.parametrize("selector", SELECTORS)
+@pytest.mark.parametrize("metric", METRICS)
+def test_host_and_device_final_ordering_agree(
+    monkeypatch: pytest.MonkeyPatch, selector: str, metric: str
+) -> None:
+    """Few candidates are ordered on the host, many on the device: both give the same
+    rows in the same order (ties included) and the same distances."""
+    gpu = gpu_mod()
+    rng = np.random.default_rng(5)
+    base = rng.integers(-3, 4, (5000, 12)).astype(np.float32)  # exact sums: many ties
+    queries = rng.integers(-3, 4, (30, 12)).astype(np.float32)
+    valid = mask(5, 5000, "half")
+    host = gpu.knn_cupy(cupy.asarray(base), queries, 20, metric, valid=valid, selector=selector)
+    monkeypatch.setattr(gpu, "_HOST_SORT_ELEMS", 0)
+    dev = gpu.knn_cupy(cupy.asarray(base), queries, 20, metric, valid=valid, selector=selector)
+    np.testing.assert_array_equal(host[1], dev[1])
+    np.testing.assert_array_equal(host[0], dev[0])
+    if metric != "COSINE":
+        cpu = knn_numpy(base, queries, 20, metric, valid=valid)
+        np.testing.assert_array_equal(host[1], cpu[1])
+
+
 def test_more_rows_than_grid_y(monkeypatch: pytest.MonkeyPatch) -> None:
     """A query block of more than 65535 rows: kernel launches are split over grid rows."""
     gpu = gpu_mod()
