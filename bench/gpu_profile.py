@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpuvec import MilvusClient, ops  # noqa: E402
-from gpuvec.config import Config  # noqa: E402
+from gpuvec import MilvusClient, ops
+from gpuvec.config import Config
 
 
 def profile(fn, reps: int, label: str, out: io.StringIO) -> float:  # type: ignore[no-untyped-def]
