@@ -1,16 +1,29 @@
-"""``IndexParams``: what ``MilvusClient.prepare_index_params()`` returns, as in pymilvus."""
+"""``IndexParams``: what ``MilvusClient.prepare_index_params()`` returns, as in pymilvus.
+
+Owns the list of index definitions a client builds before ``create_index`` /
+``create_collection``. Each entry is a dict ``{field_name, index_type, index_name,
+metric_type, params}``; as in pymilvus, keyword arguments other than ``metric_type`` and
+``params`` are build parameters and are merged into ``params``. ``add_index`` validates
+eagerly against :mod:`gpuvec.index.spec` (type, metric, every build parameter's name, type
+and range); the checks that need the vector dimension run in :meth:`validate_for_field`
+(and again at build time). ``params`` holds the normalised user values, not the defaults.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from gpuvec.errors import InvalidArgumentError
+from gpuvec.index import spec, validate
 
-METRICS = ("L2", "IP", "COSINE")
-INDEX_TYPES = ("FLAT", "AUTOINDEX", "")
+METRICS = spec.METRICS
+INDEX_TYPES = spec.INDEX_TYPES
 
 
 class IndexParams:
+    """A list of index definitions (pymilvus ``IndexParams``), validated as they are added."""
+
     def __init__(self, field_name: str = "", **kwargs: Any) -> None:
         self._indexes: list[dict[str, Any]] = []
         if field_name:
@@ -19,32 +32,48 @@ class IndexParams:
     def add_index(
         self, field_name: str, index_type: str = "", index_name: str = "", **kwargs: Any
     ) -> None:
-        metric = str(kwargs.pop("metric_type", "") or "COSINE").upper()
-        if metric not in METRICS:
+        """Add an index on ``field_name``; raises InvalidArgumentError naming the index
+        type, parameter, value and allowed range when something is wrong."""
+        params = kwargs.pop("params", None)
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
             raise InvalidArgumentError(
-                f"metric_type {metric!r} of field {field_name!r} is not one of {METRICS}"
+                f"params of the index on field {field_name!r} must be a dict or None, "
+                f"got {type(params).__name__}: {params!r}"
             )
-        itype = (index_type or "AUTOINDEX").upper()
-        if itype not in INDEX_TYPES:
+        params = {**params, **kwargs}  # pymilvus flattens params and extra kwargs together
+        metric_raw = params.pop("metric_type", "") or "COSINE"
+        try:
+            metric = validate.check_metric(metric_raw)
+        except InvalidArgumentError:
             raise InvalidArgumentError(
-                f"index_type {itype!r} of field {field_name!r} is not supported yet "
-                f"(supported: FLAT, AUTOINDEX; more index types come with the index issue)"
-            )
+                f"metric_type {metric_raw!r} of field {field_name!r} is not one of {METRICS}"
+            ) from None
+        params.pop("index_type", None)  # a copy of the argument some clients repeat
+        itype = validate.check_index_type(index_type)
+        checked = validate.check_build_params(itype, params)
         self._indexes.append(
             {
                 "field_name": field_name,
                 "index_type": itype,
                 "index_name": index_name or field_name,
                 "metric_type": metric,
-                "params": dict(kwargs.pop("params", {}) or {}),
-                **kwargs,
+                "params": checked,
             }
         )
 
-    def to_list(self) -> list[dict[str, Any]]:
-        return [dict(i) for i in self._indexes]
+    def validate_for_field(self, field_name: str, dim: int) -> None:
+        """Run the checks that need the field's vector ``dim`` (IVF_PQ: ``dim % m == 0``)
+        on every index defined for ``field_name``."""
+        for idx in self._indexes:
+            if idx["field_name"] == field_name:
+                validate.check_build_params(idx["index_type"], idx["params"], dim=dim)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def to_list(self) -> list[dict[str, Any]]:
+        return [{**i, "params": dict(i["params"])} for i in self._indexes]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.to_list())
 
     def __len__(self) -> int:
