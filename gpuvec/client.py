@@ -19,10 +19,17 @@ from gpuvec.config import Config
 from gpuvec.errors import GpuvecError, IndexNotFoundError, InvalidArgumentError
 from gpuvec.index.params import IndexParams
 from gpuvec.proxy.fetch import fetch_rows
+from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
+from gpuvec.proxy.params import (
+    MAX_TOPK,
+    metric_of,
+    np_keys,
+    query_vectors,
+    vector_field,
+    window,
+)
 from gpuvec.rows import pks_from_ids, resolve_output_fields, rows_to_table, table_to_rows
-from gpuvec.schema import CollectionSchema, DataType, FieldSchema, validate_name
-
-MAX_TOPK = 16384
+from gpuvec.schema import CollectionSchema, DataType, validate_name
 
 
 class LoadState(enum.IntEnum):
@@ -57,6 +64,7 @@ class MilvusClient:
             path = path.with_suffix(".gpuvec")
         self._engine = Engine(path, config or Config.load())
         self._session_ts = 0
+        self._filters = FilterCompiler()
 
     # --- schema helpers ----------------------------------------------------------------------
     @staticmethod
@@ -104,6 +112,8 @@ class MilvusClient:
             existing = self._engine.get(collection_name).schema
             if existing.to_dict() == schema.to_dict():
                 return  # Milvus: creating the same collection again is a no-op
+        if index_params is not None:
+            _check_index_fields(schema, index_params)
         indexes = index_params.to_list() if index_params is not None else []
         self._engine.create_collection(
             collection_name,
@@ -159,8 +169,7 @@ class MilvusClient:
     def create_index(self, collection_name: str, index_params: IndexParams, **kwargs: Any) -> None:
         new = index_params.to_list()
         coll = self._engine.get(collection_name)
-        for idx in new:
-            coll.schema.field(idx["field_name"])
+        _check_index_fields(coll.schema, index_params)
 
         def change(m: Any) -> None:
             keep = [
@@ -248,7 +257,7 @@ class MilvusClient:
         ts = self._engine.write(
             coll,
             inserts=table,
-            delete_pks=_np_keys(ids) if op == "upsert" else None,
+            delete_pks=np_keys(ids) if op == "upsert" else None,
             partition=partition_name or None,
         )
         return {f"{op}_count": len(rows), "ids": ids, "timestamp": self._note(ts)}
@@ -283,15 +292,23 @@ class MilvusClient:
         **kwargs: Any,
     ) -> dict[str, Any]:
         coll = self._engine.get(collection_name)
-        if filter:
-            raise NotSupportedYetError("delete by filter arrives with the filter-language issue")
-        if ids is None:
-            raise InvalidArgumentError("delete needs ids (or a filter)")
-        pks = pks_from_ids(coll.schema, ids)
+        if filter and ids is not None:
+            raise InvalidArgumentError(
+                "delete takes ids or a filter, not both (Milvus: ambiguous filter parameter)"
+            )
+        if ids is None and not filter:
+            raise InvalidArgumentError("delete needs ids or a filter")
+        if ids is not None:
+            pks = pks_from_ids(coll.schema, ids)
+        else:
+            flt = self._compile(coll, filter, kwargs.get("filter_params"))
+            parts = self._engine.partition_ids(coll, [partition_name] if partition_name else None)
+            found = self._engine.match(coll, flt, parts, self._engine.read_ts(coll, "Strong", 0))
+            pks = [k for seg, rows in found for k in seg.pks[rows].tolist()]
         if not pks:
             return {"delete_count": 0}
         ts = self._engine.write(
-            coll, inserts=None, delete_pks=_np_keys(pks), partition=partition_name or None
+            coll, inserts=None, delete_pks=np_keys(pks), partition=partition_name or None
         )
         return {"delete_count": len(pks), "timestamp": self._note(ts)}
 
@@ -314,7 +331,7 @@ class MilvusClient:
             return []
         spec = resolve_output_fields(coll.schema, output_fields or ["*"])
         parts = self._engine.partition_ids(coll, partition_names)
-        found = self._engine.lookup(coll, _np_keys(pks), parts, self._read_ts(coll, kwargs))
+        found = self._engine.lookup(coll, np_keys(pks), parts, self._read_ts(coll, kwargs))
         if not found:
             return []
         segs = [s for s, _ in found]
@@ -333,11 +350,61 @@ class MilvusClient:
         partition_names: list[str] | None = None,
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
-        if filter:
-            raise NotSupportedYetError("query filters arrive with the filter-language issue")
-        if ids is None:
-            raise InvalidArgumentError("query needs ids (filters come with the next issue)")
-        return self.get(collection_name, ids, output_fields, timeout, partition_names, **kwargs)
+        if filter and ids is not None:
+            raise InvalidArgumentError(
+                "query takes ids or a filter, not both (Milvus: ambiguous parameter)"
+            )
+        coll = self._engine.get(collection_name)
+        limit, offset = window(kwargs.get("limit"), kwargs.get("offset"), "query")
+        fields = list(output_fields or [])
+        counting = any(f.replace(" ", "").lower() == "count(*)" for f in fields)
+        if counting and len(fields) > 1:
+            raise InvalidArgumentError("count(*) cannot be combined with other output fields")
+        if ids is not None:
+            pks = pks_from_ids(coll.schema, ids)
+            flt = None
+        else:
+            flt = self._compile(coll, filter, kwargs.get("filter_params"))
+            if flt is None and limit is None and not counting:
+                raise InvalidArgumentError(
+                    "empty expression should be used with limit (Milvus): pass a filter or limit"
+                )
+        parts = self._engine.partition_ids(coll, partition_names)
+        read_ts = self._read_ts(coll, kwargs)
+        if ids is not None:
+            found = self._engine.lookup(coll, np_keys(pks), parts, read_ts) if pks else []
+        else:
+            found = self._engine.match(coll, flt, parts, read_ts)
+        if counting:
+            return [{"count(*)": int(sum(len(r) for _, r in found))}]
+        return self._rows_of(coll, found, fields or ["*"], limit, offset)
+
+    def _rows_of(
+        self,
+        coll: Collection,
+        found: list,
+        output_fields: list[str],
+        limit: int | None,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        """Entities of the matched rows in primary-key order, ``offset``/``limit`` applied."""
+        if not found:
+            return []
+        spec = resolve_output_fields(coll.schema, output_fields)
+        segs = [s for s, _ in found]
+        seg_idx = np.concatenate([np.full(len(r), i) for i, (_, r) in enumerate(found)])
+        rows = np.concatenate([r for _, r in found])
+        keys = np.concatenate([s.pks[r] for s, r in found])
+        order = np.argsort(keys, kind="stable")
+        stop = len(order) if limit is None else offset + limit
+        order = order[offset:stop]
+        if not len(order):
+            return []
+        table = fetch_rows(coll.schema, segs, seg_idx[order], rows[order], spec.columns)
+        return table_to_rows(table, coll.schema, output_fields)
+
+    def _compile(self, coll: Collection, text: Any, params: Any) -> CompiledFilter | None:
+        return self._filters.compile(coll.meta.id, coll.schema, text or None, params)
 
     def search(
         self,
@@ -353,10 +420,9 @@ class MilvusClient:
         **kwargs: Any,
     ) -> list[list[dict[str, Any]]]:
         coll = self._engine.get(collection_name)
-        if filter:
-            raise NotSupportedYetError("search filters arrive with the filter-language issue")
-        field = _vector_field(coll.schema, anns_field)
-        metric = _metric(coll, field.name, search_params)
+        flt = self._compile(coll, filter, kwargs.get("filter_params"))
+        field = vector_field(coll.schema, anns_field)
+        metric = metric_of(coll, field.name, search_params)
         offset = int((search_params or {}).get("offset", kwargs.get("offset", 0)) or 0)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TOPK:
             raise InvalidArgumentError(f"limit must be an int in [1, {MAX_TOPK}], got {limit!r}")
@@ -364,13 +430,13 @@ class MilvusClient:
             raise InvalidArgumentError(
                 f"offset {offset} + limit {limit} must be in [1, {MAX_TOPK}]"
             )
-        queries = _queries(data, int(field.dim))  # type: ignore[arg-type]
+        queries = query_vectors(data, int(field.dim))  # type: ignore[arg-type]
         spec = resolve_output_fields(coll.schema, output_fields or [])
         parts = self._engine.partition_ids(coll, partition_names)
         read_ts = self._read_ts(coll, kwargs)
         k = limit + offset
         segs, dist, seg, row = self._engine.search(
-            coll, field.name, queries, k, metric, parts, read_ts
+            coll, field.name, queries, k, metric, parts, read_ts, flt
         )
         dist, seg, row = dist[:, offset:], seg[:, offset:], row[:, offset:]
         pk = coll.schema.primary_field.name  # type: ignore[union-attr]
@@ -399,60 +465,13 @@ class MilvusClient:
         self._engine.close()
 
 
-def _np_keys(keys: list[Any]) -> np.ndarray:
-    if keys and isinstance(keys[0], str):
-        return np.array(keys, object)
-    return np.asarray(keys, np.int64)
-
-
-def _vector_field(schema: CollectionSchema, anns_field: str | None) -> FieldSchema:
-    vecs = schema.vector_fields
-    if anns_field:
-        f = schema.field(anns_field)
+def _check_index_fields(schema: CollectionSchema, index_params: IndexParams) -> None:
+    """Each index names a vector field of the schema; dim-dependent params are valid."""
+    for idx in index_params.to_list():
+        f = schema.field(idx["field_name"])
         if not f.is_vector:
-            raise InvalidArgumentError(f"anns_field {anns_field!r} is not a vector field")
-        return f
-    if len(vecs) != 1:
-        raise InvalidArgumentError(
-            f"the collection has {len(vecs)} vector fields: name one with anns_field"
-        )
-    return vecs[0]
-
-
-def _metric(coll: Collection, field: str, search_params: dict | None) -> str:
-    index = next((i for i in coll.meta.index_params if i["field_name"] == field), None)
-    indexed = index["metric_type"] if index else "COSINE"
-    asked = str((search_params or {}).get("metric_type") or indexed).upper()
-    if asked != indexed:
-        raise InvalidArgumentError(
-            f"metric type not match: the index of {field!r} uses {indexed}, "
-            f"the search asked {asked}"
-        )
-    return asked
-
-
-def _queries(data: Any, dim: int) -> np.ndarray:
-    if data is None:
-        raise InvalidArgumentError("search needs data (query vectors)")
-    arr = data if isinstance(data, np.ndarray) else None
-    if arr is None:
-        items = list(data)
-        if items and not isinstance(items[0], list | tuple | np.ndarray):
-            items = [items]
-        try:
-            arr = np.asarray(items, dtype=np.float32)
-        except (TypeError, ValueError) as e:
-            raise InvalidArgumentError(f"search data must be vectors of {dim} floats: {e}") from e
-    arr = np.asarray(arr, dtype=np.float32)
-    if arr.ndim == 1:
-        arr = arr.reshape(1, -1)
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise InvalidArgumentError(
-            f"search data has shape {arr.shape}; the vector field's dimension is {dim}"
-        )
-    if len(arr) == 0:
-        raise InvalidArgumentError("search data is empty")
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise InvalidArgumentError(f"search data[{bad}] contains NaN or infinity")
-    return arr
+            raise InvalidArgumentError(
+                f"index {idx['index_type']} on field {f.name!r}: only vector fields can be "
+                "indexed (scalar indexes are not supported yet)"
+            )
+        index_params.validate_for_field(f.name, int(f.dim or 0))

@@ -32,6 +32,7 @@ from gpuvec.errors import (
     InvalidArgumentError,
     PartitionNotFoundError,
 )
+from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import shard_of
 from gpuvec.query.node import QueryNode
@@ -335,15 +336,49 @@ class Engine:
         metric: str,
         partitions: set[int] | None,
         read_ts: int,
+        flt: CompiledFilter | None = None,
     ) -> tuple[list[SegmentData], np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k over every served segment; a filter restricts the brute force exactly
+        (a pre-filter: rows outside it are never candidates)."""
         segs = self.segments(coll, partitions)
         if not segs:
             nq = len(queries)
             empty = -np.ones((nq, k), np.int64)
             return segs, np.zeros((nq, k), np.float32), empty, empty
-        parts = [s.search(field, queries, k, metric, read_ts) for s in segs]
+        masks = [None if flt is None else s.filter_mask(flt.filter, flt.key) for s in segs]
+        parts = [
+            s.search(field, queries, k, metric, read_ts, extra_mask=m)
+            for s, m in zip(segs, masks, strict=True)
+        ]
         dist, seg, row = reduce_hits(parts, k, metric)
         return segs, dist, seg, row
+
+    def match(
+        self,
+        coll: Collection,
+        flt: CompiledFilter | None,
+        partitions: set[int] | None,
+        read_ts: int,
+    ) -> list[tuple[SegmentData, np.ndarray]]:
+        """Rows visible at ``read_ts`` that match the filter (all visible rows for None),
+        per segment; a ``pk in [...]`` filter takes the point-lookup path."""
+        if flt is not None:
+            keys = flt.filter.pk_values()
+            if keys is not None:
+                if not keys:
+                    return []
+                pks = np.array(keys, object) if isinstance(keys[0], str) else np.asarray(keys)
+                return self.lookup(coll, pks, partitions, read_ts)
+        out = []
+        for seg in self.segments(coll, partitions):
+            n = seg.n
+            mask = seg.vis.mask(read_ts)[:n]
+            if flt is not None:
+                mask = mask & seg.filter_mask(flt.filter, flt.key)[:n]
+            rows = np.flatnonzero(mask)
+            if len(rows):
+                out.append((seg, rows))
+        return out
 
     def lookup(
         self, coll: Collection, pks: np.ndarray, partitions: set[int] | None, read_ts: int

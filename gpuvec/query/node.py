@@ -76,6 +76,7 @@ class QueryNode:
             for old in self._segments.get(meta.id, {}).values():
                 self.residency.drop(old)
             for seg in segs.values():
+                seg.sealed = True
                 self.residency.admit(seg)
             self._segments[meta.id] = segs
 
@@ -86,6 +87,7 @@ class QueryNode:
             if held is None:
                 return
             for seg in segs:
+                seg.sealed = True
                 self.residency.admit(seg)
                 held[seg.segment_id] = seg
 

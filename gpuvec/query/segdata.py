@@ -8,13 +8,20 @@ segment. ``search`` runs brute force (``gpuvec.ops.knn``) over the visible rows;
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from gpuvec import ops
 from gpuvec.query.visibility import Visibility
+
+if TYPE_CHECKING:
+    from gpuvec.expr import Filter
+
+_MASK_CACHE = 16  # filter masks kept per sealed segment
 
 
 @dataclass
@@ -47,6 +54,9 @@ class SegmentData:
         self._table: pa.Table | None = None
         self._device: dict[str, object] = {}
         self._sq_norms: dict[str, np.ndarray] = {}
+        self.sealed = False  # set by the query node: rows never change after that
+        self._json_cache: object | None = None
+        self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def n(self) -> int:
@@ -112,6 +122,27 @@ class SegmentData:
         if not fields:
             return pa.table({"_": pa.nulls(len(rows))})
         return self.table().select(fields).take(pa.array(rows, pa.int64()))
+
+    def filter_mask(self, flt: Filter, key: str) -> np.ndarray:
+        """Rows matching ``flt`` (bool [n]), evaluated vectorised over the scalar columns.
+        A sealed segment keeps the masks of its last few filters (``key`` names one)."""
+        if self.sealed and key in self._masks:
+            self._masks.move_to_end(key)
+            return self._masks[key]
+        if self._json_cache is None:
+            from gpuvec.expr import JsonCache
+
+            self._json_cache = JsonCache()
+        n = self.n
+        table = self.table()
+        if table.num_rows != n:  # an append raced us: evaluate the snapshot
+            table = table.slice(0, n)
+        mask = np.asarray(flt.evaluate(table, self._json_cache), bool)
+        if self.sealed:
+            self._masks[key] = mask
+            while len(self._masks) > _MASK_CACHE:
+                self._masks.popitem(last=False)
+        return mask
 
     def pin_device(self) -> bool:
         """Copy vectors and their norms to the GPU (sealed segments only: growing ones

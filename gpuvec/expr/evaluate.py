@@ -1,0 +1,162 @@
+"""Vectorised evaluation of a typed plan over an Arrow table → a NumPy bool mask.
+
+Null semantics are Milvus's: every predicate yields two bitmaps, ``res`` and ``valid``.
+A predicate on a null field gives res=False, valid=False; ``and``/``or`` combine res with
+&/| and valid with | (as Milvus's PhyLogicalBinaryExpr); ``not`` gives ``~res & valid``,
+so NOT over a null row stays False (``not (a > 1)`` never returns rows where a is null).
+``is null``/``is not null`` and ``exists`` are always valid (so ``not exists j["k"]`` is
+true for rows whose JSON is null, as in Milvus). A JSON key that is missing, or holds
+another type, gives False (and True for ``!=``) with valid=True.
+
+No Python work per row happens here: columns become NumPy/Arrow arrays and JSON goes
+through the caller's :class:`~gpuvec.expr.jsoncache.JsonCache`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from gpuvec.errors import FieldNotFoundError
+from gpuvec.expr import kernels
+from gpuvec.expr import plan as p
+from gpuvec.expr.jsoncache import K_LIST, JsonCache
+from gpuvec.expr.values import (
+    Vals,
+    and_valid,
+    arith_vals,
+    array_element,
+    array_elements,
+    array_length,
+    json_length,
+    scalar_vals,
+    validity,
+)
+from gpuvec.schema import DYNAMIC_FIELD_NAME
+
+Mask = tuple[np.ndarray, np.ndarray | None]  # (res, valid); valid None: every row valid
+
+
+class Evaluator:
+    """Evaluates plans over one table; operands read more than once are computed once."""
+
+    def __init__(self, table: pa.Table, cache: JsonCache | None = None) -> None:
+        self.table = table
+        self.n = table.num_rows
+        self.cache = cache if cache is not None else JsonCache()
+        self._cols: dict[str, pa.Array] = {}
+        self._vals: dict[p.Operand, Vals] = {}
+
+    def mask(self, plan: p.Pred) -> np.ndarray:
+        res, _ = self.pred(plan)
+        return np.ascontiguousarray(res, np.bool_)
+
+    # -- columns and operands ---------------------------------------------------------
+    def column(self, name: str) -> pa.Array:
+        arr = self._cols.get(name)
+        if arr is None:
+            if name not in self.table.column_names:
+                if name == DYNAMIC_FIELD_NAME:  # no dynamic keys at all in this table
+                    arr = pa.array(["{}"] * self.n, pa.string())
+                else:
+                    raise FieldNotFoundError(f'column "{name}" is not in the table to filter')
+            else:
+                col = self.table.column(name)
+                arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            self._cols[name] = arr
+        return arr
+
+    def vals(self, op: p.Operand) -> Vals:
+        got = self._vals.get(op)
+        if got is None:
+            got = self._vals[op] = self._compute(op)
+        return got
+
+    def _compute(self, op: p.Operand) -> Vals:
+        if isinstance(op, p.Col):
+            return scalar_vals(self.column(op.name), op.dtype)
+        if isinstance(op, p.JsonPath):
+            jv, valid = self.cache.values(op.column, self.column(op.column), op.path)
+            return Vals(self.n, valid, jv=jv, json=True)
+        if isinstance(op, p.Elem):
+            return array_element(self.column(op.column), op.index, op.elem)
+        if isinstance(op, p.Length):
+            if isinstance(op.target, p.Col):
+                return array_length(self.column(op.target.name))
+            return json_length(self.vals(op.target))
+        return arith_vals(self.vals(op.operand), op)
+
+    # -- predicates -------------------------------------------------------------------
+    def pred(self, node: p.Pred) -> Mask:
+        if isinstance(node, p.Const):
+            return np.full(self.n, node.value, np.bool_), None
+        if isinstance(node, p.Cmp):
+            v = self.vals(node.operand)
+            return kernels.compare(v, node.op, node.value), v.valid
+        if isinstance(node, p.Range):
+            v = self.vals(node.operand)
+            res = kernels.in_range(v, node.lo, node.lo_incl, node.hi, node.hi_incl)
+            return res, v.valid
+        if isinstance(node, p.In):
+            v = self.vals(node.operand)
+            return kernels.is_in(v, node.values), v.valid
+        if isinstance(node, p.Like):
+            v = self.vals(node.operand)
+            return kernels.like(v, node.pattern), v.valid
+        if isinstance(node, p.CmpCols):
+            a, b = self.vals(node.left), self.vals(node.right)
+            return kernels.compare_columns(a, b, node.op), and_valid(a.valid, b.valid)
+        if isinstance(node, p.IsNull):
+            valid = validity(self.column(node.column.name))
+            is_null = np.zeros(self.n, np.bool_) if valid is None else ~valid
+            return (~is_null if node.negate else is_null), None
+        if isinstance(node, p.Exists):
+            v = self.vals(node.path)
+            assert v.jv is not None
+            return v.jv.exists().copy(), None
+        if isinstance(node, p.Contains):
+            return self.contains(node)
+        if isinstance(node, p.Not):
+            res, valid = self.pred(node.item)
+            res = ~res
+            if valid is not None:
+                res &= valid
+            return res, valid
+        return self.logical(node)
+
+    def logical(self, node: p.And | p.Or) -> Mask:
+        res, valid = self.pred(node.items[0])  # predicate results are always fresh arrays
+        all_valid = valid is None
+        valid = None if valid is None else valid.copy()
+        for item in node.items[1:]:
+            r, v = self.pred(item)
+            if isinstance(node, p.And):
+                res &= r
+            else:
+                res |= r
+            if v is None:
+                all_valid = True
+            elif not all_valid:
+                assert valid is not None
+                valid |= v
+        return res, None if all_valid else valid
+
+    def contains(self, node: p.Contains) -> Mask:
+        target = node.target
+        if isinstance(target, p.Col):
+            arr = self.column(target.name)
+            assert target.elem is not None
+            elems, parent, _ = array_elements(arr, target.elem)
+            valid = validity(arr)
+            is_array = np.ones(self.n, np.bool_) if valid is None else valid.copy()
+        else:
+            v = self.vals(target)
+            assert v.jv is not None
+            offsets, elem_values = v.jv.elements()
+            elems = Vals(len(elem_values), None, jv=elem_values, json=True)
+            parent = np.repeat(np.arange(self.n), np.diff(offsets))
+            is_array, valid = v.jv.mask(K_LIST).copy(), v.valid
+            if valid is not None:
+                is_array &= valid
+        res = kernels.contains(elems, parent, self.n, node.mode, node.values)
+        return res & is_array, valid
