@@ -22,6 +22,7 @@ from gpuvec.proxy.fetch import fetch_rows
 from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
 from gpuvec.proxy.params import (
     MAX_TOPK,
+    index_search_params,
     metric_of,
     np_keys,
     query_vectors,
@@ -187,9 +188,13 @@ class MilvusClient:
         ]
 
     def describe_index(self, collection_name: str, index_name: str, **kwargs: Any) -> dict:
-        for i in self._engine.get(collection_name).meta.index_params:
+        """pymilvus's fields, plus how the index is served: ``indexed_segments`` of
+        ``sealed_segments`` use the built index (its ``backend``); the rest (small or
+        not yet built segments, growing data) are brute force on ``search_backend``."""
+        coll = self._engine.get(collection_name)
+        for i in coll.meta.index_params:
             if i["index_name"] == index_name:
-                return dict(i)
+                return {**dict(i), **self._engine.index_serving(coll, i)}
         raise IndexNotFoundError(f"index not found[indexName={index_name}]")
 
     def load_collection(self, collection_name: str, **kwargs: Any) -> None:
@@ -436,7 +441,15 @@ class MilvusClient:
         read_ts = self._read_ts(coll, kwargs)
         k = limit + offset
         segs, dist, seg, row = self._engine.search(
-            coll, field.name, queries, k, metric, parts, read_ts, flt
+            coll,
+            field.name,
+            queries,
+            k,
+            metric,
+            parts,
+            read_ts,
+            flt,
+            index_search_params(search_params),
         )
         dist, seg, row = dist[:, offset:], seg[:, offset:], row[:, offset:]
         pk = coll.schema.primary_field.name  # type: ignore[union-attr]

@@ -29,6 +29,11 @@ class Config:
     max_serviceable_wait_s: float = 10.0  # a read waits this long for its guarantee ts
     gpu_memory_budget: float = 0.8  # fraction of device memory sealed segments may use
     segment_chunk_rows: int = 8192
+    scheduler_address: str = ""  # a Dask scheduler of data-node workers; "" = local cluster
+    datanode_workers: int = 1  # worker processes of the embedded LocalCluster
+    datanode_processes: bool = True  # False: threads in this process (tests, tiny hosts)
+    dashboard_address: str = ":0"  # the embedded cluster's Dask dashboard (":0" = any port)
+    index_min_rows: int = 1024  # smaller sealed segments are served by brute force
 
     @classmethod
     def load(cls, **overrides: Any) -> Config:
@@ -37,6 +42,11 @@ class Config:
             env = os.environ.get(f"GPUVEC_{f.name.upper()}")
             if env is not None:
                 try:
+                    if isinstance(f.default, bool):
+                        if env.strip().lower() not in ("1", "0", "true", "false", "yes", "no"):
+                            raise ValueError(env)
+                        values[f.name] = env.strip().lower() in ("1", "true", "yes")
+                        continue
                     values[f.name] = type(f.default)(env)
                 except ValueError:
                     raise InvalidArgumentError(

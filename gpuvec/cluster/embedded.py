@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from gpuvec import ops
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.indexing import NO_BUILD, IndexBuilder, index_id
 from gpuvec.coord.tso import TSO, compose, now_ts, physical_ms
+from gpuvec.datanode.runtime import DataNodeRuntime
+from gpuvec.datanode.tasks import StoreSpec
 from gpuvec.errors import (
     CollectionNotLoadedError,
     DeadlineExceededError,
@@ -80,6 +85,19 @@ class Engine:
         )
         self.store = open_store(self.root / "objects")
         self.query = QueryNode(self.store, DeviceResidency(self.config.gpu_memory_budget))
+        self.datanodes = DataNodeRuntime(
+            self.config.scheduler_address,
+            workers=self.config.datanode_workers,
+            processes=self.config.datanode_processes,
+            dashboard_address=self.config.dashboard_address,
+        )
+        self.indexer = IndexBuilder(
+            self.catalog,
+            self.datanodes,
+            StoreSpec(str(self.root / "objects")),
+            self._index_built,
+            min_rows=self.config.index_min_rows,
+        )
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
         for meta in self.catalog.list():
@@ -91,6 +109,8 @@ class Engine:
         self._maint.start()
         self._ticker = threading.Thread(target=self._tick, name="gpuvec-timetick", daemon=True)
         self._ticker.start()
+        self._indexing = threading.Thread(target=self._index, name="gpuvec-index", daemon=True)
+        self._indexing.start()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _start(self, meta: CollectionMeta) -> Collection:
@@ -133,10 +153,67 @@ class Engine:
                     except Exception:  # closed by a concurrent drop
                         log.debug("time tick of %s failed", shard.channel, exc_info=True)
 
+    def _index(self) -> None:
+        """Submit the index builds that loaded collections' sealed segments need."""
+        while not self._stop.wait(1.0):
+            for coll in list(self.collections.values()):
+                if not self.query.loaded(coll.meta.id):
+                    continue
+                try:
+                    self.indexer.schedule(coll.meta)
+                except Exception:  # dropped meanwhile, or the cluster is unreachable
+                    log.warning("index scheduling of %s failed", coll.meta.name, exc_info=True)
+
+    def _index_built(self, cid: int, sid: int, field: str, record: dict[str, Any]) -> None:
+        """A build was committed: swap it in if it still matches the index definition."""
+        coll = next((c for c in self.collections.values() if c.meta.id == cid), None)
+        if coll is None:
+            return
+        if any(index_id(d) == record["index_id"] for d in coll.meta.index_params):
+            self.query.attach_index(cid, sid, field, record)
+
+    def wait_for_indexes(self, name: str, timeout: float = 60.0) -> bool:
+        """Block until every sealed segment of ``name`` that needs an index has one being
+        served (tests, benchmarks, ``flush`` callers that want index speed)."""
+        coll = self.get(name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.indexer.schedule(coll.meta)
+            if self.indexer.pending() == 0 and self._indexes_served(coll):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def index_serving(self, coll: Collection, definition: dict[str, Any]) -> dict[str, Any]:
+        """How one index definition is served right now (for ``describe_index``)."""
+        iid, field = index_id(definition), definition["field_name"]
+        segs = self.query.segments(coll.meta.id)
+        using = [s.indexes[field][1] for s in segs if s.indexes.get(field, ("",))[0] == iid]
+        backends = sorted({str(ix.describe().get("backend", "")) for ix in using})
+        return {
+            "sealed_segments": len(segs),
+            "indexed_segments": len(using),
+            "pending_index_segments": self.indexer.pending(),
+            "backend": ", ".join(backends) if backends else "brute force (gpuvec.ops)",
+            "search_backend": ops.backend_name(),
+        }
+
+    def _indexes_served(self, coll: Collection) -> bool:
+        defs = [d for d in coll.meta.index_params if d.get("index_type") not in NO_BUILD]
+        for seg in self.query.segments(coll.meta.id):
+            if seg.n < self.config.index_min_rows:
+                continue
+            for d in defs:
+                if seg.indexes.get(d["field_name"], ("",))[0] != index_id(d):
+                    return False
+        return True
+
     def close(self) -> None:
         self._stop.set()
         self._maint.join(timeout=5)
         self._ticker.join(timeout=5)
+        self._indexing.join(timeout=5)
+        self.datanodes.close()
         for coll in self.collections.values():
             for shard in coll.shards:
                 shard.close()
@@ -214,6 +291,7 @@ class Engine:
 
     def _load(self, coll: Collection) -> None:
         self.query.load(coll.meta, self.catalog)
+        self.query.attach_indexes(coll.meta, self.catalog)
         for shard in coll.shards:  # deletes not yet in a delta log
             for pks, ts in shard._deletes:
                 self.query.delete(coll.meta.id, pks, ts)
@@ -337,6 +415,7 @@ class Engine:
         partitions: set[int] | None,
         read_ts: int,
         flt: CompiledFilter | None = None,
+        search_params: dict[str, Any] | None = None,
     ) -> tuple[list[SegmentData], np.ndarray, np.ndarray, np.ndarray]:
         """Top-k over every served segment; a filter restricts the brute force exactly
         (a pre-filter: rows outside it are never candidates)."""
@@ -347,7 +426,7 @@ class Engine:
             return segs, np.zeros((nq, k), np.float32), empty, empty
         masks = [None if flt is None else s.filter_mask(flt.filter, flt.key) for s in segs]
         parts = [
-            s.search(field, queries, k, metric, read_ts, extra_mask=m)
+            s.search(field, queries, k, metric, read_ts, extra_mask=m, search_params=search_params)
             for s, m in zip(segs, masks, strict=True)
         ]
         dist, seg, row = reduce_hits(parts, k, metric)

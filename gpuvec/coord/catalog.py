@@ -173,6 +173,7 @@ class Catalog:
                 Delete(key),
                 DeletePrefix(f"{PREFIX}segments/{meta.id}/"),
                 DeletePrefix(f"{PREFIX}deltas/{meta.id}/"),
+                DeletePrefix(f"{PREFIX}indexes/{meta.id}/"),
             ]
             + [Delete(f"{PREFIX}checkpoints/{ch}") for ch in meta.channels],
             f"drop of collection {name!r}",
@@ -245,6 +246,38 @@ class Catalog:
             )
         ops.append(Put(f"{PREFIX}checkpoints/{channel}", str(checkpoint).encode()))
         self._commit([], ops, f"seal of channel {channel!r}")
+
+    # --- segment indexes (built by data nodes) ------------------------------------------------
+    def commit_index(
+        self, collection_id: int, segment_id: int, field: str, record: dict[str, Any]
+    ) -> bool:
+        """Register a built index file of a segment's field, only while the segment is still
+        committed (a compacted-away segment never gains an index). Returns whether it did."""
+        seg_key = f"{PREFIX}segments/{collection_id}/{segment_id}"
+        key = f"{PREFIX}indexes/{collection_id}/{segment_id}/{field}"
+        res = self._txn(
+            [Compare(seg_key, "version", ">", 0)],
+            [Put(key, json.dumps(record, separators=(",", ":")).encode())],
+        )
+        return res.succeeded
+
+    def segment_indexes(self, collection_id: int) -> dict[tuple[int, str], dict[str, Any]]:
+        """``(segment id, field) → index record`` of the collection's built indexes."""
+        kvs, _ = self.meta.range(f"{PREFIX}indexes/{collection_id}/")
+        out = {}
+        for kv in kvs:
+            sid, field_name = kv.key.split("/")[-2:]
+            out[(int(sid), field_name)] = json.loads(kv.value)
+        return out
+
+    def drop_indexes(self, collection_id: int, field: str | None = None) -> None:
+        """Forget the collection's index records (of one field, or all)."""
+        if field is None:
+            self._commit([], [DeletePrefix(f"{PREFIX}indexes/{collection_id}/")], "drop index")
+            return
+        for (sid, f), _ in self.segment_indexes(collection_id).items():
+            if f == field:
+                self._commit([], [Delete(f"{PREFIX}indexes/{collection_id}/{sid}/{f}")], "drop")
 
     def delta_logs(self, collection_id: int) -> list[str]:
         """Paths of the collection's delta logs, oldest first per channel."""

@@ -89,3 +89,13 @@ def query_vectors(data: Any, dim: int) -> np.ndarray:
         bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise InvalidArgumentError(f"search data[{bad}] contains NaN or infinity")
     return arr
+
+
+def index_search_params(search_params: dict | None) -> dict[str, Any]:
+    """The index knobs of pymilvus ``search_params``: its ``params`` dict (``nprobe``,
+    ``ef`` ...) merged over any given at the top level."""
+    sp = dict(search_params or {})
+    inner = sp.pop("params", None)
+    if inner is not None and not isinstance(inner, dict):
+        raise InvalidArgumentError(f"search_params['params'] must be a dict, got {inner!r}")
+    return {**sp, **(inner or {})}

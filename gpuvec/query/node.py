@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import threading
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -90,6 +91,35 @@ class QueryNode:
                 seg.sealed = True
                 self.residency.admit(seg)
                 held[seg.segment_id] = seg
+
+    def attach_index(
+        self, collection_id: int, segment_id: int, field: str, record: dict[str, Any]
+    ) -> bool:
+        """Load a built index file and swap it into the segment (one dict assignment:
+        a search in flight keeps what it started with). False if the segment is not held."""
+        with self.lock:
+            seg = self._segments.get(collection_id, {}).get(segment_id)
+        if seg is None:
+            return False
+        from gpuvec.index import load_index
+
+        index = load_index(get_bytes(self.store, record["path"]), base=seg.vectors(field))
+        seg.indexes[field] = (record["index_id"], index)
+        return True
+
+    def attach_indexes(self, meta: CollectionMeta, catalog: Catalog) -> int:
+        """Attach every committed index build that matches a current index definition."""
+        from gpuvec.coord.indexing import index_id
+
+        current = {(d["field_name"], index_id(d)) for d in meta.index_params}
+        done = 0
+        for (sid, field), rec in catalog.segment_indexes(meta.id).items():
+            if (field, rec.get("index_id")) in current:
+                seg = self._segments.get(meta.id, {}).get(sid)
+                if seg is not None and seg.indexes.get(field, ("",))[0] == rec["index_id"]:
+                    continue
+                done += self.attach_index(meta.id, sid, field, rec)
+        return done
 
     def release(self, collection_id: int) -> None:
         with self.lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from gpuvec.expr import Filter
 
 _MASK_CACHE = 16  # filter masks kept per sealed segment
+_INDEX_PARAMS = frozenset(
+    ("nprobe", "ef", "level", "itopk_size", "search_width", "min_iterations",
+     "max_iterations", "team_size", "refine_ratio", "max_empty_result_buckets")
+)  # fmt: skip
 
 
 @dataclass
@@ -57,6 +61,7 @@ class SegmentData:
         self.sealed = False  # set by the query node: rows never change after that
         self._json_cache: object | None = None
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.indexes: dict[str, tuple[str, Any]] = {}  # field → (index id, VectorIndex)
 
     @property
     def n(self) -> int:
@@ -179,15 +184,23 @@ class SegmentData:
         metric: str,
         read_ts: int,
         extra_mask: np.ndarray | None = None,
+        search_params: dict[str, Any] | None = None,
     ) -> Hits:
-        """Brute-force top-k over the rows visible at ``read_ts``. Safe against a concurrent
-        append: it works on a snapshot of the first ``n`` rows."""
+        """Top-k over the rows visible at ``read_ts``: brute force on the GPU when the
+        segment is resident there, else its built index (``indexes``), else brute force on
+        the host. Safe against a concurrent append: it works on a snapshot of ``n`` rows."""
         n = self.n
         valid = self.vis.mask(read_ts)[:n]
         if extra_mask is not None:
             valid = valid & extra_mask[:n]
         if field in self._device:
             base, norms = self._device[field], self._device[field + "/sq"]
+        elif field in self.indexes and self.sealed:
+            index = self.indexes[field][1]
+            params = {k: v for k, v in (search_params or {}).items() if k in _INDEX_PARAMS}
+            all_rows = valid if not valid.all() else None
+            dist, rows = index.search(queries, k, params, valid=all_rows, base=self._vec[field][:n])
+            return Hits(dist, rows)
         else:
             base, norms = self._vec[field][:n], self._norms(field)
             if len(norms) < n:  # an append raced us: norms of the snapshot

@@ -11,7 +11,12 @@ import pytest
 
 from gpuvec.errors import InvalidArgumentError
 from gpuvec.index import VectorIndex, build_index, load_index
-from gpuvec.index.search import FALLBACK_FRACTION, FALLBACK_K_FACTOR, use_exact
+from gpuvec.index.search import (
+    FALLBACK_FRACTION,
+    FALLBACK_K_FACTOR,
+    FALLBACK_MIN_ROWS,
+    use_exact,
+)
 from gpuvec.index.threads import MT_MIN_BATCH, faiss_module, search_threads
 from gpuvec.testing.knn_reference import ref_knn
 
@@ -66,7 +71,8 @@ def test_use_exact_rule() -> None:
     assert use_exact(n, int(FALLBACK_FRACTION * n), 10)
     assert not use_exact(n, int(FALLBACK_FRACTION * n) + 1, 10)
     assert use_exact(1000, FALLBACK_K_FACTOR * 100, 100)  # large k on a small segment
-    assert not use_exact(1000, FALLBACK_K_FACTOR * 10 + 1, 10)
+    assert use_exact(10_000, FALLBACK_MIN_ROWS, 10)  # a small scan is always exact
+    assert not use_exact(10_000, FALLBACK_MIN_ROWS + 1, 10)
     assert use_exact(n, 0, 1)
 
 

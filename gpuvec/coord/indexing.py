@@ -1,0 +1,109 @@
+"""The coordinator's index builds (DESIGN §1): which sealed segments need an index file,
+submitting their builds to the data nodes as Dask tasks, and committing finished builds.
+
+For every index definition of a collection whose type needs a build (everything but FLAT
+and GPU_BRUTE_FORCE) and every committed sealed segment of at least ``min_rows`` rows
+without a current build, :meth:`IndexBuilder.schedule` submits
+``gpuvec-build-index-<segment>-<field>-<index id>``. When a build returns, its record is
+committed in meta in a guarded transaction (only while the segment is still committed) and
+handed to ``on_built`` (the query node swaps the index in). A failed build (after Dask's
+retries) is logged and left to the next scan; until then brute force serves the segment,
+so searches answer throughout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.datanode.runtime import DataNodeRuntime
+from gpuvec.datanode.tasks import StoreSpec, build_index_task
+
+log = logging.getLogger(__name__)
+
+NO_BUILD = ("FLAT", "GPU_BRUTE_FORCE")
+
+
+def index_id(definition: dict[str, Any]) -> str:
+    """A stable id of an index definition: another type, metric or params → another id."""
+    keep = {k: definition.get(k) for k in ("field_name", "index_type", "metric_type", "params")}
+    return hashlib.sha1(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class IndexBuilder:
+    def __init__(
+        self,
+        catalog: Catalog,
+        runtime: DataNodeRuntime,
+        store: StoreSpec,
+        on_built: Callable[[int, int, str, dict[str, Any]], None],
+        min_rows: int = 1024,
+    ) -> None:
+        self.catalog, self.runtime, self.store = catalog, runtime, store
+        self.on_built, self.min_rows = on_built, min_rows
+        self._lock = threading.Lock()
+        self._inflight: dict[str, Any] = {}
+        self.failed: dict[str, str] = {}
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    def schedule(self, meta: CollectionMeta) -> int:
+        """Submit the builds ``meta``'s committed segments still need; return how many."""
+        defs = [d for d in meta.index_params if d.get("index_type") not in NO_BUILD]
+        if not defs:
+            return 0
+        built = self.catalog.segment_indexes(meta.id)
+        submitted = 0
+        for sm in self.catalog.segments(meta.id):
+            if sm.rows < self.min_rows:
+                continue
+            for d in defs:
+                iid, field = index_id(d), d["field_name"]
+                if built.get((sm.id, field), {}).get("index_id") == iid:
+                    continue
+                key = f"gpuvec-build-index-{sm.id}-{field}-{iid}"
+                with self._lock:
+                    if key in self._inflight:
+                        continue
+                    fut = self.runtime.submit(
+                        build_index_task,
+                        self.store, sm.path, field, iid,
+                        d["index_type"], d["metric_type"], dict(d.get("params") or {}),
+                        key=key, gpu=d["index_type"].startswith("GPU_"),
+                    )  # fmt: skip
+                    self._inflight[key] = fut
+                submitted += 1
+                fut.add_done_callback(
+                    lambda f, key=key, cid=meta.id, sid=sm.id, d=d, iid=iid: self._done(
+                        f, key, cid, sid, d, iid
+                    )
+                )
+        return submitted
+
+    def _done(self, fut: Any, key: str, cid: int, sid: int, d: dict, iid: str) -> None:
+        try:
+            out = fut.result()
+            record = {
+                "index_id": iid,
+                "index_name": d.get("index_name", d["field_name"]),
+                "index_type": d["index_type"],
+                "metric_type": d["metric_type"],
+                "params": dict(d.get("params") or {}),
+                **out,
+            }
+            if self.catalog.commit_index(cid, sid, d["field_name"], record):
+                self.on_built(cid, sid, d["field_name"], record)
+            self.failed.pop(key, None)
+        except Exception as e:  # the build failed after retries: brute force keeps serving
+            log.warning("index build %s failed: %s", key, e)
+            self.failed[key] = f"{type(e).__name__}: {e}"
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
