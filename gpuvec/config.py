@@ -34,6 +34,10 @@ class Config:
     datanode_processes: bool = True  # False: threads in this process (tests, tiny hosts)
     dashboard_address: str = ":0"  # the embedded cluster's Dask dashboard (":0" = any port)
     index_min_rows: int = 1024  # smaller sealed segments are served by brute force
+    compaction_small_rows: int = 100_000  # merge two or more sealed segments below this
+    compaction_deleted_ratio: float = 0.2  # rewrite a segment with more rows deleted
+    compaction_retention_s: float = 60.0  # rows deleted within this window are kept (MVCC)
+    compaction_interval_s: float = 10.0  # how often the automatic policy looks
 
     @classmethod
     def load(cls, **overrides: Any) -> Config:

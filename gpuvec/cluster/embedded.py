@@ -26,7 +26,8 @@ import pyarrow as pa
 
 from gpuvec import ops
 from gpuvec.config import Config
-from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
+from gpuvec.coord.compaction import Compactor
 from gpuvec.coord.indexing import NO_BUILD, IndexBuilder, index_id
 from gpuvec.coord.tso import TSO, compose, now_ts, physical_ms
 from gpuvec.datanode.runtime import DataNodeRuntime
@@ -40,7 +41,7 @@ from gpuvec.errors import (
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import shard_of
-from gpuvec.query.node import QueryNode
+from gpuvec.query.node import QueryNode, load_segment
 from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
 from gpuvec.schema import CollectionSchema
@@ -98,6 +99,15 @@ class Engine:
             self._index_built,
             min_rows=self.config.index_min_rows,
         )
+        self.compactor = Compactor(
+            self.catalog,
+            self.datanodes,
+            StoreSpec(str(self.root / "objects")),
+            self.store,
+            self.config,
+            self.query.deleted_fraction,
+            self._compacted,
+        )
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
         for meta in self.catalog.list():
@@ -154,15 +164,47 @@ class Engine:
                         log.debug("time tick of %s failed", shard.channel, exc_info=True)
 
     def _index(self) -> None:
-        """Submit the index builds that loaded collections' sealed segments need."""
+        """Submit the index builds that loaded collections' sealed segments need, and the
+        compactions the automatic policy asks for."""
+        last_compaction = time.monotonic()
         while not self._stop.wait(1.0):
+            compact = time.monotonic() - last_compaction >= self.config.compaction_interval_s
+            if compact:
+                last_compaction = time.monotonic()
             for coll in list(self.collections.values()):
                 if not self.query.loaded(coll.meta.id):
                     continue
                 try:
                     self.indexer.schedule(coll.meta)
+                    if compact:
+                        self.compactor.compact(coll.meta)
                 except Exception:  # dropped meanwhile, or the cluster is unreachable
-                    log.warning("index scheduling of %s failed", coll.meta.name, exc_info=True)
+                    log.warning("index/compaction of %s failed", coll.meta.name, exc_info=True)
+
+    def _compacted(
+        self, meta: CollectionMeta, old: list[SegmentMeta], new: SegmentMeta | None
+    ) -> None:
+        """A compaction committed: load its segment, apply every delete so far (delta
+        logs, then the shards' unsealed ones, under the shard locks so none slips between),
+        and swap it for the old segments."""
+        coll = next((c for c in self.collections.values() if c.meta.id == meta.id), None)
+        if coll is None or not self.query.loaded(meta.id):
+            return
+        seg = None
+        if new is not None:
+            seg = load_segment(self.store, new.path, new.id, new.partition_id, meta)
+        for shard in coll.shards:
+            shard.lock.acquire()
+        try:
+            if seg is not None:
+                self.query.apply_deltas(meta, self.catalog, [seg])
+                for shard in coll.shards:
+                    for pks, ts in shard._deletes:
+                        seg.delete(pks, ts)
+            self.query.replace(meta.id, [s.id for s in old], seg)
+        finally:
+            for shard in coll.shards:
+                shard.lock.release()
 
     def _index_built(self, cid: int, sid: int, field: str, record: dict[str, Any]) -> None:
         """A build was committed: swap it in if it still matches the index definition."""

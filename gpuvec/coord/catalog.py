@@ -247,6 +247,19 @@ class Catalog:
         ops.append(Put(f"{PREFIX}checkpoints/{channel}", str(checkpoint).encode()))
         self._commit([], ops, f"seal of channel {channel!r}")
 
+    def commit_compaction(
+        self, collection_id: int, old: Sequence[SegmentMeta], new: SegmentMeta | None
+    ) -> bool:
+        """Replace ``old`` segments by ``new`` (None: every row was dropped) in one
+        transaction, only if every old segment is still committed (a concurrent compaction
+        or drop wins). Their index records go with them. Returns whether it committed."""
+        keys = [f"{PREFIX}segments/{collection_id}/{s.id}" for s in old]
+        ops: list[Op] = [Delete(k) for k in keys]
+        ops += [DeletePrefix(f"{PREFIX}indexes/{collection_id}/{s.id}/") for s in old]
+        if new is not None:
+            ops.append(Put(f"{PREFIX}segments/{collection_id}/{new.id}", _dump(new)))
+        return self._txn([Compare(k, "version", ">", 0) for k in keys], ops).succeeded
+
     # --- segment indexes (built by data nodes) ------------------------------------------------
     def commit_index(
         self, collection_id: int, segment_id: int, field: str, record: dict[str, Any]

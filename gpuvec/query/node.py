@@ -63,6 +63,17 @@ class QueryNode:
         for sm in catalog.segments(meta.id):
             seg = load_segment(self.store, sm.path, sm.id, sm.partition_id, meta)
             segs[sm.id] = seg
+        self.apply_deltas(meta, catalog, list(segs.values()))
+        with self.lock:
+            for old in self._segments.get(meta.id, {}).values():
+                self.residency.drop(old)
+            for seg in segs.values():
+                seg.sealed = True
+                self.residency.admit(seg)
+            self._segments[meta.id] = segs
+
+    def apply_deltas(self, meta: CollectionMeta, catalog: Catalog, segs: list[SegmentData]) -> None:
+        """Apply every delta log of the collection to ``segs``."""
         pk_is_int = meta.collection_schema().primary_field.dtype == DataType.INT64  # type: ignore[union-attr]
         for path in catalog.delta_logs(meta.id):
             t = pq.read_table(io.BytesIO(get_bytes(self.store, path)))
@@ -71,15 +82,24 @@ class QueryNode:
             tss = t.column("ts").to_numpy()
             for ts in np.unique(tss):
                 sel = pks[tss == ts]
-                for seg in segs.values():
+                for seg in segs:
                     seg.delete(sel, int(ts))
+
+    def replace(self, collection_id: int, old_ids: list[int], new: SegmentData | None) -> None:
+        """Swap compacted segments for their replacement in one step (callers hold the
+        collection's shard locks, so no delete slips between the two)."""
         with self.lock:
-            for old in self._segments.get(meta.id, {}).values():
-                self.residency.drop(old)
-            for seg in segs.values():
-                seg.sealed = True
-                self.residency.admit(seg)
-            self._segments[meta.id] = segs
+            held = self._segments.get(collection_id)
+            if held is None:
+                return
+            for sid in old_ids:
+                seg = held.pop(sid, None)
+                if seg is not None:
+                    self.residency.drop(seg)
+            if new is not None:
+                new.sealed = True
+                self.residency.admit(new)
+                held[new.segment_id] = new
 
     def adopt(self, collection_id: int, segs: list[SegmentData]) -> None:
         """Take over segments a streaming node just sealed (only if the collection is loaded)."""
@@ -141,6 +161,13 @@ class QueryNode:
         for seg in segs:
             self.residency.touch(seg)
         return segs
+
+    def deleted_fraction(self, collection_id: int, segment_id: int) -> float:
+        """Share of a held segment's rows that are deleted (0 when not held)."""
+        seg = self._segments.get(collection_id, {}).get(segment_id)
+        if seg is None or seg.n == 0:
+            return 0.0
+        return 1.0 - seg.vis.live_count() / seg.n
 
     def stats(self, collection_id: int) -> dict[str, int]:
         with self.lock:

@@ -11,6 +11,7 @@ import pytest
 
 from gpuvec import MilvusClient
 from gpuvec.config import Config
+from gpuvec.errors import IndexNotFoundError, InvalidArgumentError
 
 DIM = 16
 
@@ -109,9 +110,17 @@ def test_index_survives_restart_and_redefinition(tmp_path: Path, cfg: Config) ->
     c = MilvusClient(str(tmp_path / "db"), config=cfg)
     try:  # reopened: the committed index file is loaded, not rebuilt
         assert c.describe_index("c", "vector")["indexed_segments"] == 1
-        c.release_collection("c")
         idx = c.prepare_index_params()
         idx.add_index("vector", index_type="IVF_FLAT", metric_type="L2", params={"nlist": 16})
+        with pytest.raises(InvalidArgumentError, match="one distinct index"):
+            c.create_index("c", idx)
+        with pytest.raises(InvalidArgumentError, match="release"):
+            c.drop_index("c", "vector")
+        c.release_collection("c")
+        c.drop_index("c", "vector")
+        assert c.list_indexes("c") == []
+        with pytest.raises(IndexNotFoundError):
+            c.drop_index("c", "vector")
         c.create_index("c", idx)
         c.load_collection("c")
         assert c._engine.wait_for_indexes("c", timeout=60)

@@ -124,3 +124,11 @@ def exists(store: Store, key: str) -> bool:
         return bool(sync(store.exists(key)))
     except TRANSPORT_ERRORS as e:
         raise _wrap(store, key, e) from e
+
+
+def delete_prefix(store: Store, prefix: str) -> None:
+    """Remove every object under ``prefix`` (garbage collection of replaced segments)."""
+    try:
+        sync(store.delete_dir(prefix.strip("/")))
+    except TRANSPORT_ERRORS as e:
+        raise _wrap(store, prefix, e) from e

@@ -1,0 +1,157 @@
+"""The coordinator's compactions (DESIGN §4): which sealed segments to rewrite, running the
+rewrite as a Dask data-node task, committing the switch and collecting the garbage.
+
+Policy (per partition and channel): merge two or more *small* segments (fewer than
+``compaction_small_rows`` rows) into one; rewrite a segment alone when more than
+``compaction_deleted_ratio`` of its rows are deleted. ``compact()`` (manual) merges every
+group of two or more segments and rewrites every segment with deletes.
+
+A compaction drops rows deleted at or before its *horizon* (now − ``compaction_retention_s``)
+and keeps later-deleted rows, which the delta logs keep hiding: a read at any timestamp
+after the horizon sees the same rows before and after. The switch (old segments out, new
+one in, their index records dropped) is one guarded meta transaction that only commits
+while every old segment is still committed; then the query node swaps segments, the old
+objects are deleted, and the index builder builds the new segment's indexes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from gpuvec.config import Config
+from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
+from gpuvec.coord.tso import compose, now_ts, physical_ms
+from gpuvec.datanode.runtime import DataNodeRuntime
+from gpuvec.datanode.tasks import StoreSpec, compact_task
+from gpuvec.schema import DataType
+from gpuvec.storage.objects.stores import delete_prefix
+
+log = logging.getLogger(__name__)
+
+Swap = Callable[[CollectionMeta, list[SegmentMeta], "SegmentMeta | None"], None]
+
+
+class Compactor:
+    def __init__(
+        self,
+        catalog: Catalog,
+        runtime: DataNodeRuntime,
+        store_spec: StoreSpec,
+        store: Any,
+        config: Config,
+        deleted_fraction: Callable[[int, int], float],
+        on_compacted: Swap,
+    ) -> None:
+        self.catalog, self.runtime, self.spec, self.store = catalog, runtime, store_spec, store
+        self.config, self.deleted_fraction, self.on_compacted = (
+            config,
+            deleted_fraction,
+            on_compacted,
+        )
+        self._lock = threading.Lock()
+        self._ids = itertools.count(int(now_ts()))
+        self.jobs: dict[int, dict[str, Any]] = {}  # job id → {"state", "collection", "plans"}
+        self._busy: set[int] = set()  # collections with a running job
+
+    # --- planning ------------------------------------------------------------------------
+    def plan(self, meta: CollectionMeta, manual: bool = False) -> list[list[SegmentMeta]]:
+        groups: dict[tuple[int, str], list[SegmentMeta]] = {}
+        for sm in self.catalog.segments(meta.id):
+            groups.setdefault((sm.partition_id, sm.channel), []).append(sm)
+        plans = []
+        for segs in groups.values():
+            dirty = [s for s in segs if self.deleted_fraction(meta.id, s.id) > 0]
+            if manual:
+                if len(segs) >= 2 or dirty:
+                    plans.append(segs)
+                continue
+            small = [s for s in segs if s.rows < self.config.compaction_small_rows]
+            if len(small) >= 2:
+                plans.append(small)
+                segs = [s for s in segs if s not in small]
+            ratio = self.config.compaction_deleted_ratio
+            plans += [[s] for s in segs if self.deleted_fraction(meta.id, s.id) > ratio]
+        return plans
+
+    # --- running -------------------------------------------------------------------------
+    def compact(self, meta: CollectionMeta, manual: bool = False) -> int | None:
+        """Start a compaction job for ``meta`` (None when nothing to do or one is running);
+        returns its id for :meth:`state`."""
+        with self._lock:
+            if meta.id in self._busy:
+                return None
+            plans = self.plan(meta, manual)
+            if not plans:
+                if not manual:
+                    return None
+                job = next(self._ids)
+                self.jobs[job] = {"state": "Completed", "collection": meta.id, "plans": 0}
+                return job
+            job = next(self._ids)
+            self._busy.add(meta.id)
+            self.jobs[job] = {"state": "Executing", "collection": meta.id,
+                              "plans": len(plans), "done": 0, "failed": 0}  # fmt: skip
+        pk = meta.collection_schema().primary_field
+        assert pk is not None
+        retention_ms = int(self.config.compaction_retention_s * 1000)
+        horizon = compose(max(0, physical_ms(now_ts()) - retention_ms))
+        deltas = self.catalog.delta_logs(meta.id)
+        for old in plans:
+            new_id = self.catalog.allocate_ids()
+            new_path = f"collections/{meta.id}/segments/{new_id}/v1"
+            try:
+                fut = self.runtime.submit(
+                    compact_task,
+                    self.spec, [s.path for s in old], deltas, horizon, new_path, pk.name,
+                    pk.dtype == DataType.INT64, self.config.segment_chunk_rows,
+                    key=f"gpuvec-compact-{meta.id}-{new_id}",
+                )  # fmt: skip
+            except Exception as e:  # no data nodes: this part of the job fails
+                log.warning("compaction of %s could not start: %s", meta.name, e)
+                self._finish(job, meta, ok=False)
+                continue
+            fut.add_done_callback(
+                lambda f, old=old, new_id=new_id: self._done(f, job, meta, old, new_id)
+            )
+        return job
+
+    def _done(
+        self, fut: Any, job: int, meta: CollectionMeta, old: list[SegmentMeta], new_id: int
+    ) -> None:
+        ok = False
+        try:
+            out = fut.result()
+            new = None
+            if out["path"] is not None:
+                first = old[0]
+                new = SegmentMeta(new_id, meta.id, first.partition_id, first.channel, out["path"],
+                                  out["rows"], out["ts_min"], out["ts_max"],
+                                  max(s.checkpoint for s in old))  # fmt: skip
+            if self.catalog.commit_compaction(meta.id, old, new):
+                self.on_compacted(meta, old, new)
+                for s in old:  # garbage: nothing points at them any more
+                    delete_prefix(self.store, s.path)
+                ok = True
+            elif new is not None:
+                delete_prefix(self.store, new.path)  # lost the race: never registered
+        except Exception as e:
+            log.warning("compaction %s of collection %s failed: %s", new_id, meta.name, e)
+        self._finish(job, meta, ok)
+
+    def _finish(self, job: int, meta: CollectionMeta, ok: bool) -> None:
+        with self._lock:
+            j = self.jobs[job]
+            j["done" if ok else "failed"] += 1
+            if j["done"] + j["failed"] == j["plans"]:
+                j["state"] = "Completed" if not j["failed"] else "Failed"
+                self._busy.discard(meta.id)
+
+    def state(self, job: int) -> str:
+        """``Completed`` / ``Executing`` / ``Failed`` (``UndefiedState`` for unknown ids,
+        as pymilvus names it)."""
+        j = self.jobs.get(job)
+        return "UndefiedState" if j is None else str(j["state"])
