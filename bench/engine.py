@@ -106,10 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     res: dict = {"data": source, "cores": os.cpu_count()}
 
     from gpuvec import MilvusClient, ops
+    from gpuvec.config import Config
 
     res["backend"] = ops.backend_name()
     with tempfile.TemporaryDirectory() as d:
-        c = MilvusClient(str(Path(d) / "gpuvec"))
+        # the flat (brute-force) path: no AUTOINDEX builds, so every segment is scanned
+        c = MilvusClient(str(Path(d) / "gpuvec"), config=Config(index_min_rows=1 << 62))
         res["gpuvec"] = bench_client(c, base, queries, "gpuvec")
         c.close()
     res["faiss_flat"] = bench_faiss(base, queries)

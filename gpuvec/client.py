@@ -19,6 +19,7 @@ from gpuvec.config import Config
 from gpuvec.coord.indexing import index_id
 from gpuvec.errors import GpuvecError, IndexNotFoundError, InvalidArgumentError
 from gpuvec.index.params import IndexParams
+from gpuvec.index.validate import check_range_params
 from gpuvec.proxy.fetch import fetch_rows
 from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
 from gpuvec.proxy.params import (
@@ -485,6 +486,9 @@ class MilvusClient:
                 f"offset {offset} + limit {limit} must be in [1, {MAX_TOPK}]"
             )
         queries = query_vectors(data, int(field.dim))  # type: ignore[arg-type]
+        knobs = index_search_params(search_params)
+        if knobs.get("radius") is not None:
+            check_range_params(metric, knobs["radius"], knobs.get("range_filter"))
         spec = resolve_output_fields(coll.schema, output_fields or [])
         parts = self._engine.partition_ids(coll, partition_names)
         read_ts = self._read_ts(coll, kwargs)
@@ -498,7 +502,7 @@ class MilvusClient:
             parts,
             read_ts,
             flt,
-            index_search_params(search_params),
+            knobs,
         )
         dist, seg, row = dist[:, offset:], seg[:, offset:], row[:, offset:]
         pk = coll.schema.primary_field.name  # type: ignore[union-attr]

@@ -53,7 +53,7 @@ class DataNodeRuntime:
                         n_workers=self.workers,
                         threads_per_worker=self.threads,
                         processes=self.processes,
-                        dashboard_address=self.dashboard_address,
+                        dashboard_address=self.dashboard_address or None,  # "": none
                         resources=resources,
                     )
                     self._client = Client(self._cluster)

@@ -149,6 +149,34 @@ class SegmentData:
                 self._masks.popitem(last=False)
         return mask
 
+    def _range(
+        self,
+        field: str,
+        queries: np.ndarray,
+        k: int,
+        metric: str,
+        valid: np.ndarray,
+        sp: dict[str, Any],
+    ) -> Hits:
+        """Range search (Milvus ``radius`` / ``range_filter``): the best ``k`` rows per
+        query inside the range, through the segment's index when it has one."""
+        from gpuvec.index.search import exact_range
+        from gpuvec.index.validate import check_range_params
+
+        n = self.n
+        radius, rf = check_range_params(metric, sp["radius"], sp.get("range_filter"))
+        mask = None if valid.all() else valid
+        base = self._vec[field][:n]
+        if field in self.indexes and self.sealed:
+            params = {k2: v for k2, v in sp.items() if k2 in _INDEX_PARAMS}
+            index = self.indexes[field][1]
+            dist, rows = index.range_search(
+                queries, radius, rf, limit=k, search_params=params, valid=mask, base=base
+            )
+        else:
+            dist, rows = exact_range(base, queries, metric, radius, rf, k, mask)
+        return Hits(dist, rows)
+
     def pin_device(self) -> bool:
         """Copy vectors and their norms to the GPU (sealed segments only: growing ones
         change with every append). Returns whether the segment is now resident."""
@@ -193,6 +221,9 @@ class SegmentData:
         valid = self.vis.mask(read_ts)[:n]
         if extra_mask is not None:
             valid = valid & extra_mask[:n]
+        sp = search_params or {}
+        if sp.get("radius") is not None:
+            return self._range(field, queries, k, metric, valid, sp)
         if field in self._device:
             base, norms = self._device[field], self._device[field + "/sq"]
         elif field in self.indexes and self.sealed:

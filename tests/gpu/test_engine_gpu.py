@@ -39,7 +39,7 @@ def device_mode(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_engine(path: Path, metric: str, base: np.ndarray, qs: np.ndarray, k: int) -> tuple:
-    c = MilvusClient(str(path), config=Config(seal_idle_s=3600))
+    c = MilvusClient(str(path), config=Config(seal_idle_s=3600, index_min_rows=10**9))
     try:
         c.create_collection("c", dimension=DIM, metric_type=metric, num_shards=2)
         half = len(base) // 2
@@ -81,7 +81,7 @@ def test_gpu_budget_keeps_lru_segments_on_host(tmp_path: Path, device_mode: None
     rng = np.random.default_rng(8)
     base = rng.standard_normal((4000, DIM)).astype(np.float32)
     qs = rng.standard_normal((10, DIM)).astype(np.float32)
-    c = MilvusClient(str(tmp_path / "db"), config=Config(seal_idle_s=3600))
+    c = MilvusClient(str(tmp_path / "db"), config=Config(seal_idle_s=3600, index_min_rows=10**9))
     try:
         c.create_collection("c", dimension=DIM, metric_type="L2")
         residency = c._engine.query.residency

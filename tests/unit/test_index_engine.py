@@ -128,3 +128,46 @@ def test_index_survives_restart_and_redefinition(tmp_path: Path, cfg: Config) ->
         assert info["index_type"] == "IVF_FLAT" and "IVF16" in info["backend"], info
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
+def test_range_search_over_indexed_and_growing(tmp_path: Path, cfg: Config, metric: str) -> None:
+    """radius / range_filter as Milvus: L2 keeps range_filter <= d < radius, IP/COSINE keep
+    radius < s <= range_filter; the best ``limit`` inside the range, exact here."""
+    base = clustered(3000, 5)
+    q = clustered(4, 6)
+    c = MilvusClient(str(tmp_path / "db"), config=cfg)
+    try:
+        idx = c.prepare_index_params()
+        idx.add_index("vector", index_type="IVF_FLAT", metric_type=metric, params={"nlist": 8})
+        c.create_collection("c", schema=_schema(), index_params=idx)
+        c.insert("c", [{"id": i, "vector": base[i], "tag": 0} for i in range(2000)])
+        c.flush("c")
+        c.insert("c", [{"id": i, "vector": base[i], "tag": 0} for i in range(2000, 3000)])
+        assert c._engine.wait_for_indexes("c", timeout=60)
+        b = base.astype(np.float64)
+        qq = q.astype(np.float64)
+        if metric == "L2":
+            d = ((b[None] - qq[:, None]) ** 2).sum(-1)
+            lo, hi = np.quantile(d, 0.01), np.quantile(d, 0.05)
+            params, inside = {"radius": hi, "range_filter": lo}, (d >= lo) & (d < hi)
+            order = np.argsort(np.where(inside, d, np.inf), axis=1, kind="stable")
+        else:
+            if metric == "COSINE":
+                b = b / np.linalg.norm(b, axis=1, keepdims=True)
+                qq = qq / np.linalg.norm(qq, axis=1, keepdims=True)
+            d = qq @ b.T
+            lo, hi = np.quantile(d, 0.95), np.quantile(d, 0.99)
+            params, inside = {"radius": lo, "range_filter": hi}, (d > lo) & (d <= hi)
+            order = np.argsort(np.where(inside, -d, np.inf), axis=1, kind="stable")
+        sp = {"metric_type": metric, "params": {**params, "nprobe": 8}}
+        res = c.search("c", data=q, limit=20, search_params=sp)
+        for i, hits in enumerate(res):
+            want = [int(r) for r in order[i, :20] if inside[i, r]]
+            assert len(hits) == len(want)
+            assert len({h["id"] for h in hits} & set(want)) >= 0.95 * len(want)
+            assert all(inside[i, h["id"]] for h in hits)
+        with pytest.raises(InvalidArgumentError, match="range"):
+            c.search("c", data=q, limit=5, search_params={"params": {"radius": "far"}})
+    finally:
+        c.close()
