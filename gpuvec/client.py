@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from gpuvec import ops
+from gpuvec.client_indexes import IndexMethods, NotSupportedYetError, _check_index_fields
 from gpuvec.cluster.embedded import Collection, Engine
 from gpuvec.config import Config
-from gpuvec.coord.indexing import index_id
-from gpuvec.errors import GpuvecError, IndexNotFoundError, InvalidArgumentError
+from gpuvec.errors import IndexNotFoundError, InvalidArgumentError
 from gpuvec.index.params import IndexParams
 from gpuvec.index.validate import check_range_params
 from gpuvec.proxy.fetch import fetch_rows
@@ -47,13 +47,7 @@ class LoadState(enum.IntEnum):
     __str__ = __repr__
 
 
-class NotSupportedYetError(GpuvecError):
-    """A Milvus feature gpuvec does not implement yet (the message says which)."""
-
-    code = 65535
-
-
-class MilvusClient:
+class MilvusClient(IndexMethods):
     def __init__(
         self, uri: str = "./gpuvec-data", *, config: Config | None = None, **kwargs: Any
     ) -> None:
@@ -169,67 +163,6 @@ class MilvusClient:
             **self._engine.query.stats(coll.meta.id),
         }
 
-    def create_index(self, collection_name: str, index_params: IndexParams, **kwargs: Any) -> None:
-        """Define indexes; sealed segments get them built by the data nodes. As in Milvus, a
-        field holds one index: the same definition again is a no-op, another is an error
-        (``drop_index`` it first)."""
-        new = index_params.to_list()
-        coll = self._engine.get(collection_name)
-        _check_index_fields(coll.schema, index_params)
-        have = {i["field_name"]: i for i in coll.meta.index_params}
-        fresh = []
-        for idx in new:
-            old = have.get(idx["field_name"])
-            if old is None:
-                fresh.append(idx)
-            elif index_id(old) != index_id(idx) or old["index_name"] != idx["index_name"]:
-                raise InvalidArgumentError(
-                    f"CreateIndex failed: at most one distinct index is allowed per field "
-                    f"(field {idx['field_name']!r} has index {old['index_name']!r} "
-                    f"{old['index_type']}); drop_index it first"
-                )
-        if fresh:
-            self._engine.update_meta(
-                collection_name, lambda m: setattr(m, "index_params", m.index_params + fresh)
-            )
-
-    def drop_index(self, collection_name: str, index_name: str, **kwargs: Any) -> None:
-        """Drop an index definition and its built files' records (Milvus: the collection
-        must be released first)."""
-        coll = self._engine.get(collection_name)
-        found = [i for i in coll.meta.index_params if i["index_name"] == index_name]
-        if not found:
-            raise IndexNotFoundError(f"index not found[indexName={index_name}]")
-        if self._engine.query.loaded(coll.meta.id):
-            raise InvalidArgumentError(
-                f"index {index_name!r} cannot be dropped: collection {collection_name!r} is "
-                "loaded, release it first"
-            )
-        self._engine.update_meta(
-            collection_name,
-            lambda m: setattr(
-                m, "index_params", [i for i in m.index_params if i["index_name"] != index_name]
-            ),
-        )
-        self._engine.catalog.drop_indexes(coll.meta.id, found[0]["field_name"])
-
-    def list_indexes(self, collection_name: str, field_name: str = "", **kwargs: Any) -> list[str]:
-        return [
-            i["index_name"]
-            for i in self._engine.get(collection_name).meta.index_params
-            if not field_name or i["field_name"] == field_name
-        ]
-
-    def describe_index(self, collection_name: str, index_name: str, **kwargs: Any) -> dict:
-        """pymilvus's fields, plus how the index is served: ``indexed_segments`` of
-        ``sealed_segments`` use the built index (its ``backend``); the rest (small or
-        not yet built segments, growing data) are brute force on ``search_backend``."""
-        coll = self._engine.get(collection_name)
-        for i in coll.meta.index_params:
-            if i["index_name"] == index_name:
-                return {**dict(i), **self._engine.index_serving(coll, i)}
-        raise IndexNotFoundError(f"index not found[indexName={index_name}]")
-
     def load_collection(self, collection_name: str, **kwargs: Any) -> None:
         coll = self._engine.get(collection_name)
         indexed = {i["field_name"] for i in coll.meta.index_params}
@@ -256,23 +189,6 @@ class MilvusClient:
         self._engine.flush(collection_name)
 
     # --- partitions --------------------------------------------------------------------------
-    def compact(self, collection_name: str, is_clustering: bool = False, **kwargs: Any) -> int:
-        """Start a manual compaction (merge sealed segments, drop deleted rows) as Dask
-        data-node tasks; returns a job id for ``get_compaction_state``."""
-        if is_clustering:
-            raise NotSupportedYetError("clustering compaction is not supported")
-        coll = self._engine.get(collection_name)
-        job = self._engine.compactor.compact(coll.meta, manual=True)
-        if job is None:
-            raise InvalidArgumentError(
-                f"a compaction of collection {collection_name!r} is already running"
-            )
-        return job
-
-    def get_compaction_state(self, job_id: int, **kwargs: Any) -> str:
-        """``Completed``, ``Executing`` or ``Failed`` (pymilvus's state names)."""
-        return self._engine.compactor.state(int(job_id))
-
     def create_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> None:
         validate_name("partition", partition_name)
         self._engine.get(collection_name)
@@ -529,15 +445,3 @@ class MilvusClient:
 
     def close(self) -> None:
         self._engine.close()
-
-
-def _check_index_fields(schema: CollectionSchema, index_params: IndexParams) -> None:
-    """Each index names a vector field of the schema; dim-dependent params are valid."""
-    for idx in index_params.to_list():
-        f = schema.field(idx["field_name"])
-        if not f.is_vector:
-            raise InvalidArgumentError(
-                f"index {idx['index_type']} on field {f.name!r}: only vector fields can be "
-                "indexed (scalar indexes are not supported yet)"
-            )
-        index_params.validate_for_field(f.name, int(f.dim or 0))
