@@ -4,6 +4,12 @@ The package layout follows ``DESIGN.md`` §7: storage layers under :mod:`gpuvec.
 roles under their own subpackages, and the one error tree in :mod:`gpuvec.errors`.
 """
 
+import os
+
+# DESIGN §9: idle OpenMP threads must not spin (faiss/BLAS after a batch-1 search); this
+# has to be set before anything loads an OpenMP runtime, so it lives at the package root.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from gpuvec.errors import GpuvecError
 
 __all__ = ["DataType", "GpuvecError", "MilvusClient", "__version__"]
