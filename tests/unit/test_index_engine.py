@@ -4,6 +4,7 @@ brute force; growing data is still searched by brute force."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -169,5 +170,43 @@ def test_range_search_over_indexed_and_growing(tmp_path: Path, cfg: Config, metr
             assert all(inside[i, h["id"]] for h in hits)
         with pytest.raises(InvalidArgumentError, match="range"):
             c.search("c", data=q, limit=5, search_params={"params": {"radius": "far"}})
+    finally:
+        c.close()
+
+
+def test_failing_build_registers_nothing(
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that raises (after Dask's retries) leaves no index record; brute force keeps
+    serving exact results."""
+    from gpuvec.coord import indexing
+
+    tries = tmp_path / "tries"
+
+    def broken(*args: object) -> dict:  # pickled by value: count tries in a file
+        with open(tries, "a") as f:
+            f.write("x")
+        raise RuntimeError("disk full while writing the index file")
+
+    monkeypatch.setattr(indexing, "build_index_task", broken)
+    base = clustered(1500, 7)
+    c = MilvusClient(str(tmp_path / "db"), config=cfg)
+    try:
+        idx = c.prepare_index_params()
+        idx.add_index("vector", index_type="HNSW", metric_type="L2", params={"M": 8})
+        c.create_collection("c", schema=_schema(), index_params=idx)
+        c.insert("c", [{"id": i, "vector": base[i], "tag": 0} for i in range(1500)])
+        c.flush("c")
+        eng = c._engine
+        eng.indexer.schedule(eng.get("c").meta)
+        deadline = time.monotonic() + 30
+        while not eng.indexer.failed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert eng.indexer.failed and "disk full" in next(iter(eng.indexer.failed.values()))
+        assert tries.read_text() == "xxx"  # the first try and Dask's two retries
+        assert eng.catalog.segment_indexes(eng.get("c").meta.id) == {}
+        assert c.describe_index("c", "vector")["indexed_segments"] == 0
+        res = c.search("c", data=base[:5], limit=1)
+        assert [r[0]["id"] for r in res] == [0, 1, 2, 3, 4]
     finally:
         c.close()
