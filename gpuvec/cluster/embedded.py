@@ -467,8 +467,9 @@ class Engine:
             empty = -np.ones((nq, k), np.int64)
             return segs, np.zeros((nq, k), np.float32), empty, empty
         masks = [None if flt is None else s.filter_mask(flt.filter, flt.key) for s in segs]
+        key = None if flt is None else flt.key
         parts = [
-            s.search(field, queries, k, metric, read_ts, extra_mask=m, search_params=search_params)
+            s.search(field, queries, k, metric, read_ts, m, search_params, key)
             for s, m in zip(segs, masks, strict=True)
         ]
         dist, seg, row = reduce_hits(parts, k, metric)

@@ -62,6 +62,8 @@ class SegmentData:
         self._json_cache: object | None = None
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self.indexes: dict[str, tuple[str, Any]] = {}  # field → (index id, VectorIndex)
+        self._device_masks: OrderedDict[str, Any] = OrderedDict()  # filter key → device mask
+        self._alive_dirty = True
 
     @property
     def n(self) -> int:
@@ -111,7 +113,10 @@ class SegmentData:
         return np.flatnonzero(np.isin(self.pks, pks))
 
     def delete(self, pks: np.ndarray, ts: int) -> int:
-        return self.vis.delete_rows(self.rows_of(pks), ts)
+        hidden = self.vis.delete_rows(self.rows_of(pks), ts)
+        if hidden:
+            self._alive_dirty = True  # the device copy of the alive bitmap is stale
+        return hidden
 
     def table(self) -> pa.Table:
         """The scalar rows as one table of single-chunk columns (a ``take`` from a chunked
@@ -194,6 +199,37 @@ class SegmentData:
 
     def unpin_device(self) -> None:
         self._device.clear()
+        self._device_masks.clear()
+
+    def _device_valid(
+        self, read_ts: int, extra_mask: np.ndarray | None, key: str | None
+    ) -> Any | None:
+        """The rows a device search may return, as a device bitmap (None: every row).
+        The alive bitmap and the sealed segment's filter masks stay on the device and are
+        re-sent only after deletes (DESIGN §9), not on every search."""
+        n, vis = self.n, self.vis
+        current = read_ts >= vis.max_ins and read_ts >= vis.max_del
+        if current and vis.max_del == 0:
+            alive = None  # nothing was ever deleted here: no mask at all
+        elif current:
+            if self._alive_dirty or "__alive" not in self._device:
+                self._device["__alive"] = ops.to_device(np.array(vis.mask(read_ts)[:n]))
+                self._alive_dirty = False
+            alive = self._device["__alive"]
+        else:  # an older read: its own mask
+            alive = ops.to_device(np.array(vis.mask(read_ts)[:n]))
+        if extra_mask is None:
+            return alive
+        dm = self._device_masks.get(key) if key is not None else None
+        if dm is None:
+            dm = ops.to_device(np.array(extra_mask[:n]))
+            if key is not None and self.sealed:
+                self._device_masks[key] = dm
+                while len(self._device_masks) > _MASK_CACHE:
+                    self._device_masks.popitem(last=False)
+        else:
+            self._device_masks.move_to_end(key)  # type: ignore[arg-type]
+        return dm if alive is None else alive & dm
 
     @property
     def on_device(self) -> bool:
@@ -213,20 +249,25 @@ class SegmentData:
         read_ts: int,
         extra_mask: np.ndarray | None = None,
         search_params: dict[str, Any] | None = None,
+        mask_key: str | None = None,
     ) -> Hits:
         """Top-k over the rows visible at ``read_ts``: brute force on the GPU when the
         segment is resident there, else its built index (``indexes``), else brute force on
         the host. Safe against a concurrent append: it works on a snapshot of ``n`` rows."""
         n = self.n
+        sp = search_params or {}
+        device = field in self._device and sp.get("radius") is None
+        if device:
+            dvalid = self._device_valid(read_ts, extra_mask, mask_key)
+            base, norms = self._device[field], self._device[field + "/sq"]
+            dist, rows = ops.knn(base, queries, k, metric, valid=dvalid, base_sq_norms=norms)
+            return Hits(dist, rows)
         valid = self.vis.mask(read_ts)[:n]
         if extra_mask is not None:
             valid = valid & extra_mask[:n]
-        sp = search_params or {}
         if sp.get("radius") is not None:
             return self._range(field, queries, k, metric, valid, sp)
-        if field in self._device:
-            base, norms = self._device[field], self._device[field + "/sq"]
-        elif field in self.indexes and self.sealed:
+        if field in self.indexes and self.sealed:
             index = self.indexes[field][1]
             params = {k: v for k, v in (search_params or {}).items() if k in _INDEX_PARAMS}
             all_rows = valid if not valid.all() else None
