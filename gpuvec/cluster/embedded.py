@@ -167,6 +167,7 @@ class Engine:
         """Submit the index builds that loaded collections' sealed segments need, and the
         compactions the automatic policy asks for."""
         last_compaction = time.monotonic()
+        reported: dict[int, str] = {}  # the last error per collection, logged once
         while not self._stop.wait(1.0):
             compact = time.monotonic() - last_compaction >= self.config.compaction_interval_s
             if compact:
@@ -178,8 +179,12 @@ class Engine:
                     self.indexer.schedule(coll.meta)
                     if compact:
                         self.compactor.compact(coll.meta)
-                except Exception:  # dropped meanwhile, or the cluster is unreachable
-                    log.warning("index/compaction of %s failed", coll.meta.name, exc_info=True)
+                    reported.pop(coll.meta.id, None)
+                except Exception as e:  # dropped meanwhile, or the cluster is unreachable
+                    why = f"{type(e).__name__}: {e}"
+                    if reported.get(coll.meta.id) != why:
+                        reported[coll.meta.id] = why
+                        log.warning("index/compaction of %s failed: %s", coll.meta.name, why)
 
     def _compacted(
         self, meta: CollectionMeta, old: list[SegmentMeta], new: SegmentMeta | None
