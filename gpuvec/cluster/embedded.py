@@ -237,9 +237,13 @@ class Engine:
         segs = self.query.segments(coll.meta.id)
         using = [s.indexes[field][1] for s in segs if s.indexes.get(field, ("",))[0] == iid]
         backends = sorted({str(ix.describe().get("backend", "")) for ix in using})
+        resident = sum(s.on_device for s in segs)
+        if resident:  # resident segments are searched by exact brute force on the device
+            backends.insert(0, f"{ops.backend_name()} brute force ({resident} resident)")
         return {
             "sealed_segments": len(segs),
             "indexed_segments": len(using),
+            "gpu_resident_segments": resident,
             "pending_index_segments": self.indexer.pending(),
             "backend": ", ".join(backends) if backends else "brute force (gpuvec.ops)",
             "search_backend": ops.backend_name(),
