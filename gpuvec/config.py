@@ -32,7 +32,7 @@ class Config:
     scheduler_address: str = ""  # a Dask scheduler of data-node workers; "" = local cluster
     datanode_workers: int = 1  # worker processes of the embedded LocalCluster
     datanode_processes: bool = True  # False: threads in this process (tests, tiny hosts)
-    dashboard_address: str = ":0"  # the embedded cluster's Dask dashboard (":0" = any port)
+    dashboard_address: str = ":0"  # the embedded cluster's Dask dashboard ("" or ":0": any port)
     index_min_rows: int = 1024  # smaller sealed segments are served by brute force
     compaction_small_rows: int = 100_000  # merge two or more sealed segments below this
     compaction_deleted_ratio: float = 0.2  # rewrite a segment with more rows deleted

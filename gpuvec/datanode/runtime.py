@@ -53,7 +53,8 @@ class DataNodeRuntime:
                         n_workers=self.workers,
                         threads_per_worker=self.threads,
                         processes=self.processes,
-                        dashboard_address=self.dashboard_address or None,  # "": none
+                        # any free port when none is named (None still tries 8787)
+                        dashboard_address=self.dashboard_address or ":0",
                         resources=resources,
                     )
                     self._client = Client(self._cluster)

@@ -9,19 +9,18 @@ task that fails or whose worker dies never leaves a half-registered index.
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from gpuvec.errors import GpuvecError
 from gpuvec.index.registry import build_index, dump
+from gpuvec.storage.objects.deltas import read_delta
 from gpuvec.storage.objects.segment import SegmentReader, write_segment
-from gpuvec.storage.objects.stores import delete_prefix, exists, get_bytes, open_store, put_bytes
+from gpuvec.storage.objects.stores import delete_prefix, exists, open_store, put_bytes
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,8 @@ def build_index_task(
 
 def _deletes(st: Any, delta_paths: list[str], pk_is_int: bool) -> tuple[np.ndarray, np.ndarray]:
     """All (pk, delete ts) pairs of the given delta logs."""
-    pks, tss = [], []
-    for path in delta_paths:
-        t = pq.read_table(io.BytesIO(get_bytes(st, path)))
-        col = t.column("pk").combine_chunks()
-        pks.append(col.to_numpy() if pk_is_int else np.array(col.to_pylist(), object))
-        tss.append(t.column("ts").to_numpy().astype(np.uint64))
+    parts = [read_delta(st, path, pk_is_int) for path in delta_paths]
+    pks, tss = [p for p, _ in parts], [t for _, t in parts]
     if not pks:
         return np.empty(0, np.int64 if pk_is_int else object), np.empty(0, np.uint64)
     return np.concatenate(pks), np.concatenate(tss)

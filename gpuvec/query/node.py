@@ -10,13 +10,11 @@ before it, whatever segment they are in.
 
 from __future__ import annotations
 
-import io
 import threading
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from zarr.abc.store import Store
 
 from gpuvec import ops
@@ -24,6 +22,7 @@ from gpuvec.coord.catalog import Catalog, CollectionMeta
 from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
 from gpuvec.schema import DataType
+from gpuvec.storage.objects.deltas import read_delta
 from gpuvec.storage.objects.segment import SegmentReader
 from gpuvec.storage.objects.stores import get_bytes
 
@@ -76,10 +75,7 @@ class QueryNode:
         """Apply every delta log of the collection to ``segs``."""
         pk_is_int = meta.collection_schema().primary_field.dtype == DataType.INT64  # type: ignore[union-attr]
         for path in catalog.delta_logs(meta.id):
-            t = pq.read_table(io.BytesIO(get_bytes(self.store, path)))
-            pk_col = t.column("pk").combine_chunks()
-            pks = pk_col.to_numpy() if pk_is_int else np.array(pk_col.to_pylist(), object)
-            tss = t.column("ts").to_numpy()
+            pks, tss = read_delta(self.store, path, pk_is_int)
             for ts in np.unique(tss):
                 sel = pks[tss == ts]
                 for seg in segs:

@@ -18,14 +18,12 @@ transaction; the WAL before the checkpoint is then released. Recovery opens the 
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from zarr.abc.store import Store
 
 from gpuvec.config import Config
@@ -33,8 +31,8 @@ from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
 from gpuvec.coord.tso import TSO
 from gpuvec.query.segdata import SegmentData
 from gpuvec.schema import DataType
+from gpuvec.storage.objects.deltas import delta_path, write_delta
 from gpuvec.storage.objects.segment import write_segment
-from gpuvec.storage.objects.stores import put_bytes
 from gpuvec.storage.wal.base import WAL
 from gpuvec.storage.wal.record import Record, RecordKind
 
@@ -249,13 +247,10 @@ class Shard:
                 )
             delta = None
             if self._deletes:
-                delta = f"collections/{cid}/deltas/{self.channel}/{checkpoint:020d}.parquet"
+                delta = delta_path(cid, self.channel, checkpoint)
                 pks = np.concatenate([p for p, _ in self._deletes])
                 tss = np.concatenate([np.full(len(p), t, np.uint64) for p, t in self._deletes])
-                buf = io.BytesIO()
-                pk_arr = pa.array(pks) if self.pk_is_int else pa.array(list(pks), pa.string())
-                pq.write_table(pa.table({"pk": pk_arr, "ts": tss}), buf)
-                put_bytes(self.store, delta, buf.getvalue())
+                write_delta(self.store, delta, pks, tss, self.pk_is_int)
             self.catalog.commit_seal(cid, self.channel, checkpoint, metas, delta)
             self._on_sealed(segs)
             self.growing.clear()
