@@ -9,6 +9,7 @@ task that fails or whose worker dies never leaves a half-registered index.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ import pyarrow as pa
 
 from gpuvec.errors import GpuvecError
 from gpuvec.index.registry import build_index, dump
+from gpuvec.index.threads import faiss_module
 from gpuvec.storage.objects.deltas import read_delta
 from gpuvec.storage.objects.segment import SegmentReader, write_segment
 from gpuvec.storage.objects.stores import delete_prefix, exists, open_store, put_bytes
@@ -52,6 +54,10 @@ def build_index_task(
     t0 = time.perf_counter()
     st = store.open()
     vectors = SegmentReader(st, segment_path).vectors(field)
+    # Dask's nanny starts workers with OMP_NUM_THREADS=1: give the build the machine's cores
+    # (GPUVEC_BUILD_THREADS overrides), or faiss builds HNSW/IVF on one thread
+    threads = int(os.environ.get("GPUVEC_BUILD_THREADS", "0")) or (os.cpu_count() or 1)
+    faiss_module().omp_set_num_threads(threads)
     index = build_index(vectors, metric, index_type, params)
     data = dump(index)  # type: ignore[arg-type]
     path = index_path(segment_path, index_id, field)
