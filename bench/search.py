@@ -42,33 +42,34 @@ Lite at batch 1; filtered recall ≥ 0.95.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before faiss loads (DESIGN §9)
 
 import numpy as np
+from search_report import SELECTIVITIES, THRESHOLDS, K, plot, report, versions
+from search_systems import (
+    FaissSystem,
+    GpuvecSystem,
+    HnswlibSystem,
+    LiteSystem,
+    Search,
+    System,
+    _param_name,
+)
 from tqdm import tqdm
 
 OUT = Path(__file__).parent / "results"
 DATA_ROOT = Path(os.environ.get("GPUVEC_DATA", "/tmp/gpuvec-data"))
-K = 10
-THRESHOLDS = (0.90, 0.95, 0.99)
-SELECTIVITIES = (0.05, 0.50)
 HNSW_EFS = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 IVF_NPROBES = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-SYSTEMS = ("gpuvec", "faiss", "hnswlib", "milvus-lite")
-
-Search = Callable[[np.ndarray], np.ndarray]  # queries [nq, d] -> ids [nq, K]
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -194,229 +195,7 @@ def best_qps(fn: Search, queries: np.ndarray, batch: int, repeats: int) -> tuple
     return n / best, ids
 
 
-def ids_of(res: Any) -> np.ndarray:
-    """Milvus search result (list per query of hit dicts) → [nq, K] ids, -1 padded."""
-    out = np.full((len(res), K), -1, np.int64)
-    for i, hits in enumerate(res):
-        got = [h["id"] for h in hits][:K]
-        out[i, : len(got)] = got
-    return out
-
-
 # --- systems -----------------------------------------------------------------------------------
-class System:
-    """One engine under test: ``build`` once per index type, then ``searcher(param)``."""
-
-    name = ""
-    b1_queries: int | None = None  # None: args.b1_queries
-    b100_queries: int | None = None
-    build_s: float = 0.0
-    info: dict[str, Any]
-
-    def searcher(self, param: int, batch: int, mask: np.ndarray | None = None) -> Search:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-
-def _milvus_schema(dim: int, lite: bool) -> Any:
-    """The benchmark schema, built by gpuvec's or pymilvus's client (each takes its own)."""
-    if lite:
-        from pymilvus import DataType, MilvusClient
-    else:
-        from gpuvec import DataType, MilvusClient
-
-    s = MilvusClient.create_schema(auto_id=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    s.add_field("attr", DataType.INT64)
-    return s
-
-
-def _rows(base: np.ndarray, attr: np.ndarray, start: int, stop: int) -> list[dict]:
-    return [{"id": i, "vector": base[i], "attr": int(attr[i])} for i in range(start, stop)]
-
-
-def _param_name(itype: str) -> str:
-    return "ef" if itype == "HNSW" else "nprobe"
-
-
-class GpuvecSystem(System):
-    name = "gpuvec"
-
-    def __init__(self, root: str, data: dict[str, Any], itype: str, build: dict[str, int]) -> None:
-        from gpuvec import MilvusClient
-        from gpuvec.config import Config
-
-        self.itype, self.metric = itype, "COSINE" if data["metric"] == "ip" else "L2"
-        cfg = Config(seal_idle_s=3600, seal_rows=10**7, dashboard_address="")
-        self.client = MilvusClient(root, config=cfg)
-        base, attr = data["base"], data["attr"]
-        idx = self.client.prepare_index_params()
-        idx.add_index("vector", index_type=itype, metric_type=self.metric, params=build)
-        self.client.create_collection(
-            "b", schema=_milvus_schema(base.shape[1], False), index_params=idx
-        )
-        t0 = time.perf_counter()
-        for s in tqdm(range(0, len(base), 10_000), desc=f"gpuvec {itype} insert", leave=False):
-            self.client.insert("b", _rows(base, attr, s, min(s + 10_000, len(base))))
-        self.insert_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        self.client.flush("b")
-        if not self.client._engine.wait_for_indexes("b", timeout=3600):
-            raise RuntimeError("gpuvec index build did not finish within an hour")
-        self.build_s = time.perf_counter() - t0
-        self.info = {
-            "insert_s": self.insert_s,
-            "describe_index": self.client.describe_index("b", "vector"),
-        }
-
-    def searcher(self, param: int, batch: int, mask: np.ndarray | None = None) -> Search:
-        sp = {"metric_type": self.metric, "params": {_param_name(self.itype): param}}
-        flt = getattr(self, "filter_expr", "") if mask is not None else ""
-
-        def fn(q: np.ndarray) -> np.ndarray:
-            return ids_of(self.client.search("b", data=q, limit=K, search_params=sp, filter=flt))
-
-        return fn
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class FaissSystem(System):
-    name = "faiss"
-
-    def __init__(self, data: dict[str, Any], itype: str, build: dict[str, int]) -> None:
-        import faiss
-
-        self.faiss, self.itype = faiss, itype
-        base = data["base"]
-        d = base.shape[1]
-        fm = faiss.METRIC_INNER_PRODUCT if data["metric"] == "ip" else faiss.METRIC_L2
-        self.max_threads = faiss.omp_get_max_threads()
-        t0 = time.perf_counter()
-        if itype == "HNSW":
-            self.index = faiss.IndexHNSWFlat(d, build["M"], fm)
-            self.index.hnsw.efConstruction = build["efConstruction"]
-        else:
-            quant = (
-                faiss.IndexFlatIP(d) if fm == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
-            )
-            self.index = faiss.IndexIVFFlat(quant, d, build["nlist"], fm)
-            self.index.train(base)
-            self._quant = quant
-        self.index.add(base)
-        self.build_s = time.perf_counter() - t0
-        self.info = {"index": type(self.index).__name__, "threads": self.max_threads}
-
-    def searcher(self, param: int, batch: int, mask: np.ndarray | None = None) -> Search:
-        faiss = self.faiss
-        if self.itype == "HNSW":
-            sp = faiss.SearchParametersHNSW()
-            sp.efSearch = param
-        else:
-            sp = faiss.SearchParametersIVF()
-            sp.nprobe = param
-        bits = None  # the selector points into it: kept alive by the closure below
-        if mask is not None:
-            bits = np.packbits(mask, bitorder="little")
-            sp.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
-        threads = 1 if batch < 16 else self.max_threads
-
-        def fn(q: np.ndarray) -> np.ndarray:
-            _ = bits  # the selector reads these bytes: hold them while searching
-            faiss.omp_set_num_threads(threads)
-            try:
-                return self.index.search(q, K, params=sp)[1]
-            finally:
-                faiss.omp_set_num_threads(self.max_threads)
-
-        return fn
-
-
-class HnswlibSystem(System):
-    name = "hnswlib"
-
-    def __init__(self, data: dict[str, Any], build: dict[str, int]) -> None:
-        import hnswlib
-
-        base = data["base"]
-        self.index = hnswlib.Index(
-            space="ip" if data["metric"] == "ip" else "l2", dim=base.shape[1]
-        )
-        t0 = time.perf_counter()
-        self.index.init_index(
-            max_elements=len(base), ef_construction=build["efConstruction"], M=build["M"]
-        )
-        self.index.add_items(base, np.arange(len(base)), num_threads=-1)
-        self.build_s = time.perf_counter() - t0
-        self.info = {"version": metadata.version("hnswlib")}
-
-    def searcher(self, param: int, batch: int, mask: np.ndarray | None = None) -> Search:
-        if mask is not None:
-            raise NotImplementedError("hnswlib filters call back into Python per node")
-        threads = 1 if batch < 16 else -1
-
-        def fn(q: np.ndarray) -> np.ndarray:
-            self.index.set_ef(max(param, K))
-            return self.index.knn_query(q, k=K, num_threads=threads)[0].astype(np.int64)
-
-        return fn
-
-
-class LiteSystem(System):
-    """Milvus Lite: one collection, inserted once; ``reindex`` swaps the index type."""
-
-    name = "milvus-lite"
-
-    def __init__(self, root: str, data: dict[str, Any], b1: int, b100: int) -> None:
-        from pymilvus import MilvusClient as LiteClient
-
-        self.b1_queries, self.b100_queries = b1, b100
-        self.metric = "COSINE" if data["metric"] == "ip" else "L2"
-        self.client = LiteClient(str(Path(root) / "lite.db"))
-        base, attr = data["base"], data["attr"]
-        self.client.create_collection("b", schema=_milvus_schema(base.shape[1], True))
-        t0 = time.perf_counter()
-        for s in tqdm(range(0, len(base), 10_000), desc="milvus-lite insert", leave=False):
-            self.client.insert("b", _rows(base, attr, s, min(s + 10_000, len(base))))
-        self.client.flush("b")
-        self.insert_s = time.perf_counter() - t0
-        self.itype = ""
-        self.info = {"insert_s": self.insert_s, "accepted": {}}
-
-    def reindex(self, itype: str, build: dict[str, int]) -> None:
-        c = self.client
-        with contextlib.suppress(Exception):  # not loaded yet
-            c.release_collection("b")
-        if self.itype:
-            c.drop_index("b", "vector")
-        idx = c.prepare_index_params()
-        idx.add_index("vector", index_type=itype, metric_type=self.metric, params=build)
-        t0 = time.perf_counter()
-        c.create_index("b", idx)
-        c.load_collection("b")
-        self.build_s = time.perf_counter() - t0
-        self.itype = itype
-        self.info["accepted"][itype] = c.describe_index("b", "vector")
-
-    def searcher(self, param: int, batch: int, mask: np.ndarray | None = None) -> Search:
-        sp = {"metric_type": self.metric, "params": {_param_name(self.itype): param}}
-        flt = getattr(self, "filter_expr", "") if mask is not None else ""
-
-        def fn(q: np.ndarray) -> np.ndarray:
-            res = self.client.search("b", data=q.tolist(), limit=K, search_params=sp, filter=flt)
-            return ids_of(res)
-
-        return fn
-
-    def close(self) -> None:
-        self.client.close()
-
-
-# --- the run -----------------------------------------------------------------------------------
 def measure_point(
     sys_: System, param: int, data: dict[str, Any], args: argparse.Namespace, gt: np.ndarray
 ) -> dict[str, float]:
@@ -605,194 +384,6 @@ def bench_index(
 
 
 # --- report ------------------------------------------------------------------------------------
-def fmt(v: float | None, digits: int = 0) -> str:
-    return "—" if v is None else f"{v:,.{digits}f}"
-
-
-def ratio(a: float | None, b: float | None) -> str:
-    return "—" if a is None or b is None else f"{a / b:.2f}×"
-
-
-def report_dataset(ds: dict[str, Any]) -> list[str]:
-    q = ds["queries"]
-    lines = [
-        f"## {ds['data']}",
-        "",
-        f"queries: {q['recall_and_b100']} for recall and batch 100, {q['b1']} at batch 1 "
-        f"(Milvus Lite {q['lite_b100']} / {q['lite_b1']}); filter column `{ds['attr_name']}`",
-        "",
-    ]
-    lite = ds.get("milvus_lite")
-    if isinstance(lite, dict):
-        acc = {
-            t: d if isinstance(d, str) else f"{d.get('index_type')} ({d.get('state', '?')})"
-            for t, d in lite["accepted"].items()
-        }
-        lines += [f"Milvus Lite: insert {lite['insert_s']:.1f} s; index types: {acc}", ""]
-    for itype, r in ds["indexes"].items():
-        pname = "ef" if itype == "HNSW" else "nprobe"
-        names = list(r["at_recall"])
-        lines += [
-            f"### {itype} {r['build_params']}: QPS at recall@10 ≥ r (best sweep point)",
-            "",
-            "| recall ≥ | batch | " + " | ".join(names) + " | gpuvec/faiss "
-            "| gpuvec/hnswlib | gpuvec/lite |",
-            "|---|---|" + "---|" * (len(names) + 3),
-        ]
-        for th in THRESHOLDS:
-            key = f"{th:.2f}"
-            for b in ("qps_b1", "qps_b100"):
-                vals = {s: r["at_recall"][s][key][b] for s in names}
-                g = vals.get("gpuvec")
-                lines.append(
-                    f"| {key} | {b[5:]} | "
-                    + " | ".join(fmt(v) for v in vals.values())
-                    + f" | {ratio(g, vals.get('faiss'))} | {ratio(g, vals.get('hnswlib'))}"
-                    f" | {ratio(g, vals.get('milvus-lite'))} |"
-                )
-        lines += ["", f"per {pname}, gpuvec / faiss (same index, same {pname}):", ""]
-        lines += [f"| {pname} | recall gpuvec | recall faiss | b1 ratio | b100 ratio |"]
-        lines += ["|---|---|---|---|---|"]
-        for p in r["per_param_ratio"]:
-            lines.append(
-                f"| {p['param']} | {p['recall_gpuvec']:.3f} | {p['recall_faiss']:.3f} "
-                f"| {p['b1']:.2f} | {p['b100']:.2f} |"
-            )
-        lines += [
-            "",
-            "build s: " + ", ".join(f"{k} {v:.1f}" for k, v in r["build_s"].items()),
-            "",
-            f"filtered search at gpuvec's first {pname} reaching unfiltered recall 0.95 / 0.99:",
-            "",
-            f"| filter | passing | {pname} | system | recall@10 | QPS b1 | QPS b100 |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for f in r["filtered"]:
-            for s in names:
-                if s in f:
-                    v = f[s]
-                    lines.append(
-                        f"| {f['filter']} | {f['selectivity']:.1%} | {f['param']} | {s} "
-                        f"| {v['recall']:.3f} | {fmt(v['qps_b1'])} | {fmt(v['qps_b100'])} |"
-                    )
-        lines.append("")
-    return lines
-
-
-def targets(ds: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
-    """(what, figure, met) for the issue's targets on one dataset."""
-    out: list[tuple[str, str, bool | None]] = []
-    for itype, r in ds["indexes"].items():
-        ar = r["at_recall"]
-        for b in ("qps_b1", "qps_b100"):
-            rs = [
-                ar["gpuvec"][k][b] / ar["faiss"][k][b]
-                for k in ar["gpuvec"]
-                if ar["gpuvec"][k][b] and ar["faiss"][k][b]
-            ]
-            worst = min(rs) if rs else None
-            out.append(
-                (
-                    f"{itype} gpuvec ≥ 0.85× faiss, batch {b[5:]} (worst recall level)",
-                    ratio(worst, 1.0),
-                    None if worst is None else worst >= 0.85,
-                )
-            )
-        if "milvus-lite" in ar:
-            rs = [
-                ar["gpuvec"][k]["qps_b1"] / ar["milvus-lite"][k]["qps_b1"]
-                for k in ar["gpuvec"]
-                if ar["gpuvec"][k]["qps_b1"] and ar["milvus-lite"][k]["qps_b1"]
-            ]
-            worst = min(rs) if rs else None
-            out.append(
-                (
-                    f"{itype} gpuvec ≥ 100× Milvus Lite, batch 1",
-                    ratio(worst, 1.0),
-                    None if worst is None else worst >= 100,
-                )
-            )
-        for f in r["filtered"]:
-            rec = f["gpuvec"]["recall"]
-            out.append(
-                (
-                    f"{itype} filtered recall ≥ 0.95 at {f['selectivity']:.0%} passing, "
-                    f"{_param_name(itype)} {f['param']} ({f['operating_point']})",
-                    f"{rec:.3f}",
-                    rec >= 0.95,
-                )
-            )
-    return out
-
-
-def report(res: dict[str, Any]) -> str:
-    lines = [
-        f"{res['cores']} cores; gpuvec search backend {res['gpuvec_search_backend']}; "
-        + ", ".join(f"{k} {v}" for k, v in res["versions"].items()),
-        "",
-    ]
-    for ds in res["datasets"].values():
-        lines += report_dataset(ds)
-    lines += ["## targets", "", "| dataset | target | figure | met |", "|---|---|---|---|"]
-    for name, ds in res["datasets"].items():
-        for what, fig, met in targets(ds):
-            lines.append(f"| {name} | {what} | {fig} | {'—' if met is None else met} |")
-    return "\n".join(lines)
-
-
-def plot(res: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(ds, it) for ds in res["datasets"].values() for it in ds["indexes"]]
-    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 4.2 * len(panels)), squeeze=False)
-    colors = dict(zip(SYSTEMS, ("C0", "C1", "C2", "C3"), strict=True))
-    for row, (ds, itype) in zip(axes, panels, strict=True):
-        r = ds["indexes"][itype]
-        for ax, b in zip(row, ("qps_b1", "qps_b100"), strict=True):
-            for s, pts in r["curves"].items():
-                if pts:
-                    ax.plot(
-                        [p["recall"] for p in pts],
-                        [p[b] for p in pts],
-                        "o-",
-                        ms=3,
-                        color=colors.get(s),
-                        label=s,
-                    )
-            for th in THRESHOLDS:
-                ax.axvline(th, color="0.8", ls="--", lw=0.8)
-            ax.set_yscale("log")
-            ax.set_xlabel("recall@10")
-            ax.set_ylabel("QPS")
-            ax.set_title(f"{ds['data']}\n{itype} {r['build_params']}, batch {b[5:]}", fontsize=9)
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=8)
-    fig.suptitle(f"recall@10 vs QPS, {res['cores']} cores (sweeps of ef / nprobe)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("faiss-cpu", "hnswlib", "milvus-lite", "pymilvus", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "missing"
-    with contextlib.suppress(OSError):
-        out["gpuvec_commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
