@@ -20,7 +20,7 @@ from gpuvec.config import Config
 from gpuvec.errors import IndexNotFoundError, InvalidArgumentError
 from gpuvec.index.params import IndexParams
 from gpuvec.index.validate import check_range_params
-from gpuvec.proxy.fetch import fetch_rows
+from gpuvec.proxy.fetch import fetch_rows, hit_keys
 from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
 from gpuvec.proxy.params import (
     MAX_TOPK,
@@ -422,25 +422,33 @@ class MilvusClient(IndexMethods):
         )
         dist, seg, row = dist[:, offset:], seg[:, offset:], row[:, offset:]
         pk = coll.schema.primary_field.name  # type: ignore[union-attr]
-        cols = tuple(dict.fromkeys((pk, *spec.columns)))
         flat = seg >= 0
-        table = fetch_rows(coll.schema, segs, seg[flat], row[flat], cols)
-        pks = table.column(pk).to_pylist()
-        wanted = [f for f in (output_fields or []) if f != pk] or None
-        entities = (
-            table_to_rows(table, coll.schema, output_fields, include_pk=pk in (output_fields or []))
-            if wanted or (output_fields and pk in output_fields)
-            else [{} for _ in pks]
-        )
+        if output_fields:
+            cols = tuple(dict.fromkeys((pk, *spec.columns)))
+            table = fetch_rows(coll.schema, segs, seg[flat], row[flat], cols)
+            pks = table.column(pk).to_pylist()
+            entities = table_to_rows(
+                table, coll.schema, output_fields, include_pk=pk in output_fields
+            )
+        else:  # the common case: keys only, straight from the segments
+            pks = hit_keys(segs, seg[flat], row[flat])
+            entities = None
+        counts = flat.sum(axis=1).tolist()
+        dists = dist.tolist()
         out, i = [], 0
-        for q in range(len(queries)):
-            hits = []
-            for j in range(dist.shape[1]):
-                if not flat[q, j]:
-                    break
-                hits.append({"id": pks[i], "distance": float(dist[q, j]), "entity": entities[i]})
-                i += 1
-            out.append(hits)
+        for q, c in enumerate(counts):
+            ds = dists[q]
+            out.append(
+                [
+                    {
+                        "id": pks[i + j],
+                        "distance": ds[j],
+                        "entity": {} if entities is None else entities[i + j],
+                    }
+                    for j in range(c)
+                ]
+            )
+            i += c
         return out
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ vector stays zero: its cosine is 0, as in ``gpuvec.ops``).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -63,8 +64,11 @@ class VectorIndex(Protocol):
         valid: np.ndarray | None = None,
         base: Any | None = None,
         exact_fallback: bool = True,
+        valid_key: Hashable | None = None,
     ) -> SearchResult:
-        """Top-``k`` rows per query among the rows where ``valid`` (bool [n]) is True."""
+        """Top-``k`` rows per query among the rows where ``valid`` (bool [n]) is True.
+        ``valid_key`` (optional) names that exact mask, so the index may cache what it
+        derives from it (gathered rows, bitmaps); equal keys must mean equal masks."""
         ...
 
     def range_search(
@@ -147,6 +151,12 @@ def finish(dist: np.ndarray, rows: np.ndarray, metric: str) -> SearchResult:
     empty slots last."""
     rows = np.asarray(rows, dtype=np.int64)
     dist = np.asarray(dist, dtype=np.float32)
+    if rows.size and rows.min() >= 0:  # common case: full rows, usually already sorted
+        if metric == "L2":
+            dist = np.maximum(dist, np.float32(0.0))
+        key = dist if metric == "L2" else -dist
+        if rows.shape[1] < 2 or bool((key[:, 1:] > key[:, :-1]).all()):  # strict: no ties
+            return np.ascontiguousarray(dist), np.ascontiguousarray(rows)
     empty = rows < 0
     pad = np.float32(pad_value(metric))
     dist = np.where(empty, pad, dist)

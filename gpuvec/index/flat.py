@@ -10,6 +10,7 @@ Filters go straight to ``knn``'s ``valid`` mask, which is exact at any selectivi
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,7 @@ class FlatIndex:
         valid: np.ndarray | None = None,
         base: Any | None = None,
         exact_fallback: bool = True,
+        valid_key: Hashable | None = None,
     ) -> SearchResult:
         """Exact top-k (``base`` and ``exact_fallback`` are accepted for the protocol; the
         index's own vectors are always used)."""

@@ -3,6 +3,8 @@ in hit order, with the schema's Arrow types (growing and sealed segments agree).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -45,3 +47,17 @@ def fetch_rows(
     inverse = np.empty(len(rows), np.int64)
     inverse[np.concatenate(order)] = np.arange(len(rows))
     return table.take(pa.array(inverse))
+
+
+def hit_keys(segs: list[SegmentData], seg_idx: np.ndarray, rows: np.ndarray) -> list[Any]:
+    """Primary keys of the rows ``(segs[seg_idx[i]], rows[i])`` as Python values, in that
+    order (the search path's common case: no output fields, so no Arrow table)."""
+    if len(rows) == 0:
+        return []
+    if len(segs) == 1:
+        return segs[0].pks[rows].tolist()
+    keys = np.empty(len(rows), dtype=object)
+    for s in np.unique(seg_idx):
+        pick = seg_idx == s
+        keys[pick] = segs[int(s)].pks[rows[pick]]
+    return keys.tolist()

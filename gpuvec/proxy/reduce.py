@@ -18,6 +18,11 @@ def reduce_hits(
     segment index -1 where fewer than k hits exist."""
     if not parts:
         raise ValueError("reduce_hits needs at least one part")
+    if len(parts) == 1:  # one segment: its hits are already the best-first top k
+        h = parts[0]
+        if isinstance(h.rows, np.ndarray) and h.rows.shape[1] == k:
+            rows = np.asarray(h.rows, np.int64)
+            return np.asarray(h.distances, np.float32), np.where(rows >= 0, 0, -1), rows
     encoded = []
     for s, h in enumerate(parts):
         ids = np.where(h.rows >= 0, (np.int64(s) << _ROW_BITS) | h.rows, -1)

@@ -262,16 +262,35 @@ class SegmentData:
             base, norms = self._device[field], self._device[field + "/sq"]
             dist, rows = ops.knn(base, queries, k, metric, valid=dvalid, base_sq_norms=norms)
             return Hits(dist, rows)
-        valid = self.vis.mask(read_ts)[:n]
+        vis = self.vis
+        if (
+            self.sealed
+            and field in self.indexes
+            and extra_mask is None
+            and vis.max_del == 0
+            and read_ts >= vis.max_ins
+            and sp.get("radius") is None
+        ):
+            # the common indexed case: every row visible, no filter, so no mask at all
+            params = {k: v for k, v in sp.items() if k in _INDEX_PARAMS}
+            dist, rows = self.indexes[field][1].search(queries, k, params)
+            return Hits(dist, rows)
+        valid = vis.mask(read_ts)[:n]
         if extra_mask is not None:
             valid = valid & extra_mask[:n]
         if sp.get("radius") is not None:
             return self._range(field, queries, k, metric, valid, sp)
         if field in self.indexes and self.sealed:
             index = self.indexes[field][1]
-            params = {k: v for k, v in (search_params or {}).items() if k in _INDEX_PARAMS}
+            params = {k: v for k, v in sp.items() if k in _INDEX_PARAMS}
             all_rows = valid if not valid.all() else None
-            dist, rows = index.search(queries, k, params, valid=all_rows, base=self._vec[field][:n])
+            # a current read of a filter: the mask is the filter's and the alive set's, so
+            # the index may cache what it derives from it under that pair
+            current = read_ts >= vis.max_ins and read_ts >= vis.max_del
+            key = (mask_key, vis.version) if mask_key is not None and current else None
+            dist, rows = index.search(
+                queries, k, params, valid=all_rows, base=self._vec[field][:n], valid_key=key
+            )
             return Hits(dist, rows)
         else:
             base, norms = self._vec[field][:n], self._norms(field)

@@ -27,6 +27,7 @@ class Visibility:
         self.n = 0
         self.max_ins = 0
         self.max_del = 0
+        self.version = 0  # bumped whenever a delete hides rows (keys caches of the alive set)
         if ins_ts is not None and n:
             self.append(np.asarray(ins_ts, np.uint64))
 
@@ -58,6 +59,7 @@ class Visibility:
             self._del[rows] = ts
             self._alive[rows] = False
             self.max_del = max(self.max_del, ts)
+            self.version += 1
         return len(rows)
 
     @property
