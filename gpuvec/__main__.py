@@ -1,8 +1,10 @@
-"""Command line: ``gpuvec demo`` / ``python -m gpuvec demo``."""
+"""Command line: ``gpuvec demo`` and ``gpuvec serve`` (also ``python -m gpuvec ...``)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 
@@ -12,11 +14,48 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the embedded demo (no servers needed)")
     demo.add_argument("--dir", default="./gpuvec-demo-data", help="data directory (recreated)")
     demo.add_argument("--rows", type=int, default=100_000, help="vectors to insert")
+    serve = sub.add_parser(
+        "serve",
+        help="serve a data directory over the Milvus gRPC protocol (pymilvus connects to it)",
+    )
+    serve.add_argument("--data", required=True, help="data directory (created if missing)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=19530, help="port (default 19530; 0: any)")
+    serve.add_argument(
+        "--auth", action="store_true", help="require user/password (default user root)"
+    )
+    serve.add_argument(
+        "--root-password",
+        default=os.environ.get("GPUVEC_ROOT_PASSWORD", "Milvus"),
+        help="root's password when the data directory has no users yet (env "
+        "GPUVEC_ROOT_PASSWORD; default Milvus, as Milvus)",
+    )
+    serve.add_argument("--tls-cert", help="PEM certificate: serve TLS (with --tls-key)")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--workers", type=int, default=32, help="RPC threads (default 32)")
+    serve.add_argument(
+        "--max-message-mb", type=int, default=256, help="largest request/response (MiB)"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         from gpuvec.demo import run_demo
 
         return run_demo(args.dir, rows=args.rows)
+    if args.command == "serve":
+        from gpuvec.server.app import ServerOptions, serve_forever
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        opts = ServerOptions(
+            host=args.host,
+            port=args.port,
+            auth=args.auth,
+            root_password=args.root_password,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            max_workers=args.workers,
+            max_message_mb=args.max_message_mb,
+        )
+        return serve_forever(args.data, opts)
     return 2
 
 

@@ -3,25 +3,37 @@
 Names, parameters, defaults and result shapes follow pymilvus's ``MilvusClient``; a local
 directory ``uri`` opens :class:`~gpuvec.cluster.embedded.Engine` there. Every mutation
 returns its timestamp, which the client remembers for Session consistency (DESIGN §3).
+
+The client works inside one database (``db_name``, ``use_database``): every collection
+name it is given, or an alias of the database, is resolved to the engine's name by
+:mod:`gpuvec.proxy.names`; results show user-facing names. Databases, aliases, load
+states and other administration live in :mod:`gpuvec.client_admin`, indexes and
+compaction in :mod:`gpuvec.client_indexes`.
 """
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gpuvec import ops
+from gpuvec.client_admin import AdminMethods, LoadState
 from gpuvec.client_indexes import IndexMethods, NotSupportedYetError, _check_index_fields
+from gpuvec.client_service import ServiceMethods
 from gpuvec.cluster.embedded import Collection, Engine
 from gpuvec.config import Config
-from gpuvec.errors import IndexNotFoundError, InvalidArgumentError
+from gpuvec.coord.namespaces import DEFAULT_DB, Namespaces
+from gpuvec.errors import (
+    CollectionNotFoundError,
+    InvalidArgumentError,
+)
 from gpuvec.index.params import IndexParams
 from gpuvec.index.validate import check_range_params
 from gpuvec.proxy.fetch import fetch_rows, hit_keys
 from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
+from gpuvec.proxy.names import NameResolver, user_name
 from gpuvec.proxy.params import (
     MAX_TOPK,
     index_search_params,
@@ -34,22 +46,21 @@ from gpuvec.proxy.params import (
 from gpuvec.rows import pks_from_ids, resolve_output_fields, rows_to_table, table_to_rows
 from gpuvec.schema import CollectionSchema, DataType, validate_name
 
-
-class LoadState(enum.IntEnum):
-    NotExist = 0
-    NotLoad = 1
-    Loading = 2
-    Loaded = 3
-
-    def __repr__(self) -> str:
-        return f"<LoadState: {self.name}>"
-
-    __str__ = __repr__
+__all__ = ["LoadState", "MilvusClient"]
 
 
-class MilvusClient(IndexMethods):
+class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
     def __init__(
-        self, uri: str = "./gpuvec-data", *, config: Config | None = None, **kwargs: Any
+        self,
+        uri: str = "./gpuvec-data",
+        user: str = "",
+        password: str = "",
+        db_name: str = DEFAULT_DB,
+        token: str = "",
+        timeout: float | None = None,
+        *,
+        config: Config | None = None,
+        **kwargs: Any,
     ) -> None:
         if uri.startswith(("http://", "https://", "tcp://", "grpc://")):
             raise NotSupportedYetError(
@@ -62,6 +73,18 @@ class MilvusClient(IndexMethods):
         self._engine = Engine(path, config or Config.load())
         self._session_ts = 0
         self._filters = FilterCompiler()
+        self._ns = Namespaces(self._engine.catalog)
+        self._names = NameResolver(self._engine.catalog, self._ns, self._engine.collections)
+        self._owns_engine = True
+        try:
+            self._db = self._names.require_db(db_name)
+        except Exception:
+            self._engine.close()
+            raise
+
+    def _coll(self, name: str) -> Collection:
+        """The collection (or alias target) ``name`` of the current database."""
+        return self._engine.get(self._names.resolve(self._db, name))
 
     # --- schema helpers ----------------------------------------------------------------------
     @staticmethod
@@ -105,105 +128,84 @@ class MilvusClient(IndexMethods):
                 )
             schema.add_field(vector_field_name, DataType.FLOAT_VECTOR, dim=dimension)
             index_params = IndexParams(vector_field_name, metric_type=metric_type)
-        if self._engine.catalog.exists(collection_name):
-            existing = self._engine.get(collection_name).schema
-            if existing.to_dict() == schema.to_dict():
-                return  # Milvus: creating the same collection again is a no-op
-        if index_params is not None:
-            _check_index_fields(schema, index_params)
-        indexes = index_params.to_list() if index_params is not None else []
-        self._engine.create_collection(
-            collection_name,
-            schema,
-            num_shards=int(kwargs.get("num_shards", self._engine.config.default_shards)),
-            consistency_level=str(kwargs.get("consistency_level", "Bounded")),
-            index_params=indexes,
-            load=bool(indexes),
-        )
-
-    def drop_collection(self, collection_name: str, **kwargs: Any) -> None:
-        if self._engine.catalog.exists(collection_name):
-            self._engine.drop_collection(collection_name)
+        with self._engine.lock:  # name checks and creation as one step
+            name = self._names.check_free(self._db, collection_name)
+            if self._engine.catalog.exists(name):
+                existing = self._engine.get(name).schema
+                if existing.to_dict() == schema.to_dict():
+                    return  # Milvus: creating the same collection again is a no-op
+            if index_params is not None:
+                _check_index_fields(schema, index_params)
+            indexes = index_params.to_list() if index_params is not None else []
+            self._engine.create_collection(
+                name,
+                schema,
+                num_shards=int(kwargs.get("num_shards", self._engine.config.default_shards)),
+                consistency_level=str(kwargs.get("consistency_level", "Bounded")),
+                index_params=indexes,
+                load=bool(indexes),
+            )
 
     def has_collection(self, collection_name: str, **kwargs: Any) -> bool:
-        return self._engine.catalog.exists(collection_name)
+        try:
+            self._names.resolve(self._db, collection_name)
+        except CollectionNotFoundError:
+            return False
+        return True
 
     def list_collections(self, **kwargs: Any) -> list[str]:
-        return sorted(c.name for c in self._engine.catalog.list())
-
-    def rename_collection(self, old_name: str, new_name: str, **kwargs: Any) -> None:
-        validate_name("collection", new_name)
-        self._engine.rename_collection(old_name, new_name)
+        return self._names.collections(self._names.require_db(self._db))
 
     def describe_collection(self, collection_name: str, **kwargs: Any) -> dict[str, Any]:
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         m = coll.meta
         return {
-            "collection_name": m.name,
+            "collection_name": user_name(m.name),
             "collection_id": m.id,
             **coll.schema.describe(),
             "num_shards": m.num_shards,
             "num_partitions": len(m.partitions),
             "consistency_level": m.consistency_level,
-            "properties": m.properties,
+            "properties": dict(m.properties),
             "created_timestamp": m.created_ts,
-            "aliases": [],
+            "aliases": self._names.aliases_of(m.name),
             "search_backend": ops.backend_name(),
         }
 
     def get_collection_stats(self, collection_name: str, **kwargs: Any) -> dict[str, Any]:
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         live = set(coll.meta.partitions.values())
-        segs = self._engine.query.segments(coll.meta.id, live)
-        for shard in coll.shards:
-            segs += [s for s in shard.growing.values() if s.partition_id in live]
         return {
-            "row_count": sum(s.vis.live_count() for s in segs),
+            "row_count": self._row_count(coll, live),
             "search_backend": ops.backend_name(),
             **self._engine.query.stats(coll.meta.id),
         }
 
-    def load_collection(self, collection_name: str, **kwargs: Any) -> None:
-        coll = self._engine.get(collection_name)
-        indexed = {i["field_name"] for i in coll.meta.index_params}
-        for f in coll.schema.vector_fields:
-            if f.name not in indexed:
-                raise IndexNotFoundError(
-                    f"there is no vector index on field: [{f.name}], please create index firstly"
-                )
-        self._engine.load(collection_name)
-
-    def release_collection(self, collection_name: str, **kwargs: Any) -> None:
-        self._engine.release(collection_name)
-
-    def get_load_state(
-        self, collection_name: str, partition_name: str = "", **kwargs: Any
-    ) -> dict[str, LoadState]:
-        if not self._engine.catalog.exists(collection_name):
-            return {"state": LoadState.NotExist}
-        coll = self._engine.get(collection_name)
-        loaded = self._engine.query.loaded(coll.meta.id)
-        return {"state": LoadState.Loaded if loaded else LoadState.NotLoad}
-
     def flush(self, collection_name: str, **kwargs: Any) -> None:
-        self._engine.flush(collection_name)
+        self._engine.flush(self._names.resolve(self._db, collection_name))
 
     # --- partitions --------------------------------------------------------------------------
     def create_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> None:
         validate_name("partition", partition_name)
-        self._engine.get(collection_name)
-        self._engine.catalog.create_partition(collection_name, partition_name)
-        self._engine.update_meta(collection_name, lambda m: None)
+        name = self._names.resolve(self._db, collection_name)
+        self._engine.catalog.create_partition(name, partition_name)
+        self._engine.update_meta(name, lambda m: None)
 
     def drop_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> None:
-        self._engine.catalog.drop_partition(collection_name, partition_name)
-        self._engine.update_meta(collection_name, lambda m: None)
+        name = self._names.resolve(self._db, collection_name)
+        self._engine.catalog.drop_partition(name, partition_name)
+
+        def forget(m: Any) -> None:  # no longer among the loaded partitions
+            if m.loaded_partitions is not None and partition_name in m.loaded_partitions:
+                m.loaded_partitions.remove(partition_name)
+
+        self._engine.update_meta(name, forget)
 
     def has_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> bool:
-        return partition_name in self._engine.get(collection_name).meta.partitions
+        return partition_name in self._coll(collection_name).meta.partitions
 
     def list_partitions(self, collection_name: str, **kwargs: Any) -> list[str]:
-        return list(self._engine.get(collection_name).meta.partitions)
+        return list(self._coll(collection_name).meta.partitions)
 
     # --- writes ------------------------------------------------------------------------------
     def _note(self, ts: int) -> int:
@@ -215,7 +217,7 @@ class MilvusClient(IndexMethods):
     ) -> dict[str, Any]:
         """insert/upsert: validate every row first, then route; an upsert deletes the old
         rows of its keys and inserts the new ones at one timestamp."""
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         rows = [data] if isinstance(data, dict) else list(data)
         if not rows:
             return {f"{op}_count": 0, "ids": [], "timestamp": 0}
@@ -262,7 +264,7 @@ class MilvusClient(IndexMethods):
         partition_name: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         if filter and ids is not None:
             raise InvalidArgumentError(
                 "delete takes ids or a filter, not both (Milvus: ambiguous filter parameter)"
@@ -273,7 +275,7 @@ class MilvusClient(IndexMethods):
             pks = pks_from_ids(coll.schema, ids)
         else:
             flt = self._compile(coll, filter, kwargs.get("filter_params"))
-            parts = self._engine.partition_ids(coll, [partition_name] if partition_name else None)
+            parts = self._parts(coll, [partition_name] if partition_name else None)
             found = self._engine.match(coll, flt, parts, self._engine.read_ts(coll, "Strong", 0))
             pks = [k for seg, rows in found for k in seg.pks[rows].tolist()]
         if not pks:
@@ -285,7 +287,10 @@ class MilvusClient(IndexMethods):
 
     # --- reads -------------------------------------------------------------------------------
     def _read_ts(self, coll: Collection, kwargs: dict[str, Any]) -> int:
-        return self._engine.read_ts(coll, kwargs.get("consistency_level"), self._session_ts)
+        """Read timestamp; a ``guarantee_timestamp`` (the gRPC endpoint passes the one
+        pymilvus sends for Session reads) joins this client's own last write."""
+        session = max(self._session_ts, int(kwargs.get("guarantee_timestamp") or 0))
+        return self._engine.read_ts(coll, kwargs.get("consistency_level"), session)
 
     def get(
         self,
@@ -296,12 +301,12 @@ class MilvusClient(IndexMethods):
         partition_names: list[str] | None = None,
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         pks = pks_from_ids(coll.schema, ids)
         if not pks:
             return []
         spec = resolve_output_fields(coll.schema, output_fields or ["*"])
-        parts = self._engine.partition_ids(coll, partition_names)
+        parts = self._parts(coll, partition_names)
         found = self._engine.lookup(coll, np_keys(pks), parts, self._read_ts(coll, kwargs))
         if not found:
             return []
@@ -325,7 +330,7 @@ class MilvusClient(IndexMethods):
             raise InvalidArgumentError(
                 "query takes ids or a filter, not both (Milvus: ambiguous parameter)"
             )
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         limit, offset = window(kwargs.get("limit"), kwargs.get("offset"), "query")
         fields = list(output_fields or [])
         counting = any(f.replace(" ", "").lower() == "count(*)" for f in fields)
@@ -340,7 +345,7 @@ class MilvusClient(IndexMethods):
                 raise InvalidArgumentError(
                     "empty expression should be used with limit (Milvus): pass a filter or limit"
                 )
-        parts = self._engine.partition_ids(coll, partition_names)
+        parts = self._parts(coll, partition_names)
         read_ts = self._read_ts(coll, kwargs)
         if ids is not None:
             found = self._engine.lookup(coll, np_keys(pks), parts, read_ts) if pks else []
@@ -390,7 +395,7 @@ class MilvusClient(IndexMethods):
         anns_field: str | None = None,
         **kwargs: Any,
     ) -> list[list[dict[str, Any]]]:
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         flt = self._compile(coll, filter, kwargs.get("filter_params"))
         field = vector_field(coll.schema, anns_field)
         metric = metric_of(coll, field.name, search_params)
@@ -406,7 +411,7 @@ class MilvusClient(IndexMethods):
         if knobs.get("radius") is not None:
             check_range_params(metric, knobs["radius"], knobs.get("range_filter"))
         spec = resolve_output_fields(coll.schema, output_fields or [])
-        parts = self._engine.partition_ids(coll, partition_names)
+        parts = self._parts(coll, partition_names)
         read_ts = self._read_ts(coll, kwargs)
         k = limit + offset
         segs, dist, seg, row = self._engine.search(
@@ -452,4 +457,5 @@ class MilvusClient(IndexMethods):
         return out
 
     def close(self) -> None:
-        self._engine.close()
+        if self._owns_engine:  # a for_database view shares its parent's engine
+            self._engine.close()

@@ -1,9 +1,11 @@
 """The index and compaction part of ``MilvusClient`` (pymilvus names and behaviour):
 ``create_index`` / ``drop_index`` / ``list_indexes`` / ``describe_index`` and
-``compact`` / ``get_compaction_state``. A mixin: ``MilvusClient`` provides ``_engine``."""
+``compact`` / ``get_compaction_state``. A mixin: ``MilvusClient`` provides ``_engine`` and
+``_coll`` (a collection or alias name of the current database → the runtime collection)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gpuvec.coord.indexing import index_id
@@ -20,13 +22,14 @@ class NotSupportedYetError(GpuvecError):
 
 class IndexMethods:
     _engine: Any
+    _coll: Callable[[str], Any]
 
     def create_index(self, collection_name: str, index_params: IndexParams, **kwargs: Any) -> None:
         """Define indexes; sealed segments get them built by the data nodes. As in Milvus, a
         field holds one index: the same definition again is a no-op, another is an error
         (``drop_index`` it first)."""
         new = index_params.to_list()
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         _check_index_fields(coll.schema, index_params)
         have = {i["field_name"]: i for i in coll.meta.index_params}
         fresh = []
@@ -42,13 +45,13 @@ class IndexMethods:
                 )
         if fresh:
             self._engine.update_meta(
-                collection_name, lambda m: setattr(m, "index_params", m.index_params + fresh)
+                coll.meta.name, lambda m: setattr(m, "index_params", m.index_params + fresh)
             )
 
     def drop_index(self, collection_name: str, index_name: str, **kwargs: Any) -> None:
         """Drop an index definition and its built files' records (Milvus: the collection
         must be released first)."""
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         found = [i for i in coll.meta.index_params if i["index_name"] == index_name]
         if not found:
             raise IndexNotFoundError(f"index not found[indexName={index_name}]")
@@ -58,7 +61,7 @@ class IndexMethods:
                 "loaded, release it first"
             )
         self._engine.update_meta(
-            collection_name,
+            coll.meta.name,
             lambda m: setattr(
                 m, "index_params", [i for i in m.index_params if i["index_name"] != index_name]
             ),
@@ -68,7 +71,7 @@ class IndexMethods:
     def list_indexes(self, collection_name: str, field_name: str = "", **kwargs: Any) -> list[str]:
         return [
             i["index_name"]
-            for i in self._engine.get(collection_name).meta.index_params
+            for i in self._coll(collection_name).meta.index_params
             if not field_name or i["field_name"] == field_name
         ]
 
@@ -76,7 +79,7 @@ class IndexMethods:
         """pymilvus's fields, plus how the index is served: ``indexed_segments`` of
         ``sealed_segments`` use the built index (its ``backend``); the rest (small or
         not yet built segments, growing data) are brute force on ``search_backend``."""
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         for i in coll.meta.index_params:
             if i["index_name"] == index_name:
                 return {**dict(i), **self._engine.index_serving(coll, i)}
@@ -87,7 +90,7 @@ class IndexMethods:
         data-node tasks; returns a job id for ``get_compaction_state``."""
         if is_clustering:
             raise NotSupportedYetError("clustering compaction is not supported")
-        coll = self._engine.get(collection_name)
+        coll = self._coll(collection_name)
         job = self._engine.compactor.compact(coll.meta, manual=True)
         if job is None:
             raise InvalidArgumentError(

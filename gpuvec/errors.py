@@ -136,8 +136,49 @@ class PartitionNotFoundError(GpuvecError):
     code = 200
 
 
+class PartitionNotLoadedError(GpuvecError):
+    """A search/query named a partition that is not loaded (``load_partitions`` it)."""
+
+    code = 201
+
+
 class IndexNotFoundError(GpuvecError):
     code = 700
+
+
+class DatabaseNotFoundError(GpuvecError):
+    """The named database does not exist."""
+
+    code = 800
+
+
+class DatabaseLimitExceededError(GpuvecError):
+    """create_database beyond the maximum number of databases."""
+
+    code = 801
+
+
+class DatabaseAlreadyExistsError(GpuvecError):
+    """create_database with a name in use (Milvus answers "database already exist")."""
+
+
+class AliasNotFoundError(GpuvecError):
+    """The named alias does not exist in the database."""
+
+    code = 1600
+
+
+class AliasCollectionConflictError(GpuvecError):
+    """An alias would share its name with a collection of the same database, or the
+    reverse."""
+
+    code = 1601
+
+
+class AliasAlreadyExistsError(GpuvecError):
+    """create_alias with an alias that already points at another collection."""
+
+    code = 1602
 
 
 class SchemaError(InvalidArgumentError):

@@ -216,12 +216,28 @@ class Engine(DataNodeDuties):
                 self.wal.drop_channel(shard.channel)
             del self.collections[name]
 
-    def rename_collection(self, old: str, new: str) -> None:
+    def rename_collection(self, old: str, new: str, compare: Any = (), ops: Any = ()) -> None:
+        """Rename; ``compare``/``ops`` join the catalog transaction (alias re-pointing)."""
         with self.lock:
             coll = self.get(old)
-            self.catalog.rename(old, new)
+            self.catalog.rename(old, new, compare, ops)
             coll.meta = self.catalog.get(new)
             self.collections[new] = self.collections.pop(old)
+
+    def truncate_collection(self, name: str) -> None:
+        """Remove every row, keeping the collection's definition (``Catalog.truncate``):
+        the old shards, WAL channels and served segments go, new empty ones start."""
+        with self.lock:
+            coll = self.get(name)
+            loaded = self.query.loaded(coll.meta.id)
+            meta = self.catalog.truncate(name)
+            self.query.release(coll.meta.id)
+            for shard in coll.shards:
+                shard.close()
+                self.wal.drop_channel(shard.channel)
+            fresh = self._start(meta)
+            if loaded:
+                self._load(fresh)
 
     def update_meta(self, name: str, change: Any) -> None:
         with self.lock:

@@ -50,6 +50,9 @@ class CollectionMeta:
     properties: dict[str, Any] = field(default_factory=dict)
     index_params: list[dict[str, Any]] = field(default_factory=list)
     loaded: bool = False
+    # while ``loaded``: None = every partition (also ones created later, as Milvus does
+    # after load_collection), else the names passed to load_partitions
+    loaded_partitions: list[str] | None = None
 
     @property
     def channels(self) -> list[str]:
@@ -103,6 +106,8 @@ class Catalog:
     def _ckey(name: str) -> str:
         return f"{PREFIX}collections/{name}"
 
+    collection_key = _ckey  # the record's key, for other modules' compare-and-swap guards
+
     def get(self, name: str) -> CollectionMeta:
         kv = self.meta.get(self._ckey(name))
         if kv is None:
@@ -132,7 +137,9 @@ class Catalog:
         properties: dict[str, Any] | None = None,
         index_params: list[dict[str, Any]] | None = None,
     ) -> CollectionMeta:
-        schema.validate(name)
+        # ``name`` is an engine name: the proxy validated the user's name and qualified it
+        # with its database (gpuvec.proxy.names), so only the schema is checked here
+        schema.validate()
         if not 1 <= num_shards <= 16:
             raise InvalidArgumentError(f"num_shards must be 1..16, got {num_shards}")
         first = self.allocate_ids(2)
@@ -180,17 +187,44 @@ class Catalog:
         )
         return meta
 
-    def rename(self, old: str, new: str) -> None:
+    def rename(
+        self, old: str, new: str, compare: Sequence[Compare] = (), ops: Sequence[Op] = ()
+    ) -> None:
+        """Move the record to ``new``; ``compare``/``ops`` join the same transaction (the
+        proxy re-points the collection's aliases with them)."""
         meta, rev = self._get_rev(old)
         meta.name = new
         self._commit(
             [
                 Compare(self._ckey(old), "mod_revision", "==", rev),
                 Compare(self._ckey(new), "version", "==", 0),
+                *compare,
             ],
-            [Delete(self._ckey(old)), Put(self._ckey(new), _dump(meta))],
+            [Delete(self._ckey(old)), Put(self._ckey(new), _dump(meta)), *ops],
             f"rename of {old!r} to {new!r} (does {new!r} exist?)",
         )
+
+    def truncate(self, name: str) -> CollectionMeta:
+        """Empty a collection in one transaction: the record moves to a fresh collection id
+        (so new WAL channels and no segments), keeping name, schema, partitions, indexes,
+        properties and load state; the old id's segments, deltas, indexes and checkpoints
+        go. Returns the new record (the runtime swaps its shards to it)."""
+        meta, rev = self._get_rev(name)
+        old = CollectionMeta(**asdict(meta))
+        meta.id = self.allocate_ids()
+        key = self._ckey(name)
+        self._commit(
+            [Compare(key, "mod_revision", "==", rev)],
+            [
+                Put(key, _dump(meta)),
+                DeletePrefix(f"{PREFIX}segments/{old.id}/"),
+                DeletePrefix(f"{PREFIX}deltas/{old.id}/"),
+                DeletePrefix(f"{PREFIX}indexes/{old.id}/"),
+            ]
+            + [Delete(f"{PREFIX}checkpoints/{ch}") for ch in old.channels],
+            f"truncate of collection {name!r}",
+        )
+        return meta
 
     # --- partitions --------------------------------------------------------------------------
     def create_partition(self, name: str, partition: str) -> int:

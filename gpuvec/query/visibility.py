@@ -75,6 +75,7 @@ class Visibility:
 
     def mask(self, read_ts: int) -> np.ndarray:
         """Boolean mask of rows visible at ``read_ts`` (a view: do not modify)."""
+        n = self.n  # once: a concurrent append may move it between two reads
         if read_ts >= self.max_ins and read_ts >= self.max_del:
-            return self._alive[: self.n]
-        return (self.ins_ts <= read_ts) & (self.del_ts > read_ts)
+            return self._alive[:n]
+        return (self._ins[:n] <= read_ts) & (self._del[:n] > read_ts)

@@ -1,0 +1,142 @@
+"""``gpuvec serve``: the embedded runtime behind a Milvus-compatible gRPC endpoint.
+
+Owns the server's lifecycle: the gRPC server (thread pool, message-size limits, keepalive
+as pymilvus expects), optional authentication and TLS, and graceful shutdown — stop taking
+calls, let running ones finish, flush every collection, close the engine. A crash
+(``kill -9``) loses no acknowledged write: the engine acknowledges a write only once it is
+in the WAL, and the next start replays it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from pymilvus.grpc_gen import milvus_pb2_grpc
+
+from gpuvec.errors import InvalidArgumentError
+
+__all__ = ["Server", "ServerOptions", "start_server"]
+
+log = logging.getLogger("gpuvec.server")
+
+MB = 1 << 20
+
+
+@dataclass
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 19530
+    auth: bool = False
+    root_password: str = "Milvus"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_workers: int = 32
+    max_message_mb: int = 256
+    grace_s: float = 10.0
+
+
+class Server:
+    """A running endpoint: ``address``, ``port``, ``stop()``, ``wait()``."""
+
+    def __init__(self, grpc_server: grpc.Server, client: Any, port: int, host: str) -> None:
+        self._server = grpc_server
+        self.client = client
+        self.port = port
+        self.host = host
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self, grace: float | None = 10.0) -> None:
+        """Graceful shutdown: refuse new calls, finish running ones, flush, close."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._server.stop(grace).wait()
+            try:
+                self.client.flush_all()
+            except Exception:
+                log.exception("flush on shutdown failed")
+            finally:
+                self.client.close()
+                self._stopped.set()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def _credentials(opts: ServerOptions) -> grpc.ServerCredentials | None:
+    if not opts.tls_cert and not opts.tls_key:
+        return None
+    if not (opts.tls_cert and opts.tls_key):
+        raise InvalidArgumentError("TLS needs both --tls-cert and --tls-key")
+    cert = Path(opts.tls_cert).read_bytes()
+    key = Path(opts.tls_key).read_bytes()
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
+def start_server(data_dir: str, opts: ServerOptions | None = None, **client_kw: Any) -> Server:
+    """Open the engine on ``data_dir`` and start serving; returns once the port is bound."""
+    from gpuvec import MilvusClient, __version__
+    from gpuvec.server.auth import AuthInterceptor, Credentials
+    from gpuvec.server.servicer import MilvusServicer
+
+    opts = opts or ServerOptions()
+    creds = _credentials(opts)  # fail on bad TLS files before opening anything
+    client = MilvusClient(data_dir, **client_kw)
+    try:
+        credentials = Credentials(client.meta_store(), opts.root_password)
+        interceptors = [AuthInterceptor(credentials)] if opts.auth else []
+        limit = opts.max_message_mb * MB
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=opts.max_workers, thread_name_prefix="rpc"),
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+                ("grpc.http2.max_ping_strikes", 0),
+            ],
+        )
+        servicer = MilvusServicer(client, version=f"v2.6.0-gpuvec-{__version__}")
+        servicer.credentials = credentials
+        milvus_pb2_grpc.add_MilvusServiceServicer_to_server(servicer, server)
+        target = f"{opts.host}:{opts.port}"
+        port = server.add_secure_port(target, creds) if creds else server.add_insecure_port(target)
+        if port == 0:
+            raise InvalidArgumentError(f"cannot bind {target} (in use?)")
+        server.start()
+    except BaseException:
+        client.close()
+        raise
+    log.info("gpuvec serving Milvus gRPC on %s:%d (data %s)", opts.host, port, data_dir)
+    return Server(server, client, port, opts.host)
+
+
+def serve_forever(data_dir: str, opts: ServerOptions) -> int:
+    """Run until SIGINT/SIGTERM, then shut down gracefully (the ``gpuvec serve`` command)."""
+    srv = start_server(data_dir, opts)
+    scheme = "https" if opts.tls_cert else "http"
+    print(f"gpuvec: Milvus endpoint {scheme}://{srv.address}  (data: {data_dir})", flush=True)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    done.wait()
+    print("gpuvec: shutting down (flushing)", flush=True)
+    srv.stop(opts.grace_s)
+    return 0

@@ -1,0 +1,128 @@
+"""Data RPCs of the Milvus service: Insert, Upsert, Delete, Query, Search, Flush and
+GetFlushState.
+
+Translation only (see :mod:`gpuvec.server.servicer`): :mod:`gpuvec.server.convert` turns
+requests into the embedded client's arguments and its results into protobuf. Mutation
+results carry the write's timestamp (pymilvus keeps it per collection and sends it back as
+the guarantee timestamp of Session reads); reads pass the request's guarantee timestamp
+through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymilvus.grpc_gen import milvus_pb2, schema_pb2
+
+from gpuvec.server.convert import (
+    parse_delete_request,
+    parse_query_request,
+    parse_search_request,
+    query_result_to_proto,
+    rows_from_field_data,
+    search_result_to_proto,
+)
+from gpuvec.server.status import ok, rpc
+
+__all__ = ["DataRPCs", "ids_proto"]
+
+
+def ids_proto(ids: list[Any]) -> schema_pb2.IDs:
+    """Primary keys → ``schema.IDs`` (int or string keys)."""
+    if ids and isinstance(ids[0], str):
+        return schema_pb2.IDs(str_id=schema_pb2.StringArray(data=ids))
+    return schema_pb2.IDs(int_id=schema_pb2.LongArray(data=[int(i) for i in ids]))
+
+
+class DataRPCs:
+    """Mixin of :class:`gpuvec.server.servicer.MilvusServicer` (uses its ``client``)."""
+
+    client: Any
+
+    def _write(self, op: str, request: Any, context: Any) -> Any:
+        client = self.client(request, context)
+        schema = client.collection_schema(request.collection_name)
+        rows = rows_from_field_data(request.fields_data, int(request.num_rows), schema)
+        fn = client.insert if op == "insert" else client.upsert
+        res = fn(request.collection_name, rows, partition_name=request.partition_name or None)
+        count = int(res[f"{op}_count"])
+        out = milvus_pb2.MutationResult(
+            status=ok(),
+            IDs=ids_proto(list(res["ids"])),
+            succ_index=list(range(count)),
+            timestamp=int(res.get("timestamp", 0)),
+        )
+        if op == "insert":
+            out.insert_cnt = count
+        else:
+            out.upsert_cnt = count
+        return out
+
+    @rpc
+    def Insert(self, request: Any, context: Any) -> Any:
+        return self._write("insert", request, context)
+
+    @rpc
+    def Upsert(self, request: Any, context: Any) -> Any:
+        return self._write("upsert", request, context)
+
+    @rpc
+    def Delete(self, request: Any, context: Any) -> Any:
+        client = self.client(request, context)
+        args = parse_delete_request(request, client.collection_schema(request.collection_name))
+        res = client.delete(**args.kwargs())
+        count = int(res.get("delete_count", 0))
+        return milvus_pb2.MutationResult(
+            status=ok(), delete_cnt=count, timestamp=int(res.get("timestamp", 0))
+        )
+
+    @rpc
+    def Query(self, request: Any, context: Any) -> Any:
+        client = self.client(request, context)
+        schema = client.collection_schema(request.collection_name)
+        args = parse_query_request(request, schema)
+        kwargs = args.kwargs()
+        if args.guarantee_timestamp:
+            kwargs["guarantee_timestamp"] = args.guarantee_timestamp
+        rows = client.query(**kwargs)
+        resp = query_result_to_proto(rows, schema, args.output_fields, request.collection_name)
+        resp.status.CopyFrom(ok())
+        return resp
+
+    @rpc
+    def Search(self, request: Any, context: Any) -> Any:
+        client = self.client(request, context)
+        args = parse_search_request(request)
+        schema = client.collection_schema(request.collection_name)
+        kwargs = args.kwargs()
+        if args.guarantee_timestamp:
+            kwargs["guarantee_timestamp"] = args.guarantee_timestamp
+        hits = client.search(**kwargs)
+        data = search_result_to_proto(
+            hits, schema, args.output_fields, args.nq, args.limit, args.round_decimal
+        )
+        return milvus_pb2.SearchResults(
+            status=ok(), results=data, collection_name=request.collection_name
+        )
+
+    # --- flush -------------------------------------------------------------------------------
+    @rpc
+    def Flush(self, request: Any, context: Any) -> Any:
+        client = self.client(request, context)
+        resp = milvus_pb2.FlushResponse(status=ok(), db_name=self.db_name(request, context))  # type: ignore[attr-defined]
+        for name in request.collection_names:
+            client.flush(name)  # synchronous: sealed and committed on return
+            ts = int(client.alloc_timestamp())
+            resp.coll_segIDs[name].CopyFrom(schema_pb2.LongArray(data=[]))
+            resp.flush_coll_segIDs[name].CopyFrom(schema_pb2.LongArray(data=[]))
+            resp.coll_seal_times[name] = (ts >> 18) // 1000
+            resp.coll_flush_ts[name] = ts
+        return resp
+
+    @rpc
+    def GetFlushState(self, request: Any, context: Any) -> Any:
+        client = self.client(request, context)
+        if request.collection_name:
+            client.describe_collection(request.collection_name)  # unknown → not found
+        # Flush is synchronous: once it answered, everything before its timestamp is sealed
+        return milvus_pb2.GetFlushStateResponse(status=ok(), flushed=True)

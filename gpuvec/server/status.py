@@ -1,0 +1,98 @@
+"""Errors on the wire: gpuvec's error tree → Milvus ``common.Status`` and the RPC wrapper that
+turns every handler's outcome into a response of the RPC's own type.
+
+Milvus 2.4+ clients read ``Status.code`` (the ``merr`` codes that :class:`GpuvecError`
+subclasses carry); older ones and a few pymilvus paths read the legacy
+``Status.error_code`` enum (e.g. ``has_collection`` treats ``CollectionNotExists`` as
+"False", ``describe_index`` treats ``IndexNotExist`` as "no index"). Both are set.
+
+Invariants: a handler never lets an exception reach gRPC (an unexpected one becomes an
+``UnexpectedError`` status naming the RPC and the exception); a wrapped RPC answers with
+the response type the Milvus service declares for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import message_factory
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+from gpuvec.errors import GpuvecError
+
+__all__ = ["legacy_code", "ok", "response_type", "rpc", "status_of"]
+
+log = logging.getLogger("gpuvec.server")
+
+_SERVICE = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
+
+# merr code → legacy ErrorCode (only the ones clients branch on; the rest: UnexpectedError)
+_LEGACY = {
+    100: common_pb2.CollectionNotExists,
+    101: common_pb2.UnexpectedError,  # collection not loaded
+    200: common_pb2.UnexpectedError,  # partition not found
+    700: common_pb2.IndexNotExist,
+    800: common_pb2.UnexpectedError,  # database not found
+    1100: common_pb2.IllegalArgument,
+    1700: common_pb2.IllegalArgument,  # field not found
+    1800: common_pb2.PermissionDenied,
+}
+
+
+def legacy_code(code: int) -> int:
+    """The legacy ``ErrorCode`` clients expect beside the merr ``code``."""
+    return _LEGACY.get(code, common_pb2.UnexpectedError)
+
+
+def ok() -> common_pb2.Status:
+    return common_pb2.Status(error_code=common_pb2.Success, code=0)
+
+
+def status_of(exc: BaseException, rpc_name: str = "") -> common_pb2.Status:
+    """The Status for an exception: gpuvec errors keep their code and message; anything
+    else is an unexpected error naming the RPC (a server bug, logged with its traceback)."""
+    if isinstance(exc, GpuvecError):
+        code, reason = int(exc.code), str(exc)
+    else:
+        code = 65535
+        reason = f"{rpc_name}: unexpected {type(exc).__name__}: {exc}"
+        log.exception("unexpected error in %s", rpc_name, exc_info=exc)
+    return common_pb2.Status(error_code=legacy_code(code), code=code, reason=reason)
+
+
+@functools.cache
+def response_type(rpc_name: str) -> type:
+    """The protobuf message class the Milvus service declares as ``rpc_name``'s response."""
+    return message_factory.GetMessageClass(_SERVICE.methods_by_name[rpc_name].output_type)
+
+
+def error_response(rpc_name: str, status: common_pb2.Status) -> Any:
+    """A response of ``rpc_name``'s type carrying only ``status``."""
+    cls = response_type(rpc_name)
+    if cls is common_pb2.Status:
+        return status
+    resp = cls()
+    resp.status.CopyFrom(status)
+    return resp
+
+
+def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a servicer method ``(self, request, context) -> response``: errors become the
+    RPC's response type with the mapped status; a handler may return None for "OK, nothing
+    else" (a plain success Status or an empty response with it)."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, request: Any, context: Any) -> Any:
+        try:
+            resp = fn(self, request, context)
+        except Exception as exc:
+            return error_response(name, status_of(exc, name))
+        if resp is None:
+            return error_response(name, ok())
+        return resp
+
+    return wrapper
