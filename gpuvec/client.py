@@ -20,7 +20,7 @@ import numpy as np
 
 from gpuvec import ops
 from gpuvec.client_admin import AdminMethods, LoadState
-from gpuvec.client_indexes import IndexMethods, NotSupportedYetError, _check_index_fields
+from gpuvec.client_indexes import IndexMethods, _check_index_fields
 from gpuvec.client_service import ServiceMethods
 from gpuvec.cluster.embedded import Collection, Engine
 from gpuvec.config import Config
@@ -49,7 +49,20 @@ from gpuvec.schema import CollectionSchema, DataType, validate_name
 __all__ = ["LoadState", "MilvusClient"]
 
 
+_REMOTE = ("http://", "https://", "tcp://", "grpc://", "unix:")
+
+
 class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
+    def __new__(cls, uri: str = "./gpuvec-data", *args: Any, **kwargs: Any) -> Any:
+        """A remote URI (``http://host:19530`` — a ``gpuvec serve`` or any Milvus) gives
+        pymilvus's own client; anything else opens the embedded runtime."""
+        if isinstance(uri, str) and uri.startswith(_REMOTE):
+            from pymilvus import MilvusClient as RemoteClient
+
+            kwargs.pop("config", None)
+            return RemoteClient(uri, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(
         self,
         uri: str = "./gpuvec-data",
@@ -62,11 +75,6 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
         config: Config | None = None,
         **kwargs: Any,
     ) -> None:
-        if uri.startswith(("http://", "https://", "tcp://", "grpc://")):
-            raise NotSupportedYetError(
-                f"remote uri {uri!r}: gpuvec's remote client arrives with the gRPC server; "
-                "use a local directory for the embedded runtime"
-            )
         path = Path(uri.removeprefix("file://"))
         if path.suffix == ".db":  # Milvus Lite style "./x.db": use it as a directory name
             path = path.with_suffix(".gpuvec")

@@ -120,6 +120,18 @@ class DataRPCs:
         return resp
 
     @rpc
+    def FlushAll(self, request: Any, context: Any) -> Any:
+        client = self.client(request, context)
+        for name in client.list_collections():
+            client.flush(name)
+        return milvus_pb2.FlushAllResponse(status=ok(), flush_all_ts=client.alloc_timestamp())
+
+    @rpc
+    def GetFlushAllState(self, request: Any, context: Any) -> Any:
+        # FlushAll is synchronous like Flush: answered means done
+        return milvus_pb2.GetFlushAllStateResponse(status=ok(), flushed=True)
+
+    @rpc
     def GetFlushState(self, request: Any, context: Any) -> Any:
         client = self.client(request, context)
         if request.collection_name:

@@ -165,3 +165,48 @@ def test_errors_come_back_as_milvus_exceptions(milvus: MilvusClient) -> None:
     with pytest.raises(MilvusException, match="nosuch"):
         milvus.query("strict", filter="id > 1", output_fields=["nosuch"])
     assert milvus.query("e", filter="", output_fields=["count(*)"])[0]["count(*)"] == 0
+
+
+def test_gpuvec_client_with_a_remote_uri_speaks_grpc(server: object) -> None:
+    import gpuvec
+
+    remote = gpuvec.MilvusClient(f"http://{server.address}")  # type: ignore[attr-defined]
+    try:
+        assert isinstance(remote, MilvusClient)  # pymilvus's client, over the socket
+        remote.create_collection("r", dimension=DIM)
+        assert remote.list_collections() == ["r"]
+    finally:
+        remote.close()
+
+
+def test_admin_rpcs(milvus: MilvusClient) -> None:
+    milvus.create_collection("a", dimension=DIM, consistency_level="Strong")
+    milvus.insert("a", _rows(30))
+    milvus.flush("a")
+    milvus.insert("a", _rows(30, start=30))
+    milvus.flush_all()
+    milvus.delete("a", filter="id < 20")
+    job = milvus.compact("a")
+    for _ in range(100):
+        if milvus.get_compaction_state(job) == "Completed":
+            break
+        import time
+
+        time.sleep(0.2)
+    assert milvus.get_compaction_state(job) == "Completed"
+    assert milvus.query("a", filter="", output_fields=["count(*)"])[0]["count(*)"] == 40
+    milvus.alter_collection_properties("a", properties={"collection.ttl.seconds": 600})
+    assert milvus.describe_collection("a")["properties"]["collection.ttl.seconds"] == "600"
+    milvus.drop_collection_properties("a", property_keys=["collection.ttl.seconds"])
+    assert "collection.ttl.seconds" not in milvus.describe_collection("a")["properties"]
+    milvus.truncate_collection("a")
+    assert milvus.query("a", filter="", output_fields=["count(*)"])[0]["count(*)"] == 0
+    assert milvus.describe_collection("a")["fields"][1]["params"]["dim"] == DIM
+    milvus.create_database("db2", properties={"database.max.collections": 5})
+    assert milvus.describe_database("db2")["database.max.collections"] == "5"
+    milvus.alter_database_properties("db2", {"database.replica.number": 1})
+    assert milvus.describe_database("db2")["database.replica.number"] == "1"
+    milvus.drop_database_properties("db2", ["database.replica.number"])
+    assert "database.replica.number" not in milvus.describe_database("db2")
+    ts = milvus._get_connection().alloc_timestamp()
+    assert ts >> 18 > 1_700_000_000_000  # a hybrid timestamp of this era (ms << 18)
