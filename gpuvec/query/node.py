@@ -41,7 +41,11 @@ def load_segment(
     pks = r.pk()
     pk_np = pks if pk_is_int else np.array(pks.to_pylist(), object)
     scalars = r.table()
-    rows = scalars.add_column(0, pk.name, pa.array(pks) if pk_is_int else pks)
+    pk_col = pa.array(pks) if pk_is_int else pks
+    if scalars.num_columns == 0:  # only pk + vectors: a column-less table has 0 rows
+        rows = pa.table({pk.name: pk_col})
+    else:
+        rows = scalars.add_column(0, pk.name, pk_col)
     seg.append(pk_np, r.ts(), {f: r.vectors(f) for f in dims}, rows)
     return seg
 

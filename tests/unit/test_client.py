@@ -204,6 +204,29 @@ def test_schema_collection_needs_index_to_load(client: MilvusClient) -> None:
     }
 
 
+def test_pk_and_vector_only_collection_loads_sealed_segments(tmp_path: Path) -> None:
+    """No scalar column besides the key (no dynamic field): sealed segments still load."""
+    c = MilvusClient(str(tmp_path / "db"), config=Config(dashboard_address="",
+                     datanode_processes=False, index_min_rows=100))  # fmt: skip
+    try:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("v", DataType.FLOAT_VECTOR, dim=4)
+        c.create_collection("c", schema=schema)
+        vec = np.random.default_rng(3).standard_normal((300, 4)).astype(np.float32)
+        c.insert("c", [{"id": i, "v": vec[i]} for i in range(300)])
+        c.flush("c")
+        idx = MilvusClient.prepare_index_params()
+        idx.add_index("v", index_type="HNSW", metric_type="L2", params={"M": 8})
+        c.create_index("c", idx)
+        c.load_collection("c")
+        hits = c.search("c", data=[vec[7]], limit=3, output_fields=["id"])[0]
+        assert hits[0]["id"] == 7 and hits[0]["entity"] == {"id": 7}
+        assert c.query("c", filter="id < 10", output_fields=["count(*)"])[0]["count(*)"] == 10
+    finally:
+        c.close()
+
+
 def test_bad_input_is_refused_and_applies_nothing(client: MilvusClient) -> None:
     client.create_collection("c", dimension=DIM, metric_type="L2")
     fill(client, "c", 10)
