@@ -76,13 +76,19 @@ class IndexMethods:
         ]
 
     def describe_index(self, collection_name: str, index_name: str, **kwargs: Any) -> dict:
-        """pymilvus's fields, plus how the index is served: ``indexed_segments`` of
+        """pymilvus's fields (with Milvus's build progress: ``total_rows``,
+        ``indexed_rows``, ``pending_index_rows``, ``state``), plus how the index is served:
+        ``indexed_segments`` of
         ``sealed_segments`` use the built index (its ``backend``); the rest (small or
         not yet built segments, growing data) are brute force on ``search_backend``."""
         coll = self._coll(collection_name)
         for i in coll.meta.index_params:
             if i["index_name"] == index_name:
-                return {**dict(i), **self._engine.index_serving(coll, i)}
+                return {
+                    **dict(i),
+                    **self._engine.index_progress(coll, i),
+                    **self._engine.index_serving(coll, i),
+                }
         raise IndexNotFoundError(f"index not found[indexName={index_name}]")
 
     def compact(self, collection_name: str, is_clustering: bool = False, **kwargs: Any) -> int:

@@ -34,8 +34,9 @@ class DataNodeDuties:
     def get(self, name: str) -> Any: ...
 
     def _index(self) -> None:
-        """Submit the index builds that loaded collections' sealed segments need, and the
-        compactions the automatic policy asks for."""
+        """Submit the index builds that every collection's sealed segments need (loaded or
+        not, as Milvus: ``create_index`` then ``load`` is the usual order), and the
+        compactions the automatic policy asks for (loaded collections)."""
         last_compaction = time.monotonic()
         reported: dict[int, str] = {}  # the last error per collection, logged once
         while not self._stop.wait(1.0):
@@ -43,11 +44,9 @@ class DataNodeDuties:
             if compact:
                 last_compaction = time.monotonic()
             for coll in list(self.collections.values()):
-                if not self.query.loaded(coll.meta.id):
-                    continue
                 try:
                     self.indexer.schedule(coll.meta)
-                    if compact:
+                    if compact and self.query.loaded(coll.meta.id):
                         self.compactor.compact(coll.meta)
                     reported.pop(coll.meta.id, None)
                 except Exception as e:  # dropped meanwhile, or the cluster is unreachable
@@ -100,6 +99,32 @@ class DataNodeDuties:
                 return True
             time.sleep(0.05)
         return False
+
+    def index_progress(self, coll: Collection, definition: dict[str, Any]) -> dict[str, Any]:
+        """Milvus's build progress of one index definition, from the catalog: rows of
+        committed sealed segments (``total_rows``), those with a committed build
+        (``indexed_rows``; segments below ``index_min_rows`` and types without a build
+        count as indexed: they are searched exactly by design), the rest pending; ``state``
+        is ``Finished`` once nothing is pending."""
+        iid, field = index_id(definition), definition["field_name"]
+        segs = self.catalog.segments(coll.meta.id)
+        total = sum(s.rows for s in segs)
+        if definition.get("index_type") in NO_BUILD:
+            pending = 0
+        else:
+            built = self.catalog.segment_indexes(coll.meta.id)
+            pending = sum(
+                s.rows
+                for s in segs
+                if s.rows >= self.config.index_min_rows
+                and built.get((s.id, field), {}).get("index_id") != iid
+            )
+        return {
+            "total_rows": total,
+            "indexed_rows": total - pending,
+            "pending_index_rows": pending,
+            "state": "InProgress" if pending else "Finished",
+        }
 
     def index_serving(self, coll: Collection, definition: dict[str, Any]) -> dict[str, Any]:
         """How one index definition is served right now (for ``describe_index``)."""

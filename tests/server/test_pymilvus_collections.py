@@ -210,3 +210,26 @@ def test_admin_rpcs(milvus: MilvusClient) -> None:
     assert "database.replica.number" not in milvus.describe_database("db2")
     ts = milvus._get_connection().alloc_timestamp()
     assert ts >> 18 > 1_700_000_000_000  # a hybrid timestamp of this era (ms << 18)
+
+
+def test_create_index_waits_for_the_build(milvus: MilvusClient) -> None:
+    """pymilvus's create_index polls DescribeIndex until the state is Finished: the server
+    reports real build progress (sealed rows with a committed build) of an unloaded
+    collection, so the index is there when load_collection returns."""
+    schema = milvus.create_schema(enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    milvus.create_collection("w", schema=schema)
+    rng = np.random.default_rng(2)
+    vecs = rng.standard_normal((600, DIM)).astype(np.float32)
+    milvus.insert("w", [{"id": i, "v": vecs[i].tolist()} for i in range(600)])
+    milvus.flush("w")
+    idx = milvus.prepare_index_params()
+    idx.add_index("v", index_type="IVF_FLAT", metric_type="L2", params={"nlist": 8})
+    milvus.create_index("w", idx)
+    info = milvus.describe_index("w", "v")
+    assert info["state"] == "Finished"
+    assert info["total_rows"] == info["indexed_rows"] == 600 and info["pending_index_rows"] == 0
+    milvus.load_collection("w")
+    hits = milvus.search("w", [vecs[5].tolist()], limit=1, search_params={"params": {"nprobe": 8}})
+    assert hits[0][0]["id"] == 5
