@@ -19,10 +19,18 @@ def _rows(n: int, start: int = 0, seed: int = 0) -> list[dict]:
     ]
 
 
-def test_connect_version_and_health(milvus: MilvusClient) -> None:
+def test_connect_version_and_health(milvus: MilvusClient, server: object) -> None:
     version = milvus.get_server_version()
     assert "gpuvec" in version
     assert milvus.list_collections() == []
+    import grpc
+    from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
+
+    channel = grpc.insecure_channel(server.address)  # type: ignore[attr-defined]
+    stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+    resp = stub.CheckHealth(milvus_pb2.CheckHealthRequest(), timeout=5)
+    assert resp.status.code == 0 and resp.isHealthy and not list(resp.reasons)
+    channel.close()
 
 
 def test_quick_collection_lifecycle(milvus: MilvusClient) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
+from gpuvec.config import Config
 from gpuvec.server.app import Server
 
 DIM = 4
@@ -204,3 +205,11 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+    # the graceful stop flushed: every row is in committed sealed segments now
+    import gpuvec
+
+    embedded = gpuvec.MilvusClient(str(data), config=Config(dashboard_address=""))
+    try:
+        assert embedded.describe_index("c", "vector")["total_rows"] == 500
+    finally:
+        embedded.close()
