@@ -241,3 +241,15 @@ def test_create_index_waits_for_the_build(milvus: MilvusClient) -> None:
     milvus.load_collection("w")
     hits = milvus.search("w", [vecs[5].tolist()], limit=1, search_params={"params": {"nprobe": 8}})
     assert hits[0][0]["id"] == 5
+
+
+def test_index_without_a_type_is_autoindex(milvus: MilvusClient) -> None:
+    schema = milvus.create_schema(enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    idx = milvus.prepare_index_params()
+    idx.add_index("v", metric_type="IP")  # no index_type: Milvus picks AUTOINDEX
+    milvus.create_collection("auto", schema=schema, index_params=idx)
+    info = milvus.describe_index("auto", "v")
+    assert info["index_type"] == "AUTOINDEX" and info["metric_type"] == "IP"
+    assert milvus.get_load_state("auto")["state"].name == "Loaded"
