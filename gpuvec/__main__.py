@@ -1,4 +1,6 @@
-"""Command line: ``gpuvec demo`` and ``gpuvec serve`` (also ``python -m gpuvec ...``)."""
+"""Command line: ``gpuvec demo``, ``gpuvec serve``, the cluster roles (``gpuvec coordinator |
+streamingnode | querynode | proxy``) and ``gpuvec cluster up|down|status`` (also
+``python -m gpuvec ...``)."""
 
 from __future__ import annotations
 
@@ -36,7 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--max-message-mb", type=int, default=256, help="largest request/response (MiB)"
     )
+    from gpuvec.cluster import launcher_cli, roles_cli
+
+    roles_cli.add_parsers(sub)
+    launcher_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command in roles_cli.ROLES:
+        return roles_cli.run(args)
+    if args.command == "cluster":
+        return launcher_cli.run(args)
     if args.command == "demo":
         from gpuvec.demo import run_demo
 

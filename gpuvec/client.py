@@ -73,12 +73,18 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
         timeout: float | None = None,
         *,
         config: Config | None = None,
+        engine: Any = None,
         **kwargs: Any,
     ) -> None:
-        path = Path(uri.removeprefix("file://"))
-        if path.suffix == ".db":  # Milvus Lite style "./x.db": use it as a directory name
-            path = path.with_suffix(".gpuvec")
-        self._engine = Engine(path, config or Config.load())
+        """``engine``: serve another runtime with the same interface as
+        :class:`~gpuvec.cluster.embedded.Engine` (a cluster proxy passes its
+        :class:`~gpuvec.cluster.proxy.ClusterEngine`; ``uri`` is then ignored)."""
+        if engine is None:
+            path = Path(uri.removeprefix("file://"))
+            if path.suffix == ".db":  # Milvus Lite style "./x.db": a directory name
+                path = path.with_suffix(".gpuvec")
+            engine = Engine(path, config or Config.load())
+        self._engine = engine
         self._session_ts = 0
         self._filters = FilterCompiler()
         self._ns = Namespaces(self._engine.catalog)
@@ -315,7 +321,9 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
             return []
         spec = resolve_output_fields(coll.schema, output_fields or ["*"])
         parts = self._parts(coll, partition_names)
-        found = self._engine.lookup(coll, np_keys(pks), parts, self._read_ts(coll, kwargs))
+        found = self._engine.lookup(
+            coll, np_keys(pks), parts, self._read_ts(coll, kwargs), spec.columns
+        )
         if not found:
             return []
         segs = [s for s, _ in found]
@@ -355,10 +363,11 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
                 )
         parts = self._parts(coll, partition_names)
         read_ts = self._read_ts(coll, kwargs)
+        cols = () if counting else resolve_output_fields(coll.schema, fields or ["*"]).columns
         if ids is not None:
-            found = self._engine.lookup(coll, np_keys(pks), parts, read_ts) if pks else []
+            found = self._engine.lookup(coll, np_keys(pks), parts, read_ts, cols) if pks else []
         else:
-            found = self._engine.match(coll, flt, parts, read_ts)
+            found = self._engine.match(coll, flt, parts, read_ts, cols)
         if counting:
             return [{"count(*)": int(sum(len(r) for _, r in found))}]
         return self._rows_of(coll, found, fields or ["*"], limit, offset)
@@ -422,22 +431,14 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
         parts = self._parts(coll, partition_names)
         read_ts = self._read_ts(coll, kwargs)
         k = limit + offset
+        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
+        cols = tuple(dict.fromkeys((pk, *spec.columns))) if output_fields else ()
         segs, dist, seg, row = self._engine.search(
-            coll,
-            field.name,
-            queries,
-            k,
-            metric,
-            parts,
-            read_ts,
-            flt,
-            knobs,
+            coll, field.name, queries, k, metric, parts, read_ts, flt, knobs, cols
         )
         dist, seg, row = dist[:, offset:], seg[:, offset:], row[:, offset:]
-        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
         flat = seg >= 0
         if output_fields:
-            cols = tuple(dict.fromkeys((pk, *spec.columns)))
             table = fetch_rows(coll.schema, segs, seg[flat], row[flat], cols)
             pks = table.column(pk).to_pylist()
             entities = table_to_rows(

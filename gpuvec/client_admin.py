@@ -393,10 +393,7 @@ class AdminMethods:
 
     def _row_count(self, coll: Any, partition_ids: set[int]) -> int:
         """Live rows of the given partitions over served sealed and growing segments."""
-        segs = self._engine.query.segments(coll.meta.id, partition_ids)
-        for shard in coll.shards:
-            segs += [s for s in shard.growing.values() if s.partition_id in partition_ids]
-        return sum(s.vis.live_count() for s in segs)
+        return int(self._engine.row_count(coll, partition_ids))
 
     def get_partition_stats(
         self, collection_name: str, partition_name: str, timeout: float | None = None, **kwargs: Any

@@ -200,3 +200,10 @@ class DeviceUnavailableError(GpuvecError):
     """A GPU was required (``GPUVEC_DEVICE=gpu``) but none is usable; says why."""
 
     code = 2010
+
+
+class NotOwnerError(FencedError):
+    """A cluster node was asked for a WAL channel or segment it does not hold (any more);
+    the caller re-reads the assignment and retries."""
+
+    code = 2011

@@ -39,7 +39,7 @@ from gpuvec.errors import (
 )
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
-from gpuvec.proxy.router import shard_of
+from gpuvec.proxy.router import split_write
 from gpuvec.query.node import QueryNode
 from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
@@ -298,36 +298,9 @@ class Engine(DataNodeDuties):
             raise PartitionNotFoundError(f"partition not found[partition={pname}]")
         pid = coll.meta.partitions[pname]
         pk_name = coll.schema.primary_field.name  # type: ignore[union-attr]
-        n = len(coll.shards)
-        ins_shard = del_shard = None
-        if inserts is not None:
-            col = inserts.column(pk_name).combine_chunks()
-            pks = (
-                col.to_numpy()
-                if pa.types.is_integer(col.type)
-                else np.array(col.to_pylist(), object)
-            )
-            ins_shard = shard_of(pks, n)
-        if delete_pks is not None:
-            del_shard = shard_of(delete_pks, n)
         ts = 0
-        for i, shard in enumerate(coll.shards):
-            ins = dels = None
-            if ins_shard is not None:
-                sel = np.flatnonzero(ins_shard == i)
-                ins = inserts.take(pa.array(sel)) if len(sel) else None  # type: ignore[union-attr]
-            if del_shard is not None:
-                sel_pks = delete_pks[del_shard == i]  # type: ignore[index]
-                if len(sel_pks):
-                    dels = pa.table(
-                        {
-                            pk_name: pa.array(list(sel_pks))
-                            if sel_pks.dtype == object
-                            else pa.array(sel_pks)
-                        }
-                    )
-            if ins is not None or dels is not None:
-                ts = max(ts, shard.write(inserts=ins, deletes=dels, partition_id=pid))
+        for i, ins, dels in split_write(pk_name, len(coll.shards), inserts, delete_pks):
+            ts = max(ts, coll.shards[i].write(inserts=ins, deletes=dels, partition_id=pid))
         return ts
 
     def flush(self, name: str) -> None:
@@ -386,6 +359,7 @@ class Engine(DataNodeDuties):
         read_ts: int,
         flt: CompiledFilter | None = None,
         search_params: dict[str, Any] | None = None,
+        columns: tuple[str, ...] = (),
     ) -> tuple[list[SegmentData], np.ndarray, np.ndarray, np.ndarray]:
         """Top-k over every served segment; a filter restricts the brute force exactly
         (a pre-filter: rows outside it are never candidates)."""
@@ -409,6 +383,7 @@ class Engine(DataNodeDuties):
         flt: CompiledFilter | None,
         partitions: set[int] | None,
         read_ts: int,
+        columns: tuple[str, ...] = (),
     ) -> list[tuple[SegmentData, np.ndarray]]:
         """Rows visible at ``read_ts`` that match the filter (all visible rows for None),
         per segment; a ``pk in [...]`` filter takes the point-lookup path."""
@@ -431,7 +406,12 @@ class Engine(DataNodeDuties):
         return out
 
     def lookup(
-        self, coll: Collection, pks: np.ndarray, partitions: set[int] | None, read_ts: int
+        self,
+        coll: Collection,
+        pks: np.ndarray,
+        partitions: set[int] | None,
+        read_ts: int,
+        columns: tuple[str, ...] = (),
     ) -> list[tuple[SegmentData, np.ndarray]]:
         """Visible rows with the given primary keys, per segment."""
         out = []
@@ -442,3 +422,10 @@ class Engine(DataNodeDuties):
                 if len(rows):
                     out.append((seg, rows))
         return out
+
+    def row_count(self, coll: Collection, partition_ids: set[int]) -> int:
+        """Live rows of the given partitions over served sealed and growing segments."""
+        segs = self.query.segments(coll.meta.id, partition_ids)
+        for shard in coll.shards:
+            segs += [s for s in shard.growing.values() if s.partition_id in partition_ids]
+        return sum(s.vis.live_count() for s in segs)

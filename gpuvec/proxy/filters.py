@@ -21,6 +21,8 @@ _CACHED = 256
 class CompiledFilter:
     filter: Filter
     key: str  # the same text + params + schema give the same key
+    text: str = ""  # the source, for nodes that compile it again (cluster mode)
+    params: Any = None
 
 
 class FilterCompiler:
@@ -52,7 +54,7 @@ class FilterCompiler:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         flt = compile_filter(text, schema, params)
-        out = None if flt is None else CompiledFilter(flt, key)
+        out = None if flt is None else CompiledFilter(flt, key, text, params)
         with self._lock:
             self._cache[key] = out
             while len(self._cache) > _CACHED:

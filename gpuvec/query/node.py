@@ -101,6 +101,12 @@ class QueryNode:
                 self.residency.admit(new)
                 held[new.segment_id] = new
 
+    def open(self, collection_id: int) -> None:
+        """Start holding a collection with no segments yet (cluster query nodes load
+        their assigned segments one by one)."""
+        with self.lock:
+            self._segments.setdefault(collection_id, {})
+
     def adopt(self, collection_id: int, segs: list[SegmentData]) -> None:
         """Take over segments a streaming node just sealed (only if the collection is loaded)."""
         with self.lock:

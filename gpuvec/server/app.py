@@ -40,13 +40,17 @@ class ServerOptions:
     max_workers: int = 32
     max_message_mb: int = 256
     grace_s: float = 10.0
+    flush_on_stop: bool = True  # a cluster proxy holds no data: it does not flush
 
 
 class Server:
     """A running endpoint: ``address``, ``port``, ``stop()``, ``wait()``."""
 
-    def __init__(self, grpc_server: grpc.Server, client: Any, port: int, host: str) -> None:
+    def __init__(
+        self, grpc_server: grpc.Server, client: Any, port: int, host: str, flush: bool = True
+    ) -> None:
         self._server = grpc_server
+        self._flush = flush
         self.client = client
         self.port = port
         self.host = host
@@ -64,7 +68,8 @@ class Server:
                 return
             self._server.stop(grace).wait()
             try:
-                self.client.flush_all()
+                if self._flush:
+                    self.client.flush_all()
             except Exception:
                 log.exception("flush on shutdown failed")
             finally:
@@ -121,12 +126,13 @@ def start_server(data_dir: str, opts: ServerOptions | None = None, **client_kw: 
         client.close()
         raise
     log.info("gpuvec serving Milvus gRPC on %s:%d (data %s)", opts.host, port, data_dir)
-    return Server(server, client, port, opts.host)
+    return Server(server, client, port, opts.host, opts.flush_on_stop)
 
 
-def serve_forever(data_dir: str, opts: ServerOptions) -> int:
-    """Run until SIGINT/SIGTERM, then shut down gracefully (the ``gpuvec serve`` command)."""
-    srv = start_server(data_dir, opts)
+def serve_forever(data_dir: str, opts: ServerOptions, **client_kw: Any) -> int:
+    """Run until SIGINT/SIGTERM, then shut down gracefully (the ``gpuvec serve`` and
+    ``gpuvec proxy`` commands)."""
+    srv = start_server(data_dir, opts, **client_kw)
     scheme = "https" if opts.tls_cert else "http"
     print(f"gpuvec: Milvus endpoint {scheme}://{srv.address}  (data: {data_dir})", flush=True)
     done = threading.Event()

@@ -95,12 +95,18 @@ class Shard:
 
     # --- recovery ------------------------------------------------------------------------
     def _replay(self) -> None:
+        """Apply the channel from the checkpoint to its end. The end is marked by a time
+        tick appended now by this (fencing) writer: once it is read back, every record
+        committed before it has been applied — a remote WAL (Kafka) may deliver nothing
+        on the first polls, so an empty poll does not mean the end."""
         start = max(self.catalog.checkpoint(self.channel), self.wal.low_watermark(self.channel))
         self.next_position = self.checkpoint = start
+        ts = self.tso.allocate()
+        end = self.writer.append(Record(RecordKind.TIME_TICK, self.channel, ts, ts))
         reader = self.wal.reader(self.channel, start)
         try:
-            while batch := reader.poll(timeout=0.0, max_records=256):
-                for pos, rec in batch:
+            while self.next_position <= end:
+                for pos, rec in reader.poll(timeout=1.0, max_records=256):
                     self._apply(pos, rec, rec.table() if rec.payload else None)
         finally:
             reader.close()

@@ -1,0 +1,298 @@
+"""``gpuvec proxy``: the cluster's stateless access layer (DESIGN §1).
+
+:class:`ClusterEngine` has the interface of the embedded
+:class:`~gpuvec.cluster.embedded.Engine`, so the same :class:`gpuvec.MilvusClient` and
+Milvus gRPC servicer run on top of it; only the work behind each method differs: DDL is a
+catalog transaction committed by the active coordinator, timestamps come from its TSO,
+writes go to the streaming node owning each shard's channel, and reads are scattered over
+streaming and query nodes (:mod:`gpuvec.cluster.scatter`) and reduced here. Any number of
+proxies can run; they keep nothing but connections.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gpuvec.cluster.coordclient import CoordinatorClient, RemoteTSO
+from gpuvec.cluster.duties import DataNodeDuties
+from gpuvec.cluster.embedded import CONSISTENCY, Collection, Engine
+from gpuvec.cluster.scatter import RowsSegment, Scatter
+from gpuvec.cluster.settings import ClusterSettings
+from gpuvec.cluster.streamingnode import SERVED
+from gpuvec.cluster.wire import array_table
+from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.indexing import NO_BUILD
+from gpuvec.errors import CollectionNotLoadedError, InvalidArgumentError, UnavailableError
+from gpuvec.proxy.filters import CompiledFilter
+from gpuvec.proxy.reduce import reduce_hits
+from gpuvec.proxy.router import split_write
+from gpuvec.query.segdata import Hits
+
+_HIGHER_BETTER = ("IP", "COSINE")
+
+
+class _NoLiveNames:
+    """The proxy serves no collection itself: every name is checked in the catalog."""
+
+    def __contains__(self, name: object) -> bool:
+        return False
+
+    def values(self) -> list[Any]:
+        return []
+
+
+class _QueryView:
+    def __init__(self, engine: ClusterEngine) -> None:
+        self.engine = engine
+
+    def loaded(self, collection_id: int) -> bool:
+        return any(m.loaded for m in self.engine.catalog.list() if m.id == collection_id)
+
+    def stats(self, collection_id: int) -> dict[str, int]:
+        segs = self.engine.catalog.segments(collection_id)
+        return {"sealed_segments": len(segs), "sealed_rows": sum(s.rows for s in segs),
+                "gpu_resident": 0}  # fmt: skip
+
+
+class _CoordinatorView:
+    """The coordinator's compactor and Dask dashboard, reached over RPC."""
+
+    def __init__(self, coord: CoordinatorClient) -> None:
+        self.coord = coord
+
+    def compact(self, meta: CollectionMeta, manual: bool = False) -> int | None:
+        out, _ = self.coord.call("compact", {"name": meta.name, "manual": manual})
+        return out["job"]
+
+    def state(self, job: int) -> str:
+        out, _ = self.coord.call("compaction_state", {"job": job})
+        return str(out["state"])
+
+    @property
+    def dashboard_link(self) -> str | None:
+        out, _ = self.coord.call("status")
+        return out.get("dashboard")
+
+
+def _hits(table: pa.Table, nq: int, k: int, metric: str) -> Hits:
+    """Rebuild a [nq, k] hit matrix from a node's flattened reply (rows = table rows)."""
+    dist = np.full((nq, k), -np.inf if metric in _HIGHER_BETTER else np.inf, np.float32)
+    rows = -np.ones((nq, k), np.int64)
+    q = table.column("_q").to_numpy()
+    if len(q):
+        rank = np.arange(len(q)) - np.searchsorted(q, q, side="left")
+        keep = rank < k
+        dist[q[keep], rank[keep]] = table.column("_d").to_numpy()[keep]
+        rows[q[keep], rank[keep]] = np.flatnonzero(keep)
+    return Hits(dist, rows)
+
+
+class ClusterEngine:
+    def __init__(self, settings: ClusterSettings) -> None:
+        self.settings, self.config = settings, settings.engine
+        self.meta = settings.open_meta()
+        self.coord = CoordinatorClient(self.meta)
+        self.tso = RemoteTSO(self.coord)
+        self.catalog = Catalog(self.meta, guard=self.coord.guard)
+        self.lock = threading.RLock()
+        self.collections = _NoLiveNames()
+        self.query = _QueryView(self)
+        self.compactor = _CoordinatorView(self.coord)
+        self.datanodes = self.compactor
+        self.scatter = Scatter(self.meta, self.catalog, self.config.max_serviceable_wait_s)
+
+    # --- DDL ---------------------------------------------------------------------------
+    def get(self, name: str) -> Collection:
+        return Collection(self.catalog.get(name), [])
+
+    def create_collection(
+        self, name: str, schema: Any, *, num_shards: int, consistency_level: str,
+        index_params: list[dict[str, Any]], load: bool,
+    ) -> Collection:  # fmt: skip
+        meta = self.catalog.create(
+            name, schema, num_shards=num_shards, consistency_level=consistency_level,
+            index_params=index_params,
+        )  # fmt: skip
+        if load:
+            self.load(name)
+        return Collection(meta, [])
+
+    def drop_collection(self, name: str) -> None:
+        self.catalog.drop(name)
+
+    def rename_collection(self, old: str, new: str, compare: Any = (), ops: Any = ()) -> None:
+        self.catalog.rename(old, new, compare, ops)
+
+    def truncate_collection(self, name: str) -> None:
+        meta = self.catalog.truncate(name)
+        if meta.loaded:
+            self._wait_served(meta)
+
+    def update_meta(self, name: str, change: Any) -> None:
+        self.catalog.update(name, change)
+
+    def load(self, name: str) -> None:
+        meta = self.catalog.get(name)
+        if not meta.loaded:
+            self.catalog.update(name, lambda m: setattr(m, "loaded", True))
+        self._wait_served(self.catalog.get(name))
+
+    def _wait_served(self, meta: CollectionMeta, timeout: float = 120.0) -> None:
+        """Until every committed segment is served by a query node (Milvus's load)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            kvs, _ = self.meta.range(f"{SERVED}{meta.id}/")
+            served = {int(kv.key.split("/")[-2]) for kv in kvs}
+            missing = [s.id for s in self.catalog.segments(meta.id) if s.id not in served]
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise UnavailableError(
+                    f"load of {meta.name!r}: segments {missing[:10]} not served after "
+                    f"{timeout:g} s (are query nodes running?)"
+                )
+            time.sleep(0.1)
+
+    def release(self, name: str) -> None:
+        if self.catalog.get(name).loaded:
+            self.catalog.update(name, lambda m: setattr(m, "loaded", False))
+
+    partition_ids = Engine.partition_ids
+
+    # --- writes ------------------------------------------------------------------------
+    def write(
+        self, coll: Collection, *, inserts: pa.Table | None, delete_pks: np.ndarray | None,
+        partition: str | None,
+    ) -> int:  # fmt: skip
+        meta = coll.meta
+        pid = Engine.partition_ids(self, coll, [partition or "_default"])
+        assert pid is not None
+        pk_name = coll.schema.primary_field.name  # type: ignore[union-attr]
+        ts = 0
+        for i, ins, dels in split_write(pk_name, meta.num_shards, inserts, delete_pks):
+            tables = {k: t for k, t in (("inserts", ins), ("deletes", dels)) if t is not None}
+            args = {"partition_id": next(iter(pid))}
+            ((out, _),) = self.scatter.channel_call(meta, [meta.channels[i]], "write", args, tables)
+            ts = max(ts, int(out["ts"]))
+        return ts
+
+    def flush(self, name: str) -> None:
+        meta = self.catalog.get(name)
+        self.scatter.channel_call(meta, meta.channels, "seal", {})
+
+    # --- reads -------------------------------------------------------------------------
+    def read_ts(self, coll: Collection, level: str | None, session_ts: int) -> int:
+        """A fresh timestamp: every node is made to have applied all writes before it
+        (streaming nodes sync, query nodes catch up to their positions), which satisfies
+        every consistency level's guarantee."""
+        level = level or coll.meta.consistency_level
+        if level not in CONSISTENCY:
+            raise InvalidArgumentError(f"consistency_level must be one of {CONSISTENCY}: {level!r}")
+        return self.tso.allocate()
+
+    def _require_loaded(self, coll: Collection) -> None:
+        if not coll.meta.loaded:
+            raise CollectionNotLoadedError(f"collection not loaded[collection={coll.meta.name}]")
+
+    @staticmethod
+    def _filter_args(flt: CompiledFilter | None) -> dict[str, Any]:
+        if flt is None:
+            return {}
+        return {"filter": flt.text, "filter_params": flt.params}
+
+    def search(
+        self, coll: Collection, field: str, queries: np.ndarray, k: int, metric: str,
+        partitions: set[int] | None, read_ts: int, flt: CompiledFilter | None = None,
+        search_params: dict[str, Any] | None = None, columns: tuple[str, ...] = (),
+    ) -> tuple[list[RowsSegment], np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        self._require_loaded(coll)
+        args = {
+            "read_ts": read_ts, "field": field, "k": k, "metric": metric,
+            "params": search_params or {}, "columns": list(columns), **self._filter_args(flt),
+        }  # fmt: skip
+        q = {"queries": array_table("q", np.asarray(queries, np.float32))}
+        got = self.scatter.gather(coll.meta, "search", args, q, partitions, "hits")
+        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
+        nq = len(queries)
+        segs: list[RowsSegment] = []
+        parts: list[Hits] = []
+        for table in got.streaming:  # one top-k per segment
+            seg_col = table.column("_seg").to_numpy()
+            for sid in np.unique(seg_col):
+                sub = table.filter(pa.array(seg_col == sid))
+                segs.append(RowsSegment(sub, pk))
+                parts.append(_hits(sub, nq, k, metric))
+        for table in got.sealed:
+            segs.append(RowsSegment(table, pk))
+            parts.append(_hits(table, nq, k, metric))
+        if not parts:
+            empty = -np.ones((nq, k), np.int64)
+            return segs, np.zeros((nq, k), np.float32), empty, empty
+        dist, seg, row = reduce_hits(parts, k, metric)
+        return segs, dist, seg, row
+
+    def _rows(
+        self, coll: Collection, args: dict[str, Any], partitions: set[int] | None, read_ts: int,
+        columns: tuple[str, ...],
+    ) -> list[tuple[RowsSegment, np.ndarray]]:  # fmt: skip
+        self._require_loaded(coll)
+        args = {**args, "read_ts": read_ts, "columns": list(columns)}
+        got = self.scatter.gather(coll.meta, "match", args, {}, partitions, "rows")
+        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
+        return [
+            (RowsSegment(t, pk), np.arange(t.num_rows))
+            for t in [*got.streaming, *got.sealed]
+            if t.num_rows
+        ]
+
+    def match(
+        self, coll: Collection, flt: CompiledFilter | None, partitions: set[int] | None,
+        read_ts: int, columns: tuple[str, ...] = (),
+    ) -> list[tuple[RowsSegment, np.ndarray]]:  # fmt: skip
+        if flt is not None:
+            keys = flt.filter.pk_values()
+            if keys is not None:
+                if not keys:
+                    return []
+                return self._rows(coll, {"pks": list(keys)}, partitions, read_ts, columns)
+        return self._rows(coll, self._filter_args(flt), partitions, read_ts, columns)
+
+    def lookup(
+        self, coll: Collection, pks: np.ndarray, partitions: set[int] | None, read_ts: int,
+        columns: tuple[str, ...] = (),
+    ) -> list[tuple[RowsSegment, np.ndarray]]:  # fmt: skip
+        return self._rows(coll, {"pks": pks.tolist()}, partitions, read_ts, columns)
+
+    def row_count(self, coll: Collection, partition_ids: set[int]) -> int:
+        found = self._rows(coll, {}, partition_ids, self.tso.allocate(), ())
+        return sum(len(r) for _, r in found)
+
+    # --- indexes -----------------------------------------------------------------------
+    index_progress = DataNodeDuties.index_progress
+
+    def index_serving(self, coll: Collection, definition: dict[str, Any]) -> dict[str, Any]:
+        progress = self.index_progress(coll, definition)
+        return {
+            "sealed_segments": len(self.catalog.segments(coll.meta.id)),
+            "pending_index_rows": progress["pending_index_rows"],
+            "backend": "query nodes (see each node's status)",
+        }
+
+    def wait_for_indexes(self, name: str, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            coll = self.get(name)
+            defs = [d for d in coll.meta.index_params if d.get("index_type") not in NO_BUILD]
+            if all(self.index_progress(coll, d)["state"] == "Finished" for d in defs):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def close(self) -> None:
+        self.scatter.close()
+        self.meta.close()

@@ -1,0 +1,86 @@
+"""Command lines of the cluster roles: ``gpuvec coordinator``, ``gpuvec streamingnode``,
+``gpuvec querynode`` and ``gpuvec proxy``. Each reads the cluster settings (``--config``
+file, then ``GPUVEC_*`` env), runs until SIGINT/SIGTERM and then leaves cleanly (its
+session key and, for a coordinator, its leadership are released at once)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+ROLES = {
+    "coordinator": ("coordinator (exactly one active; others stand by)", 19600),
+    "streamingnode": ("streaming node (owns WAL channels, serves growing data)", 19610),
+    "querynode": ("query node (serves sealed segments)", 19620),
+    "proxy": ("proxy: the Milvus gRPC endpoint of the cluster", 19530),
+}
+
+
+def add_parsers(sub: Any) -> None:
+    for role, (text, port) in ROLES.items():
+        p = sub.add_parser(role, help=f"run a cluster {text}")
+        p.add_argument("--config", default=os.environ.get("GPUVEC_CONFIG"),
+                       help="cluster config file (TOML; env GPUVEC_CONFIG)")  # fmt: skip
+        p.add_argument("--host", default="127.0.0.1", help="address to bind")
+        p.add_argument("--port", type=int, default=0 if role != "proxy" else port,
+                       help=f"port (0: any free one; conventional {port})")  # fmt: skip
+        p.add_argument("--advertise", default=None,
+                       help="host other nodes reach this one at (default --host)")  # fmt: skip
+        if role == "proxy":
+            p.add_argument("--workers", type=int, default=32, help="RPC threads")
+
+
+def _wait_for_signal(stop: threading.Event) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gpuvec.cluster.settings import ClusterSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = ClusterSettings.load(args.config)
+    role = args.command
+    if role == "proxy":
+        from gpuvec.cluster.proxy import ClusterEngine
+        from gpuvec.server.app import ServerOptions, serve_forever
+
+        opts = ServerOptions(host=args.host, port=args.port, max_workers=args.workers,
+                             flush_on_stop=False)  # fmt: skip
+        return serve_forever(f"cluster {settings.etcd_root}", opts, engine=ClusterEngine(settings))
+    stop = threading.Event()
+    _wait_for_signal(stop)
+    if role == "coordinator":
+        from gpuvec.cluster.coordinator import CoordinatorNode
+
+        node: Any = CoordinatorNode(settings, args.host, args.port, args.advertise)
+        node.stop_event = stop
+        print(f"gpuvec: coordinator {node.node_id} at {node.address} (standing by)", flush=True)
+        try:
+            node.run()
+        finally:
+            node.close()
+        return 0
+    if role == "streamingnode":
+        from gpuvec.cluster.streamingnode import StreamingNode
+
+        node = StreamingNode(settings, args.host, args.port, args.advertise)
+    else:
+        from gpuvec.cluster.querynode import QueryNodeProcess
+
+        node = QueryNodeProcess(settings, args.host, args.port, args.advertise)
+    print(f"gpuvec: {role} {node.node_id} at {node.address}", flush=True)
+    while not stop.wait(0.5):
+        if node.stop_event.is_set():  # its session was lost: leave, the cluster moves on
+            print(f"gpuvec: {role} {node.node_id} lost its session; exiting", flush=True)
+            node.close()
+            return 1
+    node.close()
+    return 0

@@ -1,0 +1,181 @@
+"""The proxy's scatter/gather of one read over a collection's nodes (DESIGN §1, §6).
+
+One read at timestamp R: (1) each streaming node owning a channel of the collection syncs
+the channel to R, returns the WAL position it reached and its answer over the growing and
+handed-off segments it holds (per segment); (2) the committed sealed segments not already
+answered are read from meta and asked of their query nodes, with those positions, so each
+node first applies every delete written before R; (3) every committed segment must have
+been answered exactly once, else the read is retried (a node moved, a compaction swapped
+segments) until ``max_serviceable_wait_s``.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gpuvec.cluster.rpc import ClientPool, Tables
+from gpuvec.cluster.sessions import channel_owners, segment_servers, sessions
+from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.errors import FencedError, UnavailableError
+from gpuvec.storage.meta.base import MetaStore
+
+
+class _Incomplete(Exception):
+    pass
+
+
+@dataclass
+class Gathered:
+    streaming: list[pa.Table]  # per streaming node: per-segment answers (``_seg`` column)
+    sealed: list[pa.Table]  # per query node: one answer over its segments
+
+
+class Scatter:
+    def __init__(self, meta: MetaStore, catalog: Catalog, wait_s: float) -> None:
+        self.meta, self.catalog, self.wait_s = meta, catalog, wait_s
+        self.pool = ClientPool()
+        self.executor = ThreadPoolExecutor(32, thread_name_prefix="gpuvec-scatter")
+        self._rr = 0
+
+    def address(self, role: str, node: str, live: dict[str, dict[str, Any]]) -> str:
+        info = live.get(node)
+        if info is None:
+            raise _Incomplete(f"{role} {node} has no session")
+        return str(info["address"])
+
+    def channel_call(
+        self, meta: CollectionMeta, channels: list[str], method: str, args: dict[str, Any],
+        tables: Tables | None = None,
+    ) -> list[tuple[dict[str, Any], Tables]]:  # fmt: skip
+        """Call ``method`` on the owners of ``channels`` (one call per owner), retrying
+        while channels move; returns the replies."""
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                return self._channel_call_once(channels, method, args, tables)
+            except (_Incomplete, FencedError, UnavailableError) as e:
+                if time.monotonic() >= deadline:
+                    raise UnavailableError(
+                        f"{method} on collection {meta.name!r}: channels not served: {e}"
+                    ) from None
+                time.sleep(0.1)
+
+    def _channel_call_once(
+        self, channels: list[str], method: str, args: dict[str, Any], tables: Tables | None
+    ) -> list[tuple[dict[str, Any], Tables]]:
+        owners = channel_owners(self.meta)
+        live = sessions(self.meta, "streamingnode")
+        by_node: dict[str, list[str]] = {}
+        for ch in channels:
+            node = owners.get(ch)
+            if node is None:
+                raise _Incomplete(f"channel {ch} has no streaming node yet")
+            by_node.setdefault(self.address("streaming node", node, live), []).append(ch)
+        futs = [
+            self.executor.submit(
+                self.pool.get(addr).call, method, {**args, "channels": chs}, tables
+            )
+            for addr, chs in by_node.items()
+        ]
+        return [f.result() for f in futs]
+
+    def gather(
+        self,
+        meta: CollectionMeta,
+        method: str,
+        args: dict[str, Any],
+        tables: Tables,
+        partitions: set[int] | None,
+        reply: str,
+    ) -> Gathered:
+        """One read over the whole collection (see the module docstring)."""
+        deadline = time.monotonic() + self.wait_s
+        args = {**args, "partitions": None if partitions is None else sorted(partitions)}
+        while True:
+            try:
+                return self._gather_once(meta, method, args, tables, partitions, reply)
+            except (_Incomplete, FencedError, UnavailableError) as e:
+                if time.monotonic() >= deadline:
+                    raise UnavailableError(
+                        f"{method} on collection {meta.name!r} could not reach every "
+                        f"segment within {self.wait_s:g} s: {e}"
+                    ) from None
+                time.sleep(0.1)
+
+    def _gather_once(
+        self,
+        meta: CollectionMeta,
+        method: str,
+        args: dict[str, Any],
+        tables: Tables,
+        partitions: set[int] | None,
+        reply: str,
+    ) -> Gathered:
+        streaming = self._channel_call_once(meta.channels, method, args, tables)
+        positions: dict[str, int] = {}
+        answered: set[int] = set()
+        for out, _ in streaming:
+            positions.update(out["positions"])
+            answered.update(out["served"])
+        wanted = [
+            s.id
+            for s in self.catalog.segments(meta.id)
+            if s.id not in answered and (partitions is None or s.partition_id in partitions)
+        ]
+        sealed: list[pa.Table] = []
+        if wanted:
+            servers = segment_servers(self.meta, meta.id)
+            live = sessions(self.meta, "querynode")
+            by_node: dict[str, list[int]] = {}
+            self._rr += 1
+            for sid in wanted:
+                nodes = [n for n in servers.get(sid, []) if n in live]
+                if not nodes:
+                    raise _Incomplete(f"segment {sid} has no live query node")
+                node = nodes[self._rr % len(nodes)]
+                by_node.setdefault(self.address("query node", node, live), []).append(sid)
+            calls = {
+                addr: self.executor.submit(
+                    self.pool.get(addr).call,
+                    method,
+                    {**args, "collection_id": meta.id, "segments": sids, "positions": positions},
+                    tables,
+                )
+                for addr, sids in by_node.items()
+            }
+            for addr, fut in calls.items():
+                out, got = fut.result()
+                missing = set(by_node[addr]) - set(out["served"])
+                if missing:
+                    raise _Incomplete(f"query node {addr} does not hold segments {sorted(missing)}")
+                sealed.append(got[reply])
+        return Gathered([t[reply] for _, t in streaming], sealed)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.pool.close()
+
+
+class RowsSegment:
+    """Rows a node returned, with the part of :class:`~gpuvec.query.segdata.SegmentData`'s
+    interface the proxy's output-field fetch uses (``pks``, ``take``, ``vectors``)."""
+
+    def __init__(self, table: pa.Table, pk_name: str) -> None:
+        self.table = table
+        col = table.column(pk_name).combine_chunks()
+        self.pks = (
+            col.to_numpy() if pa.types.is_integer(col.type) else np.array(col.to_pylist(), object)
+        )
+
+    def take(self, rows: np.ndarray, fields: list[str]) -> pa.Table:
+        return self.table.select(fields).take(pa.array(np.asarray(rows, np.int64)))
+
+    def vectors(self, field: str) -> np.ndarray:
+        col = self.table.column(field).combine_chunks()
+        return col.flatten().to_numpy().reshape(len(col), col.type.list_size)

@@ -1,0 +1,130 @@
+"""What a streaming or query node answers for one read: searches and row matches over the
+segments it holds, returned as one Arrow table so the proxy can merge any number of nodes.
+
+Search replies have one row per hit: ``_q`` (query number), ``_d`` (distance), ``_seg``
+(segment id), the primary key and the requested output columns, best first per query and
+segment group. ``per_segment=True`` (streaming nodes) keeps each segment's own top-k so
+the proxy can drop segments a query node served; otherwise the node reduces its segments
+to one top-k. Match replies have ``_seg``, the primary key and the requested columns.
+Filters arrive as text + params and are compiled here, under the same cache key on every
+node, so masks are cached per node as in the embedded runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gpuvec.coord.catalog import CollectionMeta
+from gpuvec.proxy.fetch import fetch_rows
+from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
+from gpuvec.proxy.reduce import reduce_hits
+from gpuvec.query.segdata import Hits, SegmentData
+
+_COMPILER = FilterCompiler()
+
+
+def compile_filter(meta: CollectionMeta, args: dict[str, Any]) -> CompiledFilter | None:
+    return _COMPILER.compile(
+        meta.id, meta.collection_schema(), args.get("filter"), args.get("filter_params")
+    )
+
+
+def _hit_table(
+    meta: CollectionMeta,
+    segs: list[SegmentData],
+    hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    columns: list[str],
+) -> pa.Table:
+    """Rows of (dist [nq,k], seg index [nq,k], row [nq,k]) triples, flattened."""
+    schema = meta.collection_schema()
+    pk = schema.primary_field.name  # type: ignore[union-attr]
+    cols = tuple(dict.fromkeys((pk, *columns)))
+    qs, ds, si, rs = [], [], [], []
+    for dist, seg, row in hits:
+        flat = seg >= 0
+        q = np.broadcast_to(np.arange(dist.shape[0])[:, None], dist.shape)
+        qs.append(q[flat])
+        ds.append(dist[flat])
+        si.append(seg[flat])
+        rs.append(row[flat])
+    q_all = np.concatenate(qs) if qs else np.zeros(0, np.int64)
+    s_all = np.concatenate(si) if si else np.zeros(0, np.int64)
+    r_all = np.concatenate(rs) if rs else np.zeros(0, np.int64)
+    d_all = np.concatenate(ds) if ds else np.zeros(0, np.float32)
+    table = fetch_rows(schema, segs, s_all, r_all, cols)
+    ids = np.array([s.segment_id for s in segs], np.int64)
+    seg_ids = ids[s_all] if len(s_all) else np.zeros(0, np.int64)
+    table = table.add_column(0, "_seg", pa.array(seg_ids, pa.int64()))
+    table = table.add_column(0, "_d", pa.array(np.asarray(d_all, np.float32)))
+    return table.add_column(0, "_q", pa.array(np.asarray(q_all, np.int32)))
+
+
+def search_table(
+    meta: CollectionMeta,
+    segs: list[SegmentData],
+    args: dict[str, Any],
+    queries: np.ndarray,
+    read_ts: int,
+    per_segment: bool,
+) -> pa.Table:
+    """Search ``segs`` (see the module docstring for the reply's shape)."""
+    flt = compile_filter(meta, args)
+    field, k, metric = args["field"], int(args["k"]), args["metric"]
+    knobs = args.get("params") or {}
+    parts: list[Hits] = []
+    for s in segs:
+        mask = None if flt is None else s.filter_mask(flt.filter, flt.key)
+        key = None if flt is None else flt.key
+        parts.append(s.search(field, queries, k, metric, read_ts, mask, knobs, key))
+    columns = list(args.get("columns") or [])
+    if not parts:
+        return _hit_table(meta, [], [], columns)
+    if per_segment:
+        triples = []
+        for i, h in enumerate(parts):
+            rows = np.asarray(h.rows, np.int64)
+            seg = np.where(rows >= 0, i, -1)
+            triples.append((np.asarray(h.distances, np.float32), seg, rows))
+        return _hit_table(meta, segs, triples, columns)
+    return _hit_table(meta, segs, [reduce_hits(parts, k, metric)], columns)
+
+
+def match_table(
+    meta: CollectionMeta,
+    segs: list[SegmentData],
+    args: dict[str, Any],
+    read_ts: int,
+) -> pa.Table:
+    """Rows visible at ``read_ts`` matching the filter, or with the given primary keys."""
+    schema = meta.collection_schema()
+    pk = schema.primary_field.name  # type: ignore[union-attr]
+    cols = tuple(dict.fromkeys((pk, *(args.get("columns") or []))))
+    pks = args.get("pks")
+    flt = None if pks is not None else compile_filter(meta, args)
+    found: list[tuple[SegmentData, np.ndarray]] = []
+    for seg in segs:
+        n = seg.n
+        if pks is not None:
+            keys = np.array(pks, object if not seg.pk_is_int else np.int64)
+            rows = seg.rows_of(keys)
+            rows = rows[seg.vis.mask(read_ts)[rows]] if len(rows) else rows
+        else:
+            mask = seg.vis.mask(read_ts)[:n]
+            if flt is not None:
+                mask = mask & seg.filter_mask(flt.filter, flt.key)[:n]
+            rows = np.flatnonzero(mask)
+        if len(rows):
+            found.append((seg, rows))
+    held = [s for s, _ in found]
+    if found:
+        seg_idx = np.concatenate([np.full(len(r), i) for i, (_, r) in enumerate(found)])
+        rows = np.concatenate([r for _, r in found])
+    else:
+        seg_idx = rows = np.zeros(0, np.int64)
+    table = fetch_rows(schema, held, seg_idx, rows, cols)
+    ids = np.array([s.segment_id for s in held], np.int64)
+    seg_ids = ids[seg_idx] if len(seg_idx) else np.zeros(0, np.int64)
+    return table.add_column(0, "_seg", pa.array(seg_ids, pa.int64()))

@@ -1,0 +1,269 @@
+"""``gpuvec streamingnode``: the streaming node process (DESIGN §1, §3).
+
+It owns the WAL channels the coordinator binds to it (``cluster/channels/<ch>``): for each
+it runs the same :class:`~gpuvec.streaming.shard.Shard` as the embedded runtime, over the
+Kafka WAL, the coordinator's TSO and the catalog (whose writes the coordinator commits,
+guarded by this node still owning the channel). Taking a channel over opens its Kafka
+transactional writer — fencing the previous owner — and replays the channel from the
+checkpoint in etcd. Time ticks, sealing and idle-WAL release run as in the embedded
+runtime.
+
+Sealed segments stay served here (*handoff*) until a query node reports it serves them
+(``cluster/served/<cid>/<sid>/<node>``), so searches never miss them; the proxy takes each
+segment from one holder only, so they are never counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gpuvec.cluster.coordclient import CoordinatorClient, RemoteTSO
+from gpuvec.cluster.rpc import RpcServer, Tables
+from gpuvec.cluster.serving import match_table, search_table
+from gpuvec.cluster.sessions import CHANNELS, Session, channel_owners, new_node_id
+from gpuvec.cluster.settings import ClusterSettings
+from gpuvec.cluster.wire import table_array
+from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.errors import NotOwnerError
+from gpuvec.query.segdata import SegmentData
+from gpuvec.storage.meta.base import Compare, Op, TxnResult
+from gpuvec.streaming.shard import Shard
+
+log = logging.getLogger("gpuvec.streamingnode")
+SERVED = "cluster/served/"
+_CHANNEL = re.compile(r"^c(\d+)_dml_(\d+)$")
+
+
+def channel_collection(channel: str) -> int:
+    m = _CHANNEL.match(channel)
+    if m is None:
+        raise ValueError(f"not a collection channel: {channel!r}")
+    return int(m.group(1))
+
+
+class StreamingNode:
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        advertise: str | None = None,
+    ) -> None:
+        self.settings, self.config = settings, settings.engine
+        self.node_id = new_node_id("streamingnode")
+        self.meta = settings.open_meta()
+        self.wal = settings.open_wal()
+        self.store = settings.open_store()
+        self.coord = CoordinatorClient(self.meta)
+        self.tso = RemoteTSO(self.coord)
+        self.catalog = Catalog(self.meta, guard=self.coord.guard)
+        self.lock = threading.RLock()
+        self.shards: dict[str, Shard] = {}
+        self.handoff: dict[str, dict[int, SegmentData]] = {}
+        self.stop_event = threading.Event()
+        self.rpc = RpcServer(
+            {"write": self._write, "search": self._search, "match": self._match,
+             "seal": self._seal, "status": self._status},
+            host,
+            port,
+        )  # fmt: skip
+        self.address = self.rpc.address(advertise)
+        self.session = Session(
+            self.meta, "streamingnode", self.node_id, {"address": self.address},
+            on_lost=self.stop_event.set,
+        )  # fmt: skip
+        self._threads = [
+            threading.Thread(target=self._loop, args=(fn, period), name=name, daemon=True)
+            for fn, period, name in (
+                (self._sync_assignments, 0.25, "gpuvec-sn-assign"),
+                (self._tick, self.config.time_tick_ms / 1000.0, "gpuvec-sn-tick"),
+                (self._maintain, 1.0, "gpuvec-sn-seal"),
+            )
+        ]
+        for t in self._threads:
+            t.start()
+
+    # --- channel ownership ---------------------------------------------------------------
+    def _owner_guard(self, channel: str) -> Any:
+        """Catalog writes of a shard commit only while this node still owns its channel."""
+        own = Compare(CHANNELS + channel, "value", "==", self.node_id.encode())
+
+        def guard(
+            compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
+        ) -> TxnResult:
+            return self.coord.guard([own, *compare], success, failure)
+
+        return guard
+
+    def _sync_assignments(self) -> None:
+        owners = channel_owners(self.meta)
+        mine = sorted(ch for ch, node in owners.items() if node == self.node_id)
+        metas = {m.id: m for m in self.catalog.list()}
+        for ch in list(self.shards):
+            cid = channel_collection(ch)
+            if ch not in mine or cid not in metas:
+                self._drop(ch, dropped=cid not in metas)
+        for ch in mine:
+            cid = channel_collection(ch)
+            meta = metas.get(cid)
+            if meta is None:
+                continue
+            if ch in self.shards:
+                self.shards[ch].meta = meta
+                continue
+            log.info("taking over channel %s", ch)
+            shard = Shard(
+                meta,
+                ch,
+                wal=self.wal,
+                tso=self.tso,
+                catalog=Catalog(self.meta, guard=self._owner_guard(ch)),
+                store=self.store,
+                config=self.config,
+                on_sealed=lambda segs, ch=ch: self._sealed(ch, segs),
+                on_delete=lambda pks, ts, ch=ch: self._deleted(ch, pks, ts),
+            )
+            with self.lock:
+                self.shards[ch] = shard
+                self.handoff.setdefault(ch, {})
+
+    def _drop(self, channel: str, dropped: bool) -> None:
+        with self.lock:
+            shard = self.shards.pop(channel, None)
+            self.handoff.pop(channel, None)
+        if shard is not None:
+            log.info("releasing channel %s", channel)
+            shard.close()
+            if dropped:
+                try:
+                    self.wal.drop_channel(channel)
+                except Exception as e:  # already gone, or the broker is away
+                    log.debug("dropping channel %s: %s", channel, e)
+
+    def _shard(self, channel: str) -> Shard:
+        shard = self.shards.get(channel)
+        if shard is None:
+            raise NotOwnerError(f"streaming node {self.node_id} does not own channel {channel}")
+        return shard
+
+    # --- handoff to query nodes -----------------------------------------------------------
+    def _sealed(self, channel: str, segs: list[SegmentData]) -> None:
+        with self.lock:
+            held = self.handoff.setdefault(channel, {})
+            for seg in segs:
+                seg.sealed = True
+                held[seg.segment_id] = seg
+
+    def _deleted(self, channel: str, pks: np.ndarray, ts: int) -> None:
+        for seg in list(self.handoff.get(channel, {}).values()):
+            seg.delete(pks, ts)
+
+    def _release_handoff(self) -> None:
+        """Forget sealed segments a query node now serves, or that nobody will load."""
+        for ch, held in list(self.handoff.items()):
+            if not held:
+                continue
+            shard = self.shards.get(ch)
+            loaded = shard is not None and shard.meta.loaded
+            cid = channel_collection(ch)
+            served: set[int] = set()
+            if loaded:
+                kvs, _ = self.meta.range(f"{SERVED}{cid}/")
+                served = {int(kv.key.split("/")[-2]) for kv in kvs}
+            with self.lock:
+                for sid in list(held):
+                    if not loaded or sid in served:
+                        del held[sid]
+
+    # --- background work -----------------------------------------------------------------
+    def _loop(self, fn: Any, period: float) -> None:
+        while not self.stop_event.wait(period):
+            try:
+                fn()
+            except Exception as e:
+                log.warning("%s failed: %s: %s", fn.__name__, type(e).__name__, e)
+
+    def _tick(self) -> None:
+        for shard in list(self.shards.values()):
+            shard.tick()
+
+    def _maintain(self) -> None:
+        for shard in list(self.shards.values()):
+            if shard.should_seal():
+                shard.seal()
+            else:
+                shard.release_idle_wal()
+        self._release_handoff()
+
+    # --- RPC handlers --------------------------------------------------------------------
+    def _write(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
+        (channel,) = args["channels"]  # the proxy sends each shard's part on its own
+        shard = self._shard(channel)
+        ts = shard.write(
+            inserts=tables.get("inserts"),
+            deletes=tables.get("deletes"),
+            partition_id=int(args["partition_id"]),
+        )
+        return {"ts": ts}, {}
+
+    def _segments(self, args: dict[str, Any]) -> tuple[CollectionMeta, list[SegmentData], dict]:
+        """Sync every requested channel to the read timestamp; its growing and handoff
+        segments in the requested partitions; the WAL position each channel reached."""
+        read_ts, parts = int(args["read_ts"]), args.get("partitions")
+        segs, positions, meta = [], {}, None
+        for ch in args["channels"]:
+            shard = self._shard(ch)
+            meta = shard.meta
+            with shard.lock:
+                shard.sync(read_ts)
+                positions[ch] = shard.next_position
+                held = [s for s in shard.growing.values() if s.n]
+                held += list(self.handoff.get(ch, {}).values())
+            segs += [s for s in held if parts is None or s.partition_id in parts]
+        assert meta is not None
+        return meta, segs, positions
+
+    def _search(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
+        meta, segs, positions = self._segments(args)
+        queries = table_array(tables["queries"], "q").astype(np.float32, copy=False)
+        hits = search_table(meta, segs, args, queries, int(args["read_ts"]), per_segment=True)
+        return {"positions": positions, "served": [s.segment_id for s in segs]}, {"hits": hits}
+
+    def _match(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
+        meta, segs, positions = self._segments(args)
+        rows = match_table(meta, segs, args, int(args["read_ts"]))
+        return {"positions": positions, "served": [s.segment_id for s in segs]}, {"rows": rows}
+
+    def _seal(self, args: dict[str, Any], _: Tables) -> tuple[dict[str, Any], Tables]:
+        n = 0
+        for ch in args["channels"]:
+            n += len(self._shard(ch).seal())
+        return {"sealed": n}, {}
+
+    def _status(self, args: dict[str, Any], _: Tables) -> tuple[dict[str, Any], Tables]:
+        return {
+            "node_id": self.node_id,
+            "channels": sorted(self.shards),
+            "handoff": {ch: sorted(h) for ch, h in self.handoff.items()},
+        }, {}
+
+    def close(self) -> None:
+        self.stop_event.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self.rpc.stop()
+        for ch in list(self.shards):
+            self._drop(ch, dropped=False)
+        self.session.close()
+        self.wal.close()
+        self.meta.close()
+
+
+_ = pa  # Arrow tables travel through the handlers' ``tables``
