@@ -34,7 +34,7 @@ from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.streamingnode import SERVED
 from gpuvec.cluster.wire import table_array
 from gpuvec.coord.catalog import Catalog, CollectionMeta
-from gpuvec.errors import DeadlineExceededError, GpuvecError, NotOwnerError
+from gpuvec.errors import CompactedError, DeadlineExceededError, GpuvecError, NotOwnerError
 from gpuvec.query.node import QueryNode, load_segment
 from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
@@ -56,17 +56,43 @@ class DeleteTail:
         self.cond = threading.Condition()
 
     def poll(self, pk_is_int: bool, pk_name: str) -> None:
-        batch = self.reader.poll(timeout=0.05, max_records=256)
+        try:
+            batch = self.reader.poll(timeout=0.05, max_records=256)
+        except CompactedError:
+            self._skip_truncated()
+            return
         for pos, rec in batch:
             if rec.kind == RecordKind.DELETE and rec.payload:
                 col = rec.table().column(pk_name).combine_chunks()
                 pks = col.to_numpy() if pk_is_int else np.array(col.to_pylist(), object)
-                self.deletes.append((pos, pks, rec.ts_begin))
+                with self.cond:
+                    self.deletes.append((pos, pks, rec.ts_begin))
                 self.node.query.delete(self.cid, pks, rec.ts_begin)
         if batch:
             with self.cond:
                 self.position = batch[-1][0] + 1
                 self.cond.notify_all()
+
+    def _skip_truncated(self) -> None:
+        """The streaming node sealed and released WAL this node had not read yet: those
+        deletes are in delta logs now, so apply the collection's delta logs to every held
+        segment and go on from the first readable position."""
+        low = self.node.wal.low_watermark(self.channel)
+        self.reader.close()
+        self.reader = self.node.wal.reader(self.channel, low)
+        meta = self.node.metas.get(self.cid)
+        if meta is not None:
+            held = self.node.query.segments(self.cid)
+            self.node.query.apply_deltas(meta, self.node.catalog, held)
+        with self.cond:
+            self.position = max(self.position, low)
+            self.cond.notify_all()
+        log.info("channel %s: skipped to %d (truncated); delta logs applied", self.channel, low)
+
+    def prune(self, checkpoint: int) -> None:
+        """Forget deletes below the channel checkpoint: delta logs hold them now."""
+        with self.cond:
+            self.deletes = [d for d in self.deletes if d[0] >= checkpoint]
 
     def wait(self, position: int, deadline: float) -> None:
         with self.cond:
@@ -174,13 +200,14 @@ class QueryNodeProcess:
 
     def _load(self, meta: CollectionMeta, sm: Any) -> None:
         seg = load_segment(self.store, sm.path, sm.id, sm.partition_id, meta)
-        self.query.apply_deltas(meta, self.catalog, [seg])
-        for ch in meta.channels:
-            tail = self.tails.get(ch)
-            if tail is not None:
-                for _, pks, ts in list(tail.deletes):
-                    seg.delete(pks, ts)
-        self.query.adopt(meta.id, [seg])
+        with self.lock:  # no WAL delete and no buffer pruning between these steps
+            self.query.apply_deltas(meta, self.catalog, [seg])
+            for ch in meta.channels:
+                tail = self.tails.get(ch)
+                if tail is not None:
+                    for _, pks, ts in list(tail.deletes):
+                        seg.delete(pks, ts)
+            self.query.adopt(meta.id, [seg])
         for (sid, field), rec in self.catalog.segment_indexes(meta.id).items():
             if sid == sm.id:
                 self._attach(meta, sid, field, rec)
@@ -196,8 +223,12 @@ class QueryNodeProcess:
             self.query.attach_index(meta.id, sid, field, rec)
 
     def _attach_indexes(self) -> None:
+        """Attach newly built indexes; prune delete buffers the delta logs now cover."""
         for meta in list(self.metas.values()):
             self.query.attach_indexes(meta, self.catalog)
+        with self.lock:
+            for ch, tail in list(self.tails.items()):
+                tail.prune(self.catalog.checkpoint(ch))
 
     def _close_collection(self, cid: int) -> None:
         meta = self.metas.pop(cid)

@@ -129,11 +129,13 @@ def test_up_starts_the_asked_number_of_each_role(make_cluster: Callable[..., Loc
         for i, p in enumerate(cluster.processes[role]):
             assert p["argv"][-2:] == [str(i), str(cluster.config_path)]
             assert p["log"] == str(cluster.log_dir / f"{role}-{i}.log")
-    deadline = time.monotonic() + 10
     log = Path(cluster.processes["querynode"][2]["log"])
-    while "dummy" not in log.read_text() and time.monotonic() < deadline:
+    printed = f"\ndummy ['querynode', '2', '{cluster.config_path}']\n"  # after the header
+    deadline = time.monotonic() + 10
+    while printed not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert f"dummy ['querynode', '2', '{cluster.config_path}']" in log.read_text()
+    assert printed in log.read_text()
+    assert log.read_text().startswith("# ") and str(cluster.config_path) in log.read_text()
 
 
 def test_state_round_trips_through_attach(make_cluster: Callable[..., LocalCluster]):
@@ -306,7 +308,7 @@ def test_up_times_out_with_the_log_of_the_role_it_waited_for(
     del commands["scheduler"]  # the real one: its port opens, then the wait is for sessions
     cluster = make_cluster(etcd=etcd_endpoint, commands=commands, wait_ready=True)
     with pytest.raises(ClusterTimeoutError, match=r"querynode[\s\S]*querynode-0.log"):
-        cluster.up(timeout=8)
+        cluster.up(timeout=12)
     assert not any(pid_alive(pid) for pid in all_pids(cluster))
 
 
