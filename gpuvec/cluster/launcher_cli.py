@@ -50,13 +50,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument(
             "--dir", default=DEFAULT_DIR, help=f"cluster directory (default {DEFAULT_DIR})"
         )
-    up.add_argument("--query-nodes", type=int, default=1, metavar="N", help="default 1")
-    up.add_argument("--streaming-nodes", type=int, default=1, metavar="M", help="default 1")
+    up.add_argument(
+        "--query-nodes", type=int, default=1, metavar="N", help="query nodes (default 1)"
+    )
+    up.add_argument(
+        "--streaming-nodes", type=int, default=1, metavar="M", help="streaming nodes (default 1)"
+    )
     up.add_argument(
         "--data-nodes", type=int, default=1, metavar="K", help="Dask workers (default 1)"
     )
     up.add_argument(
-        "--coordinators", type=int, default=2, help="one active, the rest standby (default 2)"
+        "--coordinators",
+        type=int,
+        default=2,
+        metavar="C",
+        help="one active, the rest standby (default 2)",
     )
     up.add_argument("--port", type=int, default=19530, help="proxy (Milvus gRPC) port; 0: any free")
     up.add_argument("--etcd", help="HOST:PORT of a running etcd (default: deploy/local/etcd.sh)")
