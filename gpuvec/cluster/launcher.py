@@ -264,7 +264,8 @@ class LocalCluster:
 
     def _write_config(self) -> None:
         cluster = {k: self.state[k] for k in ("etcd", "etcd_root", "kafka", "topic_prefix")}
-        cluster["objects"] = str(self.directory / "objects")
+        # one folder per cluster: a fresh etcd root starts its ids at 1 again
+        cluster["objects"] = str(self.directory / "objects" / self.state["etcd_root"])
         cluster["dask_scheduler"] = f"tcp://127.0.0.1:{self.state['scheduler_port']}"
         cluster["replicas"] = 1
         lines = ["# written by gpuvec.cluster.launcher; read by every role", ""]
@@ -348,7 +349,7 @@ class LocalCluster:
             "started_services": [],
             "processes": {r: [] for r in ROLES},
         }
-        (self.directory / "objects").mkdir(parents=True, exist_ok=True)
+        (self.directory / "objects" / self.state["etcd_root"]).mkdir(parents=True, exist_ok=True)
         self._save()
         try:
             self.state["etcd"] = self.etcd or self._ensure_service("etcd", 23790)

@@ -11,8 +11,10 @@ proxies can run; they keep nothing but connections.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,26 +23,33 @@ import pyarrow as pa
 from gpuvec.cluster.coordclient import CoordinatorClient, RemoteTSO
 from gpuvec.cluster.duties import DataNodeDuties
 from gpuvec.cluster.embedded import CONSISTENCY, Collection, Engine
+from gpuvec.cluster.metacache import MetaCache
 from gpuvec.cluster.scatter import RowsSegment, Scatter
 from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.streamingnode import SERVED
 from gpuvec.cluster.wire import array_table
-from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.catalog import PREFIX, Catalog, CollectionMeta
 from gpuvec.coord.indexing import NO_BUILD
 from gpuvec.errors import CollectionNotLoadedError, InvalidArgumentError, UnavailableError
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
 from gpuvec.query.segdata import Hits
+from gpuvec.storage.meta.base import Compare, Delete, DeletePrefix, Op, Put, TxnResult
+
+COLLECTIONS = f"{PREFIX}collections/"
 
 _HIGHER_BETTER = ("IP", "COSINE")
 
 
-class _NoLiveNames:
-    """The proxy serves no collection itself: every name is checked in the catalog."""
+class _CachedNames:
+    """Collection names known from the watched catalog (a miss reads the catalog)."""
+
+    def __init__(self, cache: MetaCache) -> None:
+        self.cache = cache
 
     def __contains__(self, name: object) -> bool:
-        return False
+        return isinstance(name, str) and self.cache.get(Catalog.collection_key(name)) is not None
 
     def values(self) -> list[Any]:
         return []
@@ -51,7 +60,11 @@ class _QueryView:
         self.engine = engine
 
     def loaded(self, collection_id: int) -> bool:
-        return any(m.loaded for m in self.engine.catalog.list() if m.id == collection_id)
+        """From the watched catalog (the catalog itself when the cache has no record)."""
+        metas = [json.loads(v) for v in self.engine.cache.items(COLLECTIONS).values()]
+        if not any(m["id"] == collection_id for m in metas):
+            metas = [vars(m) for m in self.engine.catalog.list()]
+        return any(m["loaded"] for m in metas if m["id"] == collection_id)
 
     def stats(self, collection_id: int) -> dict[str, int]:
         segs = self.engine.catalog.segments(collection_id)
@@ -98,17 +111,36 @@ class ClusterEngine:
         self.meta = settings.open_meta()
         self.coord = CoordinatorClient(self.meta)
         self.tso = RemoteTSO(self.coord)
-        self.catalog = Catalog(self.meta, guard=self.coord.guard)
+        self.cache = MetaCache(self.meta, (COLLECTIONS, "cluster/"))
+        self.catalog = Catalog(self.meta, guard=self._guard)
         self.lock = threading.RLock()
-        self.collections = _NoLiveNames()
+        self.collections = _CachedNames(self.cache)
         self.query = _QueryView(self)
         self.compactor = _CoordinatorView(self.coord)
         self.datanodes = self.compactor
-        self.scatter = Scatter(self.meta, self.catalog, self.config.max_serviceable_wait_s)
+        self.scatter = Scatter(
+            self.meta, self.catalog, self.config.max_serviceable_wait_s, self.cache
+        )
+
+    def _guard(
+        self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> TxnResult:
+        """The coordinator's guarded transaction; then the cache re-reads what it wrote,
+        so this proxy reads its own writes."""
+        res = self.coord.guard(compare, success, failure)
+        if res.succeeded:
+            for op in success:
+                if isinstance(op, DeletePrefix):
+                    self.cache.forget_prefix(op.prefix, res.revision)
+            self.cache.refresh([op.key for op in success if isinstance(op, Put | Delete)])
+        return res
 
     # --- DDL ---------------------------------------------------------------------------
     def get(self, name: str) -> Collection:
-        return Collection(self.catalog.get(name), [])
+        raw = self.cache.get(Catalog.collection_key(name))
+        if raw is None:
+            return Collection(self.catalog.get(name), [])
+        return Collection(CollectionMeta(**json.loads(raw)), [])
 
     def create_collection(
         self, name: str, schema: Any, *, num_shards: int, consistency_level: str,
@@ -295,4 +327,5 @@ class ClusterEngine:
 
     def close(self) -> None:
         self.scatter.close()
+        self.cache.close()
         self.meta.close()

@@ -37,8 +37,13 @@ class Gathered:
 
 
 class Scatter:
-    def __init__(self, meta: MetaStore, catalog: Catalog, wait_s: float) -> None:
+    def __init__(self, meta: MetaStore, catalog: Catalog, wait_s: float, cache: Any = None) -> None:
+        """``cache``: a watched copy of the ``cluster/`` keys (a
+        :class:`~gpuvec.cluster.metacache.MetaCache`) read on first tries; retries read
+        meta directly. The committed segment list is always read directly: it is what
+        proves a read complete."""
         self.meta, self.catalog, self.wait_s = meta, catalog, wait_s
+        self.cache = cache
         self.pool = ClientPool()
         self.executor = ThreadPoolExecutor(32, thread_name_prefix="gpuvec-scatter")
         self._rr = 0
@@ -56,21 +61,32 @@ class Scatter:
         """Call ``method`` on the owners of ``channels`` (one call per owner), retrying
         while channels move; returns the replies."""
         deadline = time.monotonic() + self.wait_s
+        fresh = False
         while True:
             try:
-                return self._channel_call_once(channels, method, args, tables)
+                return self._channel_call_once(channels, method, args, tables, fresh)
             except (_Incomplete, FencedError, UnavailableError) as e:
+                fresh = True
                 if time.monotonic() >= deadline:
                     raise UnavailableError(
                         f"{method} on collection {meta.name!r}: channels not served: {e}"
                     ) from None
                 time.sleep(0.1)
 
+    def _source(self, fresh: bool) -> Any:
+        return self.meta if fresh or self.cache is None else self.cache
+
     def _channel_call_once(
-        self, channels: list[str], method: str, args: dict[str, Any], tables: Tables | None
+        self,
+        channels: list[str],
+        method: str,
+        args: dict[str, Any],
+        tables: Tables | None,
+        fresh: bool = True,
     ) -> list[tuple[dict[str, Any], Tables]]:
-        owners = channel_owners(self.meta)
-        live = sessions(self.meta, "streamingnode")
+        src = self._source(fresh)
+        owners = channel_owners(src)
+        live = sessions(src, "streamingnode")
         by_node: dict[str, list[str]] = {}
         for ch in channels:
             node = owners.get(ch)
@@ -97,10 +113,12 @@ class Scatter:
         """One read over the whole collection (see the module docstring)."""
         deadline = time.monotonic() + self.wait_s
         args = {**args, "partitions": None if partitions is None else sorted(partitions)}
+        fresh = False
         while True:
             try:
-                return self._gather_once(meta, method, args, tables, partitions, reply)
+                return self._gather_once(meta, method, args, tables, partitions, reply, fresh)
             except (_Incomplete, FencedError, UnavailableError) as e:
+                fresh = True
                 if time.monotonic() >= deadline:
                     raise UnavailableError(
                         f"{method} on collection {meta.name!r} could not reach every "
@@ -116,8 +134,9 @@ class Scatter:
         tables: Tables,
         partitions: set[int] | None,
         reply: str,
+        fresh: bool = True,
     ) -> Gathered:
-        streaming = self._channel_call_once(meta.channels, method, args, tables)
+        streaming = self._channel_call_once(meta.channels, method, args, tables, fresh)
         positions: dict[str, int] = {}
         answered: set[int] = set()
         for out, _ in streaming:
@@ -130,8 +149,9 @@ class Scatter:
         ]
         sealed: list[pa.Table] = []
         if wanted:
-            servers = segment_servers(self.meta, meta.id)
-            live = sessions(self.meta, "querynode")
+            src = self._source(fresh)
+            servers = segment_servers(src, meta.id)
+            live = sessions(src, "querynode")
             by_node: dict[str, list[int]] = {}
             self._rr += 1
             for sid in wanted:

@@ -215,7 +215,9 @@ class StreamingNode:
 
     def _segments(self, args: dict[str, Any]) -> tuple[CollectionMeta, list[SegmentData], dict]:
         """Sync every requested channel to the read timestamp; its growing and handoff
-        segments in the requested partitions; the WAL position each channel reached."""
+        segments in the requested partitions; per channel, the WAL position just after
+        the last delete at or before the read (query nodes must have read that far: only
+        deletes change what they serve)."""
         read_ts, parts = int(args["read_ts"]), args.get("partitions")
         segs, positions, meta = [], {}, None
         for ch in args["channels"]:
@@ -223,7 +225,7 @@ class StreamingNode:
             meta = shard.meta
             with shard.lock:
                 shard.sync(read_ts)
-                positions[ch] = shard.next_position
+                positions[ch] = shard.delete_position
                 held = [s for s in shard.growing.values() if s.n]
                 held += list(self.handoff.get(ch, {}).values())
             segs += [s for s in held if parts is None or s.partition_id in parts]

@@ -87,6 +87,7 @@ class Shard:
         self._deletes: list[tuple[np.ndarray, int]] = []
         self.serviceable = 0
         self.next_position = 0
+        self.delete_position = 0  # WAL position just after the last delete applied
         self.checkpoint = 0
         self.last_write = time.monotonic()
         wal.create_channel(channel)
@@ -132,6 +133,7 @@ class Shard:
                 seg.delete(pks, rec.ts_begin)
             self._on_delete(pks, rec.ts_begin)
             self._deletes.append((pks, rec.ts_begin))
+            self.delete_position = pos + 1
         self.next_position = pos + 1
         self.serviceable = max(self.serviceable, rec.ts_end)
 

@@ -101,7 +101,8 @@ def test_up_writes_a_config_every_role_can_read(make_cluster: Callable[..., Loca
     assert re.fullmatch(r"gpuvec-[0-9a-f]{12}", c["etcd_root"])
     assert c["topic_prefix"] == c["etcd_root"] + "-"
     assert (c["etcd"], c["kafka"], c["replicas"]) == ("127.0.0.1:23790", "127.0.0.1:19092", 1)
-    assert c["objects"] == str(a.directory / "objects") and Path(c["objects"]).is_dir()
+    assert c["objects"] == str(a.directory / "objects" / c["etcd_root"])
+    assert Path(c["objects"]).is_dir()
     assert c["dask_scheduler"] == f"tcp://127.0.0.1:{a.state['scheduler_port']}"
     assert cfg["engine"] == {"seal_rows": 1000, "index": 'HN"SW', "ratio": 0.5}
     other = tomllib.loads(b.config_path.read_text())["cluster"]
