@@ -27,6 +27,7 @@ from gpuvec.cluster.assign import plan_channels, plan_segments
 from gpuvec.cluster.rpc import RpcServer, Tables
 from gpuvec.cluster.sessions import CHANNELS, SEGMENTS, new_node_id, sessions
 from gpuvec.cluster.settings import ClusterSettings
+from gpuvec.cluster.streamingnode import SERVED
 from gpuvec.cluster.wire import dump_result, load_compare, load_op
 from gpuvec.coord.catalog import Catalog
 from gpuvec.coord.compaction import Compactor
@@ -142,7 +143,7 @@ class CoordinatorNode:
             spec,
             self.settings.open_store(),
             self.config,
-            lambda cid, sid: 0.0,
+            self._deleted_fraction,
             lambda *a: None,
         )
         self.leading.set()
@@ -166,6 +167,18 @@ class CoordinatorNode:
                 self._schedule(compact=now - last_compaction >= self.config.compaction_interval_s)
                 if now - last_compaction >= self.config.compaction_interval_s:
                     last_compaction = now
+
+    def _deleted_fraction(self, collection_id: int, segment_id: int) -> float:
+        """A segment's deleted fraction as its query nodes report it (0 when none does:
+        an unloaded collection is not compacted by the deletion rule)."""
+        kvs, _ = self.meta.range(f"{SERVED}{collection_id}/{segment_id}/")
+        values = []
+        for kv in kvs:
+            try:
+                values.append(float(kv.value or b"0"))
+            except ValueError:
+                continue
+        return max(values, default=0.0)
 
     def _schedule(self, compact: bool) -> None:
         assert self.catalog and self.indexer and self.compactor

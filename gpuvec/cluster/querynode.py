@@ -127,6 +127,7 @@ class QueryNodeProcess:
         self.lock = threading.RLock()
         self.metas: dict[int, CollectionMeta] = {}
         self.tails: dict[str, DeleteTail] = {}
+        self._reported: dict[int, float] = {}  # segment id → deleted fraction reported
         self.stop_event = threading.Event()
         self.rpc = RpcServer(
             {"search": self._search, "match": self._match, "status": self._status}, host, port
@@ -212,7 +213,7 @@ class QueryNodeProcess:
             if sid == sm.id:
                 self._attach(meta, sid, field, rec)
         self.meta.txn(
-            [], [Put(f"{SERVED}{meta.id}/{sm.id}/{self.node_id}", b"", self.session.keeper.id)]
+            [], [Put(f"{SERVED}{meta.id}/{sm.id}/{self.node_id}", b"0", self.session.keeper.id)]
         )
         log.info("serving segment %s of %s (%d rows)", sm.id, meta.name, sm.rows)
 
@@ -223,12 +224,28 @@ class QueryNodeProcess:
             self.query.attach_index(meta.id, sid, field, rec)
 
     def _attach_indexes(self) -> None:
-        """Attach newly built indexes; prune delete buffers the delta logs now cover."""
+        """Attach newly built indexes; report deleted fractions (the coordinator's
+        compaction policy reads them); prune delete buffers the delta logs now cover."""
         for meta in list(self.metas.values()):
             self.query.attach_indexes(meta, self.catalog)
+        self._report_deleted()
         with self.lock:
             for ch, tail in list(self.tails.items()):
                 tail.prune(self.catalog.checkpoint(ch))
+
+    def _report_deleted(self) -> None:
+        """Each served segment's deleted fraction, as the value of its served key, when
+        it moved by a percent or more since the last report."""
+        ops = []
+        for cid in list(self.metas):
+            for seg in self.query.segments(cid):
+                frac = round(self.query.deleted_fraction(cid, seg.segment_id), 2)
+                if abs(frac - self._reported.get(seg.segment_id, 0.0)) >= 0.01:
+                    self._reported[seg.segment_id] = frac
+                    key = f"{SERVED}{cid}/{seg.segment_id}/{self.node_id}"
+                    ops.append(Put(key, str(frac).encode(), self.session.keeper.id))
+        if ops:
+            self.meta.txn([], ops)
 
     def _close_collection(self, cid: int) -> None:
         meta = self.metas.pop(cid)

@@ -21,7 +21,7 @@ from gpuvec.config import Config
 
 pytestmark = [pytest.mark.etcd, pytest.mark.kafka]
 
-ENGINE = {"index_min_rows": 256, "compaction_interval_s": 3600.0}
+ENGINE = {"index_min_rows": 256, "compaction_interval_s": 3600.0, "compaction_retention_s": 1.0}
 
 
 @pytest.fixture(scope="session")
