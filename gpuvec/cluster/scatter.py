@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gpuvec.cluster.rpc import ClientPool, Tables
 from gpuvec.cluster.sessions import channel_owners, segment_servers, sessions
@@ -139,12 +140,17 @@ class Scatter:
         streaming = self._channel_call_once(meta.channels, method, args, tables, fresh)
         positions: dict[str, int] = {}
         answered: set[int] = set()
+        handed_off: set[int] = set()
         for out, _ in streaming:
             positions.update(out["positions"])
             answered.update(out["served"])
+            handed_off.update(out.get("sealed", ()))
+        committed = self.catalog.segments(meta.id)
+        stale = handed_off - {s.id for s in committed}  # compacted away meanwhile
+        answered -= stale
         wanted = [
             s.id
-            for s in self.catalog.segments(meta.id)
+            for s in committed
             if s.id not in answered and (partitions is None or s.partition_id in partitions)
         ]
         sealed: list[pa.Table] = []
@@ -175,7 +181,13 @@ class Scatter:
                 if missing:
                     raise _Incomplete(f"query node {addr} does not hold segments {sorted(missing)}")
                 sealed.append(got[reply])
-        return Gathered([t[reply] for _, t in streaming], sealed)
+        replies = [t[reply] for _, t in streaming]
+        if stale:  # their rows are in the compacted segment a query node answered for
+            keep = pa.array(sorted(stale), pa.int64())
+            replies = [
+                t.filter(pc.invert(pc.is_in(t.column("_seg"), value_set=keep))) for t in replies
+            ]
+        return Gathered(replies, sealed)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -174,12 +174,14 @@ class StreamingNode:
             loaded = shard is not None and shard.meta.loaded
             cid = channel_collection(ch)
             served: set[int] = set()
+            committed: set[int] = set()
             if loaded:
                 kvs, _ = self.meta.range(f"{SERVED}{cid}/")
                 served = {int(kv.key.split("/")[-2]) for kv in kvs}
+                committed = {s.id for s in self.catalog.segments(cid)}
             with self.lock:
-                for sid in list(held):
-                    if not loaded or sid in served:
+                for sid in list(held):  # served elsewhere, or compacted away
+                    if not loaded or sid in served or sid not in committed:
                         del held[sid]
 
     # --- background work -----------------------------------------------------------------
@@ -236,12 +238,22 @@ class StreamingNode:
         meta, segs, positions = self._segments(args)
         queries = table_array(tables["queries"], "q").astype(np.float32, copy=False)
         hits = search_table(meta, segs, args, queries, int(args["read_ts"]), per_segment=True)
-        return {"positions": positions, "served": [s.segment_id for s in segs]}, {"hits": hits}
+        return self._reply(segs, positions), {"hits": hits}
 
     def _match(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
         meta, segs, positions = self._segments(args)
         rows = match_table(meta, segs, args, int(args["read_ts"]))
-        return {"positions": positions, "served": [s.segment_id for s in segs]}, {"rows": rows}
+        return self._reply(segs, positions), {"rows": rows}
+
+    @staticmethod
+    def _reply(segs: list[SegmentData], positions: dict[str, int]) -> dict[str, Any]:
+        """Which segments were answered, and which of them are sealed (handed off): the
+        proxy keeps a sealed one only while it is still committed (not compacted away)."""
+        return {
+            "positions": positions,
+            "served": [s.segment_id for s in segs],
+            "sealed": [s.segment_id for s in segs if s.sealed],
+        }
 
     def _seal(self, args: dict[str, Any], _: Tables) -> tuple[dict[str, Any], Tables]:
         n = 0
