@@ -156,7 +156,8 @@ class CoordinatorNode:
             self.leading.clear()
 
     def _coordinate(self) -> None:
-        last_index = last_compaction = 0.0
+        last_index = 0.0
+        last_compaction = time.monotonic()  # the first automatic pass one interval from now
         while not self.stop_event.wait(0.25):
             if not self.election.is_leader:
                 raise NotLeaderError(f"coordinator {self.node_id} was deposed")
