@@ -42,7 +42,7 @@ from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
 from gpuvec.query.node import QueryNode
 from gpuvec.query.residency import DeviceResidency
-from gpuvec.query.segdata import SegmentData
+from gpuvec.query.segdata import SegmentData, visible_matches, visible_rows_of
 from gpuvec.schema import CollectionSchema
 from gpuvec.storage.meta.election import Election
 from gpuvec.storage.meta.sqlite import SqliteMetaStore
@@ -394,16 +394,10 @@ class Engine(DataNodeDuties):
                     return []
                 pks = np.array(keys, object) if isinstance(keys[0], str) else np.asarray(keys)
                 return self.lookup(coll, pks, partitions, read_ts)
-        out = []
-        for seg in self.segments(coll, partitions):
-            n = seg.n
-            mask = seg.vis.mask(read_ts)[:n]
-            if flt is not None:
-                mask = mask & seg.filter_mask(flt.filter, flt.key)[:n]
-            rows = np.flatnonzero(mask)
-            if len(rows):
-                out.append((seg, rows))
-        return out
+        segs = self.segments(coll, partitions)
+        if flt is None:
+            return visible_matches(segs, None, None, read_ts)
+        return visible_matches(segs, flt.filter, flt.key, read_ts)
 
     def lookup(
         self,
@@ -414,14 +408,7 @@ class Engine(DataNodeDuties):
         columns: tuple[str, ...] = (),
     ) -> list[tuple[SegmentData, np.ndarray]]:
         """Visible rows with the given primary keys, per segment."""
-        out = []
-        for seg in self.segments(coll, partitions):
-            rows = seg.rows_of(pks)
-            if len(rows):
-                rows = rows[seg.vis.mask(read_ts)[rows]]
-                if len(rows):
-                    out.append((seg, rows))
-        return out
+        return visible_rows_of(self.segments(coll, partitions), pks, read_ts)
 
     def row_count(self, coll: Collection, partition_ids: set[int]) -> int:
         """Live rows of the given partitions over served sealed and growing segments."""

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from gpuvec.cluster.rpc import ClientPool, Tables
 from gpuvec.cluster.sessions import channel_owners, segment_servers, sessions
+from gpuvec.cluster.wire import table_array
 from gpuvec.coord.catalog import Catalog, CollectionMeta
 from gpuvec.errors import FencedError, UnavailableError
 from gpuvec.storage.meta.base import MetaStore
@@ -209,5 +210,4 @@ class RowsSegment:
         return self.table.select(fields).take(pa.array(np.asarray(rows, np.int64)))
 
     def vectors(self, field: str) -> np.ndarray:
-        col = self.table.column(field).combine_chunks()
-        return col.flatten().to_numpy().reshape(len(col), col.type.list_size)
+        return table_array(self.table, field)

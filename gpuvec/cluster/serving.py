@@ -21,7 +21,7 @@ from gpuvec.coord.catalog import CollectionMeta
 from gpuvec.proxy.fetch import fetch_rows
 from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
 from gpuvec.proxy.reduce import reduce_hits
-from gpuvec.query.segdata import Hits, SegmentData
+from gpuvec.query.segdata import Hits, SegmentData, visible_matches, visible_rows_of
 
 _COMPILER = FilterCompiler()
 
@@ -104,20 +104,13 @@ def match_table(
     cols = tuple(dict.fromkeys((pk, *(args.get("columns") or []))))
     pks = args.get("pks")
     flt = None if pks is not None else compile_filter(meta, args)
-    found: list[tuple[SegmentData, np.ndarray]] = []
-    for seg in segs:
-        n = seg.n
-        if pks is not None:
-            keys = np.array(pks, object if not seg.pk_is_int else np.int64)
-            rows = seg.rows_of(keys)
-            rows = rows[seg.vis.mask(read_ts)[rows]] if len(rows) else rows
-        else:
-            mask = seg.vis.mask(read_ts)[:n]
-            if flt is not None:
-                mask = mask & seg.filter_mask(flt.filter, flt.key)[:n]
-            rows = np.flatnonzero(mask)
-        if len(rows):
-            found.append((seg, rows))
+    if pks is not None:
+        keys = np.array(pks, object if segs and not segs[0].pk_is_int else np.int64)
+        found = visible_rows_of(segs, keys, read_ts)
+    elif flt is not None:
+        found = visible_matches(segs, flt.filter, flt.key, read_ts)
+    else:
+        found = visible_matches(segs, None, None, read_ts)
     held = [s for s, _ in found]
     if found:
         seg_idx = np.concatenate([np.full(len(r), i) for i, (_, r) in enumerate(found)])

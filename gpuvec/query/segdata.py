@@ -299,3 +299,34 @@ class SegmentData:
             norms = norms[:n]
         dist, rows = ops.knn(base, queries, k, metric, valid=valid, base_sq_norms=norms)
         return Hits(dist, rows)
+
+
+def visible_matches(
+    segs: list[SegmentData], flt: Filter | None, key: str | None, read_ts: int
+) -> list[tuple[SegmentData, np.ndarray]]:
+    """Per segment, the rows visible at ``read_ts`` that pass the filter (all visible rows
+    for None); segments without such rows are left out."""
+    out = []
+    for seg in segs:
+        n = seg.n
+        mask = seg.vis.mask(read_ts)[:n]
+        if flt is not None:
+            mask = mask & seg.filter_mask(flt, key or "")[:n]
+        rows = np.flatnonzero(mask)
+        if len(rows):
+            out.append((seg, rows))
+    return out
+
+
+def visible_rows_of(
+    segs: list[SegmentData], pks: np.ndarray, read_ts: int
+) -> list[tuple[SegmentData, np.ndarray]]:
+    """Per segment, the rows visible at ``read_ts`` with the given primary keys."""
+    out = []
+    for seg in segs:
+        rows = seg.rows_of(pks)
+        if len(rows):
+            rows = rows[seg.vis.mask(read_ts)[rows]]
+            if len(rows):
+                out.append((seg, rows))
+    return out
