@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from gpuvec.cluster.coordclient import CoordinatorClient, RemoteTSO
 from gpuvec.cluster.rpc import RpcServer, Tables
@@ -278,6 +277,3 @@ class StreamingNode:
         self.session.close()
         self.wal.close()
         self.meta.close()
-
-
-_ = pa  # Arrow tables travel through the handlers' ``tables``

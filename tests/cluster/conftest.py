@@ -8,7 +8,6 @@ collection, alias and database the previous test left."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,6 +117,3 @@ def log_tails(cluster: LocalCluster) -> str:
         lines = path.read_text(errors="replace").splitlines()[-15:]
         out.append(f"== {path.name}\n" + "\n".join(lines))
     return "\n".join(out)
-
-
-_ = os
