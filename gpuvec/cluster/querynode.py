@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec.cluster.rpc import RpcServer, Tables
+from gpuvec.cluster.rpc import Tables
 from gpuvec.cluster.serving import match_table, search_table
-from gpuvec.cluster.sessions import SEGMENTS, Session, new_node_id
+from gpuvec.cluster.sessions import SEGMENTS
 from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.streamingnode import SERVED
 from gpuvec.cluster.wire import table_array
+from gpuvec.cluster.worker import WorkerNode
 from gpuvec.coord.catalog import Catalog, CollectionMeta
 from gpuvec.errors import CompactedError, DeadlineExceededError, GpuvecError, NotOwnerError
 from gpuvec.query.node import QueryNode, load_segment
@@ -109,7 +110,9 @@ class DeleteTail:
         self.reader.close()
 
 
-class QueryNodeProcess:
+class QueryNodeProcess(WorkerNode):
+    role = "querynode"
+
     def __init__(
         self,
         settings: ClusterSettings,
@@ -117,44 +120,19 @@ class QueryNodeProcess:
         port: int = 0,
         advertise: str | None = None,
     ) -> None:
-        self.settings, self.config = settings, settings.engine
-        self.node_id = new_node_id("querynode")
-        self.meta = settings.open_meta()
-        self.wal = settings.open_wal()
-        self.store = settings.open_store()
+        self._open_node(settings)
         self.catalog = Catalog(self.meta)  # read-only here
         self.query = QueryNode(self.store, DeviceResidency(self.config.gpu_memory_budget))
-        self.lock = threading.RLock()
         self.metas: dict[int, CollectionMeta] = {}
         self.tails: dict[str, DeleteTail] = {}
         self._reported: dict[int, float] = {}  # segment id → deleted fraction reported
-        self.stop_event = threading.Event()
-        self.rpc = RpcServer(
-            {"search": self._search, "match": self._match, "status": self._status}, host, port
-        )
-        self.address = self.rpc.address(advertise)
-        self.session = Session(
-            self.meta, "querynode", self.node_id, {"address": self.address},
-            on_lost=self.stop_event.set,
+        self._serve(
+            {"search": self._search, "match": self._match, "status": self._status},
+            [(self._sync_assignments, 0.25, "gpuvec-qn-assign"),
+             (self._tail, 0.0, "gpuvec-qn-wal"),
+             (self._attach_indexes, 1.0, "gpuvec-qn-index")],
+            host, port, advertise,
         )  # fmt: skip
-        self._threads = [
-            threading.Thread(target=self._loop, args=(fn, period), name=name, daemon=True)
-            for fn, period, name in (
-                (self._sync_assignments, 0.25, "gpuvec-qn-assign"),
-                (self._tail, 0.0, "gpuvec-qn-wal"),
-                (self._attach_indexes, 1.0, "gpuvec-qn-index"),
-            )
-        ]
-        for t in self._threads:
-            t.start()
-
-    def _loop(self, fn: Any, period: float) -> None:
-        while not self.stop_event.wait(period):
-            try:
-                fn()
-            except Exception as e:
-                log.warning("%s failed: %s: %s", fn.__name__, type(e).__name__, e)
-                self.stop_event.wait(0.5)
 
     # --- assignments ---------------------------------------------------------------------
     def _sync_assignments(self) -> None:
@@ -303,13 +281,8 @@ class QueryNodeProcess:
         return {"node_id": self.node_id, "segments": held, "backend": self.query.backend()}, {}
 
     def close(self) -> None:
-        self.stop_event.set()
-        for t in self._threads:
-            t.join(timeout=5)
-        self.rpc.stop()
+        self._stop_serving()
         for tail in self.tails.values():
             with contextlib.suppress(GpuvecError):
                 tail.close()
-        self.session.close()
-        self.wal.close()
-        self.meta.close()
+        self._close_storage()

@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from gpuvec.cluster.coordclient import CoordinatorClient, RemoteTSO
-from gpuvec.cluster.rpc import RpcServer, Tables
+from gpuvec.cluster.rpc import Tables
 from gpuvec.cluster.serving import match_table, search_table
-from gpuvec.cluster.sessions import CHANNELS, Session, channel_owners, new_node_id
+from gpuvec.cluster.sessions import CHANNELS, channel_owners
 from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.wire import table_array
+from gpuvec.cluster.worker import WorkerNode
 from gpuvec.coord.catalog import Catalog, CollectionMeta
 from gpuvec.errors import NotOwnerError
 from gpuvec.query.segdata import SegmentData
@@ -47,7 +47,9 @@ def channel_collection(channel: str) -> int:
     return int(m.group(1))
 
 
-class StreamingNode:
+class StreamingNode(WorkerNode):
+    role = "streamingnode"
+
     def __init__(
         self,
         settings: ClusterSettings,
@@ -55,39 +57,20 @@ class StreamingNode:
         port: int = 0,
         advertise: str | None = None,
     ) -> None:
-        self.settings, self.config = settings, settings.engine
-        self.node_id = new_node_id("streamingnode")
-        self.meta = settings.open_meta()
-        self.wal = settings.open_wal()
-        self.store = settings.open_store()
+        self._open_node(settings)
         self.coord = CoordinatorClient(self.meta)
         self.tso = RemoteTSO(self.coord)
         self.catalog = Catalog(self.meta, guard=self.coord.guard)
-        self.lock = threading.RLock()
         self.shards: dict[str, Shard] = {}
         self.handoff: dict[str, dict[int, SegmentData]] = {}
-        self.stop_event = threading.Event()
-        self.rpc = RpcServer(
+        self._serve(
             {"write": self._write, "search": self._search, "match": self._match,
              "seal": self._seal, "status": self._status},
-            host,
-            port,
+            [(self._sync_assignments, 0.25, "gpuvec-sn-assign"),
+             (self._tick, self.config.time_tick_ms / 1000.0, "gpuvec-sn-tick"),
+             (self._maintain, 1.0, "gpuvec-sn-seal")],
+            host, port, advertise,
         )  # fmt: skip
-        self.address = self.rpc.address(advertise)
-        self.session = Session(
-            self.meta, "streamingnode", self.node_id, {"address": self.address},
-            on_lost=self.stop_event.set,
-        )  # fmt: skip
-        self._threads = [
-            threading.Thread(target=self._loop, args=(fn, period), name=name, daemon=True)
-            for fn, period, name in (
-                (self._sync_assignments, 0.25, "gpuvec-sn-assign"),
-                (self._tick, self.config.time_tick_ms / 1000.0, "gpuvec-sn-tick"),
-                (self._maintain, 1.0, "gpuvec-sn-seal"),
-            )
-        ]
-        for t in self._threads:
-            t.start()
 
     # --- channel ownership ---------------------------------------------------------------
     def _owner_guard(self, channel: str) -> Any:
@@ -184,13 +167,6 @@ class StreamingNode:
                         del held[sid]
 
     # --- background work -----------------------------------------------------------------
-    def _loop(self, fn: Any, period: float) -> None:
-        while not self.stop_event.wait(period):
-            try:
-                fn()
-            except Exception as e:
-                log.warning("%s failed: %s: %s", fn.__name__, type(e).__name__, e)
-
     def _tick(self) -> None:
         for shard in list(self.shards.values()):
             shard.tick()
@@ -268,12 +244,7 @@ class StreamingNode:
         }, {}
 
     def close(self) -> None:
-        self.stop_event.set()
-        for t in self._threads:
-            t.join(timeout=5)
-        self.rpc.stop()
+        self._stop_serving()
         for ch in list(self.shards):
             self._drop(ch, dropped=False)
-        self.session.close()
-        self.wal.close()
-        self.meta.close()
+        self._close_storage()
