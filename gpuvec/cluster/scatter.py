@@ -12,9 +12,10 @@ segments) until ``max_serviceable_wait_s``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,8 @@ from gpuvec.cluster.wire import table_array
 from gpuvec.coord.catalog import Catalog, CollectionMeta
 from gpuvec.errors import FencedError, UnavailableError
 from gpuvec.storage.meta.base import MetaStore
+
+_T = TypeVar("_T")
 
 
 class _Incomplete(Exception):
@@ -62,17 +65,23 @@ class Scatter:
     ) -> list[tuple[dict[str, Any], Tables]]:  # fmt: skip
         """Call ``method`` on the owners of ``channels`` (one call per owner), retrying
         while channels move; returns the replies."""
+        return self._retry(
+            lambda fresh: self._channel_call_once(channels, method, args, tables, fresh),
+            f"{method} on collection {meta.name!r}: channels not served",
+        )
+
+    def _retry(self, attempt: Callable[[bool], _T], failure: str) -> _T:
+        """Run ``attempt(fresh)`` until it succeeds or ``wait_s`` passes; the first try
+        may read the cache (``fresh=False``), retries read meta directly."""
         deadline = time.monotonic() + self.wait_s
         fresh = False
         while True:
             try:
-                return self._channel_call_once(channels, method, args, tables, fresh)
+                return attempt(fresh)
             except (_Incomplete, FencedError, UnavailableError) as e:
                 fresh = True
                 if time.monotonic() >= deadline:
-                    raise UnavailableError(
-                        f"{method} on collection {meta.name!r}: channels not served: {e}"
-                    ) from None
+                    raise UnavailableError(f"{failure} within {self.wait_s:g} s: {e}") from None
                 time.sleep(0.1)
 
     def _source(self, fresh: bool) -> Any:
@@ -113,20 +122,11 @@ class Scatter:
         reply: str,
     ) -> Gathered:
         """One read over the whole collection (see the module docstring)."""
-        deadline = time.monotonic() + self.wait_s
         args = {**args, "partitions": None if partitions is None else sorted(partitions)}
-        fresh = False
-        while True:
-            try:
-                return self._gather_once(meta, method, args, tables, partitions, reply, fresh)
-            except (_Incomplete, FencedError, UnavailableError) as e:
-                fresh = True
-                if time.monotonic() >= deadline:
-                    raise UnavailableError(
-                        f"{method} on collection {meta.name!r} could not reach every "
-                        f"segment within {self.wait_s:g} s: {e}"
-                    ) from None
-                time.sleep(0.1)
+        return self._retry(
+            lambda fresh: self._gather_once(meta, method, args, tables, partitions, reply, fresh),
+            f"{method} on collection {meta.name!r} could not reach every segment",
+        )
 
     def _gather_once(
         self,
