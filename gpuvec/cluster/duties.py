@@ -67,18 +67,13 @@ class DataNodeDuties:
         seg = None
         if new is not None:
             seg = load_segment(self.store, new.path, new.id, new.partition_id, meta)
-        for shard in coll.shards:
-            shard.lock.acquire()
-        try:
+        with coll.locked():
             if seg is not None:
                 self.query.apply_deltas(meta, self.catalog, [seg])
                 for shard in coll.shards:
                     for pks, ts in shard._deletes:
                         seg.delete(pks, ts)
             self.query.replace(meta.id, [s.id for s in old], seg)
-        finally:
-            for shard in coll.shards:
-                shard.lock.release()
 
     def _index_built(self, cid: int, sid: int, field: str, record: dict[str, Any]) -> None:
         """A build was committed: swap it in if it still matches the index definition."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,15 @@ class Collection:
     def __init__(self, meta: CollectionMeta, shards: list[Shard]) -> None:
         self.meta, self.shards = meta, shards
         self.schema = meta.collection_schema()
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold every shard's lock (in shard order): no write, seal or segment swap of the
+        collection runs meanwhile."""
+        with ExitStack() as stack:
+            for shard in self.shards:
+                stack.enter_context(shard.lock)
+            yield
 
 
 class Engine(DataNodeDuties):
@@ -249,13 +260,8 @@ class Engine(DataNodeDuties):
     def load(self, name: str) -> None:
         with self.lock:
             coll = self.get(name)
-            for shard in coll.shards:
-                shard.lock.acquire()
-            try:
+            with coll.locked():
                 self._load(coll)
-            finally:
-                for shard in coll.shards:
-                    shard.lock.release()
             if not coll.meta.loaded:
                 self.update_meta(name, lambda m: setattr(m, "loaded", True))
 
@@ -292,15 +298,24 @@ class Engine(DataNodeDuties):
         delete_pks: np.ndarray | None,
         partition: str | None,
     ) -> int:
-        """Route rows and deletes to shards; return the highest timestamp written."""
+        """Route rows and deletes to shards; return the write's timestamp. A write that
+        spans shards takes one timestamp for all of them, under every shard lock, so a read
+        sees all of it or none of it (as Milvus stamps a request once)."""
         pname = partition or "_default"
         if pname not in coll.meta.partitions:
             raise PartitionNotFoundError(f"partition not found[partition={pname}]")
         pid = coll.meta.partitions[pname]
         pk_name = coll.schema.primary_field.name  # type: ignore[union-attr]
-        ts = 0
-        for i, ins, dels in split_write(pk_name, len(coll.shards), inserts, delete_pks):
-            ts = max(ts, coll.shards[i].write(inserts=ins, deletes=dels, partition_id=pid))
+        parts = split_write(pk_name, len(coll.shards), inserts, delete_pks)
+        if not parts:
+            return 0
+        if len(parts) == 1:
+            ((i, ins, dels),) = parts
+            return coll.shards[i].write(inserts=ins, deletes=dels, partition_id=pid)
+        with coll.locked():
+            ts = self.tso.allocate()
+            for i, ins, dels in parts:
+                coll.shards[i].write(inserts=ins, deletes=dels, partition_id=pid, ts=ts)
         return ts
 
     def flush(self, name: str) -> None:
@@ -333,19 +348,20 @@ class Engine(DataNodeDuties):
 
     def segments(self, coll: Collection, partitions: set[int] | None) -> list[SegmentData]:
         """Growing and sealed segments of the given (default: all live) partitions; rows of
-        dropped partitions are never served."""
+        dropped partitions are never served. Taken under the shard locks, so a seal (growing
+        → sealed) or a compaction swap is seen wholly or not at all: no segment missing,
+        none twice."""
         if partitions is None:
             partitions = set(coll.meta.partitions.values())
         if not self.query.loaded(coll.meta.id):
             raise CollectionNotLoadedError(f"collection not loaded[collection={coll.meta.name}]")
-        segs = self.query.segments(coll.meta.id, partitions)
-        for shard in coll.shards:
-            with shard.lock:
-                segs += [
-                    s
-                    for s in shard.growing.values()
-                    if s.n and (partitions is None or s.partition_id in partitions)
-                ]
+        return self._all_segments(coll, partitions)
+
+    def _all_segments(self, coll: Collection, partitions: set[int]) -> list[SegmentData]:
+        with coll.locked():
+            segs = self.query.segments(coll.meta.id, partitions)
+            for shard in coll.shards:
+                segs += [s for s in shard.growing.values() if s.n and s.partition_id in partitions]
         return segs
 
     def search(
@@ -412,7 +428,4 @@ class Engine(DataNodeDuties):
 
     def row_count(self, coll: Collection, partition_ids: set[int]) -> int:
         """Live rows of the given partitions over served sealed and growing segments."""
-        segs = self.query.segments(coll.meta.id, partition_ids)
-        for shard in coll.shards:
-            segs += [s for s in shard.growing.values() if s.partition_id in partition_ids]
-        return sum(s.vis.live_count() for s in segs)
+        return sum(s.vis.live_count() for s in self._all_segments(coll, partition_ids))

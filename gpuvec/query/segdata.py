@@ -4,6 +4,15 @@ segments (query node): primary keys, vectors, scalar rows and MVCC visibility.
 A segment is one partition's rows of one shard. Rows are addressed by their offset in the
 segment. ``search`` runs brute force (``gpuvec.ops.knn``) over the visible rows;
 ``take`` fetches output fields by offset; ``delete`` applies a delete batch by primary key.
+
+Concurrency: one writer (the shard's, under its lock; the query node's for deletes) and any
+number of readers without a lock. The writer publishes an append by raising the row count
+``n`` last, after the pk, vector, scalar and timestamp buffers hold the rows; buffers are
+grown by copy, never shrunk. A reader therefore reads ``n`` *once* per request and works on
+that prefix: a filter mask is computed over exactly ``n`` rows and then fixes the rows its
+search considers (``len(extra_mask)``), so no two arrays of one request have different
+lengths. Rows appended after that are newer than the read timestamp anyway (every write
+takes its timestamp after the read's was allocated) and invisible to it.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpuvec import ops
+from gpuvec.query.rowtable import RowTable
 from gpuvec.query.visibility import Visibility
 
 if TYPE_CHECKING:
@@ -54,8 +64,7 @@ class SegmentData:
         self.vis = Visibility(capacity=capacity)
         self._pk = np.empty(capacity, np.int64 if pk_is_int else object)
         self._vec = {f: np.empty((capacity, d), np.float32) for f, d in vector_dims.items()}
-        self._tables: list[pa.Table] = []
-        self._table: pa.Table | None = None
+        self._rows = RowTable()
         self._device: dict[str, object] = {}
         self._sq_norms: dict[str, np.ndarray] = {}
         self.sealed = False  # set by the query node: rows never change after that
@@ -63,7 +72,7 @@ class SegmentData:
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self.indexes: dict[str, tuple[str, Any]] = {}  # field → (index id, VectorIndex)
         self._device_masks: OrderedDict[str, Any] = OrderedDict()  # filter key → device mask
-        self._alive_dirty = True
+        self._device_alive: tuple[int, Any] | None = None  # (visibility version, device mask)
 
     @property
     def n(self) -> int:
@@ -71,15 +80,15 @@ class SegmentData:
 
     @property
     def pks(self) -> np.ndarray:
-        return self._pk[: self.n]
+        n = self.n  # first: a buffer read after it holds at least n rows
+        return self._pk[:n]
 
-    def vectors(self, field: str) -> np.ndarray:
-        return self._vec[field][: self.n]
+    def vectors(self, field: str, n: int | None = None) -> np.ndarray:
+        n = self.n if n is None else n
+        return self._vec[field][:n]
 
     def nbytes(self) -> int:
-        return self.n * (8 + 8 + sum(4 * d for d in self.dims.values())) + sum(
-            t.nbytes for t in self._tables
-        )
+        return self.n * (8 + 8 + sum(4 * d for d in self.dims.values())) + self._rows.nbytes
 
     def append(
         self, pks: np.ndarray, ins_ts: np.ndarray, vectors: dict[str, np.ndarray], rows: pa.Table
@@ -99,12 +108,9 @@ class SegmentData:
         self._pk[n:need] = pks
         for f, v in vectors.items():
             self._vec[f][n:need] = v
-        self._tables.append(rows)
-        self._table = None
+        self._rows.append(rows)
         self._device.clear()
-        for f, norms in list(self._sq_norms.items()):  # extend, never recompute old rows
-            self._sq_norms[f] = np.concatenate([norms[:n], ops.sq_norms(vectors[f])])
-        self.vis.append(np.asarray(ins_ts, np.uint64))
+        self.vis.append(np.asarray(ins_ts, np.uint64))  # publishes the rows: raises n last
 
     def rows_of(self, pks: np.ndarray) -> np.ndarray:
         """Offsets of all rows whose primary key is in ``pks``."""
@@ -113,19 +119,12 @@ class SegmentData:
         return np.flatnonzero(np.isin(self.pks, pks))
 
     def delete(self, pks: np.ndarray, ts: int) -> int:
-        hidden = self.vis.delete_rows(self.rows_of(pks), ts)
-        if hidden:
-            self._alive_dirty = True  # the device copy of the alive bitmap is stale
-        return hidden
+        return self.vis.delete_rows(self.rows_of(pks), ts)
 
     def table(self) -> pa.Table:
-        """The scalar rows as one table of single-chunk columns (a ``take`` from a chunked
-        column would concatenate all its chunks on every call)."""
-        if self._table is None:
-            t = pa.concat_tables(self._tables) if self._tables else pa.table({})
-            self._table = t.combine_chunks()
-            self._tables = [self._table]
-        return self._table
+        """The scalar rows as one table of single-chunk columns: at least ``n`` rows (more
+        when an append is in flight)."""
+        return self._rows.table()
 
     def take(self, rows: np.ndarray, fields: list[str]) -> pa.Table:
         """Scalar columns ``fields`` of the rows at ``rows`` (offsets), in that order."""
@@ -143,9 +142,9 @@ class SegmentData:
             from gpuvec.expr import JsonCache
 
             self._json_cache = JsonCache()
-        n = self.n
+        n = self.n  # first: the table read after it holds at least n rows
         table = self.table()
-        if table.num_rows != n:  # an append raced us: evaluate the snapshot
+        if table.num_rows != n:  # an append is in flight: evaluate the first n rows
             table = table.slice(0, n)
         mask = np.asarray(flt.evaluate(table, self._json_cache), bool)
         if self.sealed:
@@ -164,11 +163,12 @@ class SegmentData:
         sp: dict[str, Any],
     ) -> Hits:
         """Range search (Milvus ``radius`` / ``range_filter``): the best ``k`` rows per
-        query inside the range, through the segment's index when it has one."""
+        query inside the range, through the segment's index when it has one. ``valid``
+        covers the request's ``n`` rows."""
         from gpuvec.index.search import exact_range
         from gpuvec.index.validate import check_range_params
 
-        n = self.n
+        n = len(valid)
         radius, rf = check_range_params(metric, sp["radius"], sp.get("range_filter"))
         mask = None if valid.all() else valid
         base = self._vec[field][:n]
@@ -190,7 +190,7 @@ class SegmentData:
         for f in self.dims:
             base = self.vectors(f)
             self._device[f] = ops.to_device(base)
-            self._device[f + "/sq"] = ops.to_device(self._norms(f))
+            self._device[f + "/sq"] = ops.to_device(self._norms(f, self.n))
         return True
 
     def device_bytes(self) -> int:
@@ -200,22 +200,27 @@ class SegmentData:
     def unpin_device(self) -> None:
         self._device.clear()
         self._device_masks.clear()
+        self._device_alive = None
 
     def _device_valid(
-        self, read_ts: int, extra_mask: np.ndarray | None, key: str | None
+        self, n: int, read_ts: int, extra_mask: np.ndarray | None, key: str | None
     ) -> Any | None:
         """The rows a device search may return, as a device bitmap (None: every row).
         The alive bitmap and the sealed segment's filter masks stay on the device and are
-        re-sent only after deletes (DESIGN §9), not on every search."""
-        n, vis = self.n, self.vis
+        re-sent only after deletes (DESIGN §9), not on every search: the device copy is
+        keyed by the visibility version it was taken at (read before the mask, so a delete
+        landing meanwhile leaves a copy whose key is already stale)."""
+        vis = self.vis
+        version = vis.version
         current = read_ts >= vis.max_ins and read_ts >= vis.max_del
         if current and vis.max_del == 0:
             alive = None  # nothing was ever deleted here: no mask at all
         elif current:
-            if self._alive_dirty or "__alive" not in self._device:
-                self._device["__alive"] = ops.to_device(np.array(vis.mask(read_ts)[:n]))
-                self._alive_dirty = False
-            alive = self._device["__alive"]
+            cached = self._device_alive
+            if cached is None or cached[0] != version:
+                cached = (version, ops.to_device(np.array(vis.mask(read_ts)[:n])))
+                self._device_alive = cached
+            alive = cached[1]
         else:  # an older read: its own mask
             alive = ops.to_device(np.array(vis.mask(read_ts)[:n]))
         if extra_mask is None:
@@ -235,10 +240,17 @@ class SegmentData:
     def on_device(self) -> bool:
         return bool(self._device)
 
-    def _norms(self, field: str) -> np.ndarray:
-        if field not in self._sq_norms:
-            self._sq_norms[field] = ops.sq_norms(self.vectors(field))
-        return self._sq_norms[field]
+    def _norms(self, field: str, n: int) -> np.ndarray:
+        """Squared norms of the first ``n`` rows. Rows never change once appended, so the
+        cache is a prefix that readers extend by the rows it lacks (a racing reader may
+        store a shorter prefix: that costs a recomputation, never a wrong norm)."""
+        norms = self._sq_norms.get(field)
+        have = 0 if norms is None else len(norms)
+        if have < n:
+            tail = ops.sq_norms(self._vec[field][have:n])
+            norms = tail if norms is None else np.concatenate([norms, tail])
+            self._sq_norms[field] = norms
+        return norms[:n]  # type: ignore[index]
 
     def search(
         self,
@@ -253,12 +265,14 @@ class SegmentData:
     ) -> Hits:
         """Top-k over the rows visible at ``read_ts``: brute force on the GPU when the
         segment is resident there, else its built index (``indexes``), else brute force on
-        the host. Safe against a concurrent append: it works on a snapshot of ``n`` rows."""
-        n = self.n
+        the host. Safe against a concurrent append: it works on the first ``n`` rows, where
+        ``n`` is the length of ``extra_mask`` when one is given (the rows the caller's filter
+        saw), else the row count when the search starts."""
+        n = self.n if extra_mask is None else len(extra_mask)
         sp = search_params or {}
         device = field in self._device and sp.get("radius") is None
         if device:
-            dvalid = self._device_valid(read_ts, extra_mask, mask_key)
+            dvalid = self._device_valid(n, read_ts, extra_mask, mask_key)
             base, norms = self._device[field], self._device[field + "/sq"]
             dist, rows = ops.knn(base, queries, k, metric, valid=dvalid, base_sq_norms=norms)
             return Hits(dist, rows)
@@ -277,7 +291,7 @@ class SegmentData:
             return Hits(dist, rows)
         valid = vis.mask(read_ts)[:n]
         if extra_mask is not None:
-            valid = valid & extra_mask[:n]
+            valid = valid & extra_mask
         if sp.get("radius") is not None:
             return self._range(field, queries, k, metric, valid, sp)
         if field in self.indexes and self.sealed:
@@ -292,11 +306,7 @@ class SegmentData:
                 queries, k, params, valid=all_rows, base=self._vec[field][:n], valid_key=key
             )
             return Hits(dist, rows)
-        else:
-            base, norms = self._vec[field][:n], self._norms(field)
-            if len(norms) < n:  # an append raced us: norms of the snapshot
-                norms = ops.sq_norms(base)
-            norms = norms[:n]
+        base, norms = self._vec[field][:n], self._norms(field, n)
         dist, rows = ops.knn(base, queries, k, metric, valid=valid, base_sq_norms=norms)
         return Hits(dist, rows)
 

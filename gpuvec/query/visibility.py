@@ -6,8 +6,15 @@ A row is visible at read timestamp R when ``ins_ts ≤ R`` and it has no delete 
 new one.
 
 The common read is at or after everything the segment has seen; for it the answer is the
-``alive`` bitmap, updated in place by appends and deletes — no per-search O(N) work. Older
+``alive`` bitmap, kept up to date by appends and deletes — no per-search O(N) work. Older
 read timestamps compute the mask from the two timestamp columns (vectorised).
+
+Concurrency (one writer, lock-free readers): a reader reads ``n`` first and the arrays
+after it, so they hold at least ``n`` rows. The writer raises ``max_ins`` / ``max_del``
+*before* it changes rows, so a reader that sees the old maximum sees the old rows and one
+that sees the new maximum takes the exact timestamp path. ``alive`` is copy-on-write under
+deletes: the view a reader holds never changes under it (a delete costs one O(n) copy, a
+read none).
 """
 
 from __future__ import annotations
@@ -45,37 +52,43 @@ class Visibility:
     def append(self, ins_ts: np.ndarray) -> None:
         m = len(ins_ts)
         self._grow(self.n + m)
+        if m:  # before the rows: a current-read check must not pass for them
+            self.max_ins = max(self.max_ins, int(ins_ts.max()))
         self._ins[self.n : self.n + m] = ins_ts
         self._del[self.n : self.n + m] = NEVER
         self._alive[self.n : self.n + m] = True
-        self.n += m
-        if m:
-            self.max_ins = max(self.max_ins, int(ins_ts.max()))
+        self.n += m  # last: publishes the rows
 
     def delete_rows(self, rows: np.ndarray, ts: int) -> int:
         """Apply a delete at ``ts`` to candidate rows (same pk); return rows newly hidden."""
         rows = rows[(self._ins[rows] < ts) & (self._del[rows] > ts)]
         if len(rows):
+            self.max_del = max(self.max_del, ts)  # first: older reads leave the alive path
             self._del[rows] = ts
-            self._alive[rows] = False
-            self.max_del = max(self.max_del, ts)
+            alive = self._alive.copy()  # copy-on-write: readers' views stay as they were
+            alive[rows] = False
+            self._alive = alive
             self.version += 1
         return len(rows)
 
     @property
     def ins_ts(self) -> np.ndarray:
-        return self._ins[: self.n]
+        n = self.n
+        return self._ins[:n]
 
     @property
     def del_ts(self) -> np.ndarray:
-        return self._del[: self.n]
+        n = self.n
+        return self._del[:n]
 
     def live_count(self) -> int:
-        return int(self._alive[: self.n].sum())
+        n = self.n
+        return int(self._alive[:n].sum())
 
     def mask(self, read_ts: int) -> np.ndarray:
         """Boolean mask of rows visible at ``read_ts`` (a view: do not modify)."""
-        n = self.n  # once: a concurrent append may move it between two reads
+        n = self.n  # once, and first: the arrays read after it hold at least n rows
+        alive = self._alive  # before the check: a delete replaces it after raising max_del
         if read_ts >= self.max_ins and read_ts >= self.max_del:
-            return self._alive[:n]
+            return alive[:n]
         return (self._ins[:n] <= read_ts) & (self._del[:n] > read_ts)

@@ -163,10 +163,13 @@ class Shard:
         inserts: pa.Table | None = None,
         deletes: pa.Table | None = None,
         partition_id: int = 0,
+        ts: int | None = None,
     ) -> int:
-        """Append and apply deletes then inserts at one timestamp; return it."""
+        """Append and apply deletes then inserts at one timestamp; return it. ``ts``: a
+        timestamp the caller allocated while holding this shard's lock (a write spanning
+        shards), so the channel's records stay in timestamp order."""
         with self.lock:
-            ts = self.tso.allocate()
+            ts = self.tso.allocate() if ts is None else ts
             recs = self._records(ts, deletes, inserts, partition_id)
             positions = self.writer.append_many([r for r, _ in recs])
             for pos, (rec, table) in zip(positions, recs, strict=True):

@@ -46,11 +46,12 @@ def test_resident_path_tracks_deletes_and_filters() -> None:
         np.testing.assert_array_equal(got, host_hits(seg, q, ts, even))
     assert "even" in seg._device_masks  # cached for the sealed segment
     assert seg.delete(np.arange(0, 200, 2), ts=30) == 100  # hide rows of the filter
-    assert seg._alive_dirty
+    stale = seg._device_alive
+    assert stale is None or stale[0] != seg.vis.version  # the device copy is stale
     got = seg.search("v", q, 9, "L2", 40, even, mask_key="even").rows
     np.testing.assert_array_equal(got, host_hits(seg, q, 40, even))
     assert not set(got.ravel()) & set(range(0, 200, 2))
-    assert not seg._alive_dirty
+    assert seg._device_alive is not None and seg._device_alive[0] == seg.vis.version
     old = seg.search("v", q, 9, "L2", 25, even, mask_key="even").rows  # before the delete
     np.testing.assert_array_equal(old, host_hits(seg, q, 25, even))
     assert set(old.ravel()) & set(range(0, 200, 2))
