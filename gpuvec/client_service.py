@@ -29,12 +29,17 @@ class ServiceMethods:
         return int(self._engine.tso.allocate())
 
     def check_health(self) -> tuple[bool, list[str]]:
-        """(healthy, reasons): the meta store answers a read."""
+        """(healthy, reasons): the meta store answers a read, and the runtime leads its data
+        (an engine whose lease lapsed and could not be reclaimed says why)."""
         reasons = []
         try:
             self._engine.meta.get("catalog/next_id")
         except Exception as exc:
             reasons.append(f"meta storage: {type(exc).__name__}: {exc}")
+        health = getattr(self._engine, "health", None)
+        problem = health() if health is not None else ""
+        if problem:
+            reasons.append(f"coordinator: {problem}")
         return not reasons, reasons
 
     def meta_store(self) -> MetaStore:

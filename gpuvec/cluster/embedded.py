@@ -36,6 +36,7 @@ from gpuvec.datanode.tasks import StoreSpec
 from gpuvec.errors import (
     CollectionNotLoadedError,
     DeadlineExceededError,
+    GpuvecError,
     InvalidArgumentError,
     PartitionNotFoundError,
 )
@@ -79,7 +80,11 @@ class Engine(DataNodeDuties):
         self.root.mkdir(parents=True, exist_ok=True)
         self.config = config or Config.load()
         self.meta = SqliteMetaStore(self.root / "meta.db")
-        self.election = Election(self.meta, "coordinator", ttl=3)
+        # a stall past the TTL loses the lease; the engine then reclaims it (Election.reclaim)
+        # and guarded transactions wait for that rather than failing
+        self.election = Election(
+            self.meta, "coordinator", ttl=3, on_lost=self._lease_lapsed, wait_s=15.0
+        )
         try:
             self.election.campaign(f"embedded:{self.root}".encode(), timeout=15)
         except DeadlineExceededError:
@@ -172,6 +177,23 @@ class Engine(DataNodeDuties):
                         shard.tick()
                     except Exception:  # closed by a concurrent drop
                         log.debug("time tick of %s failed", shard.channel, exc_info=True)
+
+    def _lease_lapsed(self) -> None:
+        """Called by the lease thread once the lease is gone: reclaim it in the background."""
+        threading.Thread(target=self._reclaim, name="gpuvec-reclaim", daemon=True).start()
+
+    def _reclaim(self) -> None:
+        try:
+            self.election.reclaim(timeout=15.0)
+        except GpuvecError as e:
+            log.error("gpuvec engine on %s stopped serving: %s", self.root, e)
+
+    def health(self) -> str:
+        """'' while this engine leads its data directory; otherwise the reason it does not
+        (for CheckHealth / GetComponentStates)."""
+        if self.election.is_leader:
+            return ""
+        return self.election.lost_reason or "this process does not lead its data directory"
 
     def close(self) -> None:
         self._stop.set()

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 from zarr.abc.store import Store
 
+from gpuvec import faults
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
 from gpuvec.coord.tso import TSO
@@ -172,6 +173,7 @@ class Shard:
             ts = self.tso.allocate() if ts is None else ts
             recs = self._records(ts, deletes, inserts, partition_id)
             positions = self.writer.append_many([r for r, _ in recs])
+            faults.pause("shard.after-wal-append")  # crash tests: logged, not acknowledged
             for pos, (rec, table) in zip(positions, recs, strict=True):
                 self._apply(pos, rec, table)
             self.last_write = time.monotonic()

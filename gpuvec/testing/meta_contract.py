@@ -295,6 +295,39 @@ class MetaStoreContract:
         assert b.guarded_txn([], [Put("fence/state", b"fresh")]).succeeded
         b.resign()
 
+    def test_election_reclaims_a_lapsed_lease_when_nobody_else_led(self, meta: MetaStore) -> None:
+        lapsed = threading.Event()
+        a = Election(meta, "reclaim", ttl=1, on_lost=lapsed.set, wait_s=10)
+        first = a.campaign(b"a", timeout=5)
+        meta.revoke_lease(a._keeper.id)  # type: ignore[union-attr]  # a stall past the TTL
+        done: list = []
+        writer = threading.Thread(
+            target=lambda: done.append(a.guarded_txn([], [Put("reclaim/state", b"after")]))
+        )
+        writer.start()  # waits for the reclaim instead of failing
+        assert lapsed.wait(5), "the lease thread must notice the lapse and say so"
+        second = a.reclaim(timeout=10)
+        writer.join(timeout=10)
+        assert second > first and a.is_leader
+        assert done and done[0].succeeded
+        assert meta.get("reclaim/state").value == b"after"  # type: ignore[union-attr]
+        a.resign()
+
+    def test_election_refuses_to_reclaim_after_another_led(self, meta: MetaStore) -> None:
+        a = Election(meta, "refuse", ttl=1, wait_s=10)
+        a.campaign(b"node-a", timeout=5)
+        meta.revoke_lease(a._keeper.id)  # type: ignore[union-attr]
+        b = Election(meta, "refuse", ttl=1)
+        b.campaign(b"node-b", timeout=10)
+        b.resign()  # vacant again, but b led in between: a's memory may be stale
+        with pytest.raises(NotLeaderError, match="node-b"):
+            a.reclaim(timeout=5)
+        started = time.monotonic()
+        with pytest.raises(NotLeaderError, match="node-b"):
+            a.guarded_txn([], [Put("refuse/state", b"stale")])
+        assert time.monotonic() - started < 2, "a deposed candidate fails at once"
+        assert meta.get("refuse/state") is None and not a.is_leader
+
     def test_election_observe(self, meta: MetaStore) -> None:
         e = Election(meta, "obs", ttl=2)
         seen: list = []

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from gpuvec import faults
 from gpuvec.errors import (
     ClosedError,
     CompactedError,
@@ -226,6 +227,11 @@ class LocalWalWriter:
                     )
                 if ch.seg_bytes and ch.seg_bytes + nbytes > wal.segment_bytes:
                     ch.roll()
+                if len(records) > 1 and faults.armed("wal.torn-batch"):  # crash tests
+                    half = len(buffers) // 2
+                    _write_all(ch.fd, buffers[:half])
+                    faults.pause("wal.torn-batch")
+                    buffers = buffers[half:]
                 _write_all(ch.fd, buffers)
                 if wal.fsync == "always":
                     os.fsync(ch.fd)
