@@ -289,6 +289,8 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
             pks = pks_from_ids(coll.schema, ids)
         else:
             flt = self._compile(coll, filter, kwargs.get("filter_params"))
+            if flt is None:  # a blank filter: Milvus refuses an empty delete expression
+                raise InvalidArgumentError(f"delete: the filter {filter!r} is empty")
             parts = self._parts(coll, [partition_name] if partition_name else None)
             found = self._engine.match(coll, flt, parts, self._engine.read_ts(coll, "Strong", 0))
             pks = [k for seg, rows in found for k in seg.pks[rows].tolist()]

@@ -44,7 +44,12 @@ class Filter:
         (plus ``$meta``). Pass the segment's :class:`JsonCache` so JSON is decoded once."""
         if isinstance(self.plan, p.Const):
             return np.full(table.num_rows, self.plan.value, np.bool_)
-        return Evaluator(table, cache).mask(self.plan)
+        try:
+            return Evaluator(table, cache).mask(self.plan)
+        except RecursionError:  # plans are at most MAX_DEPTH deep: only a very deep caller
+            raise FilterError(
+                "the filter is nested too deeply to evaluate", expr=self.text
+            ) from None
 
     def pk_values(self) -> list[Any] | None:
         """The primary keys when the whole filter is ``pk in [...]`` or ``pk == v``
@@ -72,7 +77,8 @@ def compile_filter(
     """Parse and type-check ``expr`` against ``schema``; None for an empty filter.
 
     ``params`` are the values of ``{name}`` placeholders (Milvus's filter_params), put in
-    as literal values. Raises :class:`FilterError` naming the offending token.
+    as literal values. Raises :class:`FilterError` naming the offending token. Only
+    spaces, tabs and newlines make a filter empty (other Unicode spaces are errors).
     """
     if expr is None:
         return None
@@ -80,7 +86,7 @@ def compile_filter(
         raise FilterError(f"a filter must be a string, got {type(expr).__name__}")
     if params is not None and not isinstance(params, Mapping):
         raise FilterError(f"filter_params must be a dict, got {type(params).__name__}")
-    if not expr.strip():
+    if not expr.strip(" \t\r\n"):  # Milvus's whitespace only: str.strip() takes U+3000...
         return None
     size = len(expr.encode("utf-8", "surrogatepass"))
     if size > MAX_FILTER_BYTES:

@@ -95,6 +95,8 @@ def walk(doc: Any, path: tuple[str, ...]) -> Any:
         if t is dict:
             doc = doc.get(key, MISSING)
         elif t is list and key.isascii() and key.isdigit() and (key == "0" or key[0] != "0"):
+            if len(key) > 18:  # past any list's length (and never a too-long int())
+                return MISSING
             i = int(key)
             doc = doc[i] if i < len(doc) else MISSING
         else:

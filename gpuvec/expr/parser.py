@@ -7,8 +7,10 @@ such as ``10 <= a < 25``), ``in``/``not in``, ``+ -``, ``* / %``, unary ``- + no
 comparisons: ``not a == 1`` means ``(not a) == 1`` (write ``not (a == 1)``).
 
 Template placeholders ``{name}`` are replaced by the *value* of ``params[name]`` as a
-literal node (never by text substitution). Trees deeper than ``MAX_DEPTH`` are refused
-with a FilterError before any recursion could overflow the stack.
+literal node (never by text substitution); values Milvus's template protobuf could not
+carry (integers beyond int64, strings that are not valid UTF-8) are refused. Trees deeper
+than ``MAX_DEPTH`` are refused with a FilterError before any recursion could overflow the
+stack. The integer literal ``9223372036854775808`` is only valid negated (INT64_MIN).
 """
 
 from __future__ import annotations
@@ -19,8 +21,20 @@ from typing import Any
 import numpy as np
 
 from gpuvec.expr import nodes as n
-from gpuvec.expr.errors import MAX_DEPTH, FilterError, error_at
-from gpuvec.expr.lexer import EOF, FLOAT, INT, META, NAME, OP, STR, Token, tokenize
+from gpuvec.expr.arith import INT64_MAX
+from gpuvec.expr.errors import MAX_DEPTH, FilterError, error_at, find_surrogate, show_int
+from gpuvec.expr.lexer import (
+    DIGITS,
+    EOF,
+    FLOAT,
+    INT,
+    META,
+    NAME,
+    OP,
+    STR,
+    Token,
+    tokenize,
+)
 
 AND_WORDS, OR_WORDS = frozenset({"and", "AND"}), frozenset({"or", "OR"})
 NOT_WORDS, IN_WORDS = frozenset({"not", "NOT"}), frozenset({"in", "IN"})
@@ -60,7 +74,22 @@ def template_value(
         value = value.tolist()
     elif isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, bool | int | float | str):
+    if isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise error_at(
+                text, tok_pos, tok_end, f"template value {{{name}}} holds the integer "
+                f"{show_int(value)}, out of the int64 range"
+            )  # fmt: skip
+        return value
+    if isinstance(value, str):
+        bad = find_surrogate(value)
+        if bad is not None:
+            raise error_at(
+                text, tok_pos, tok_end, f"template value {{{name}}} holds a string with a lone "
+                f"surrogate (U+{ord(value[bad]):04X} at index {bad}), which is not valid UTF-8"
+            )  # fmt: skip
         return value
     if isinstance(value, list | tuple):
         kw = {"text": text, "tok_pos": tok_pos, "tok_end": tok_end, "level": level + 1}
@@ -160,12 +189,7 @@ class _Parser:
         self.next()
         t = tok.text
         if bp in (OR_BP, AND_BP):
-            op = "or" if bp == OR_BP else "and"
-            right = self.expr(bp)
-            items = left.items if isinstance(left, n.Logical) and left.op == op else (left,)
-            items = (*items, right)
-            depth = 1 + max(x.depth for x in items)
-            return n.Logical(left.pos, right.end, op, items, depth=depth)
+            return self.logical(left, "or" if bp == OR_BP else "and", bp)
         if bp == IN_BP:
             negate = t in NOT_WORDS
             if negate:
@@ -184,6 +208,20 @@ class _Parser:
                 return self.range(left, t, right, nxt)
             return n.Compare(left.pos, right.end, t, left, right, depth=_d(left, right))
         return n.Binary(left.pos, right.end, t, left, right, depth=_d(left, right))
+
+    def logical(self, left: n.Node, op: str, bp: int) -> n.Node:
+        """A flat chain ``left op b op c ...`` (the first operator already consumed), read
+        in one loop: linear in the number of terms, however long the chain."""
+        items = list(left.items) if isinstance(left, n.Logical) and left.op == op else [left]
+        depth = max(x.depth for x in items)
+        while True:
+            right = self.expr(bp)
+            items.append(right)
+            depth = max(depth, right.depth)
+            if self.infix_bp(self.peek()) != bp:
+                break
+            self.next()
+        return n.Logical(left.pos, right.end, op, tuple(items), depth=depth + 1)
 
     def range(self, lower: n.Node, op1: str, target: n.Node, tok2: Token) -> n.Node:
         op2 = tok2.text
@@ -207,6 +245,9 @@ class _Parser:
 
     def prefix(self) -> n.Node:
         tok = self.next()
+        if tok.kind == INT and not (isinstance(tok.value, int) and tok.value <= INT64_MAX):
+            raise self.fail(tok, "integer literal out of the int64 range "
+                            "[-9223372036854775808, 9223372036854775807]")  # fmt: skip
         if tok.kind in (INT, FLOAT, STR):
             return n.Literal(tok.pos, tok.end, tok.value)
         if tok.kind == META:
@@ -249,6 +290,11 @@ class _Parser:
         raise self.fail(tok, f"expected an expression, found {t!r}")
 
     def unary(self, tok: Token, op: str, bp: int) -> n.Node:
+        lit, after = self.peek(), self.peek(1)
+        powered = after.kind == OP and after.text == "**"  # '**' binds tighter than '-'
+        if op == "-" and lit.kind == INT and lit.value == INT64_MAX + 1 and not powered:
+            self.next()  # -9223372036854775808: the one literal valid only when negated
+            return n.Literal(tok.pos, lit.end, -INT64_MAX - 1)
         operand = self.expr(bp)
         return n.Unary(tok.pos, operand.end, op, operand, depth=operand.depth + 1)
 
@@ -307,8 +353,10 @@ class _Parser:
                 if not key.value:
                     raise self.fail(key, "a JSON key cannot be empty")
                 path.append(key.value)
-            elif key.kind == INT and isinstance(key.value, int) and key.text.isdigit():
-                path.append(key.value)
+            elif key.kind == INT and _decimal(key.text):
+                if key.value is None:
+                    raise self.fail(key, "the subscript index is too long")
+                path.append(key.value)  # any size: Milvus reads it as a JSON key
             else:
                 raise self.fail(
                     key, "a subscript must be a quoted JSON key or a non-negative integer index"
@@ -329,6 +377,11 @@ class _Parser:
         if word.kind != NAME or word.text.lower() != "null":
             raise self.fail(word, "expected 'null' or 'not null' after 'is'")
         return n.IsNull(ref.pos, word.end, ref, negate, depth=2)
+
+
+def _decimal(text: str) -> bool:
+    """Whether ``text`` is plain ASCII decimal digits (an array index such as ``[3]``)."""
+    return bool(text) and all(c in DIGITS for c in text)
 
 
 def _d(*children: n.Node) -> int:

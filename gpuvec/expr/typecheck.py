@@ -18,7 +18,7 @@ from typing import Any
 from gpuvec.datatypes import _FLOATS, _INTS, DataType
 from gpuvec.expr import arith, nodes
 from gpuvec.expr import plan as p
-from gpuvec.expr.errors import FilterError, error_at
+from gpuvec.expr.errors import FilterError, error_at, show_int
 from gpuvec.expr.likes import compile_like
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema
 
@@ -174,7 +174,10 @@ class Binder:
         if isinstance(inner, Lit):
             if not arith.is_number(inner.value):
                 raise self.err(node, f"unary '{node.op}' needs a number")
-            return Lit(-inner.value if node.op == "-" else inner.value)
+            if node.op == "+":
+                return inner
+            v = inner.value
+            return Lit(arith.wrap64(-v) if isinstance(v, int) else -v)  # Go int64: wraps
         if isinstance(inner, _OPERANDS) and kind_of(inner) in (p.INT, p.FLOAT, p.JSON):
             if node.op == "+":
                 return inner
@@ -380,7 +383,7 @@ class Binder:
     def check_int(self, v: Any, node: nodes.Node) -> None:
         if isinstance(v, int) and not isinstance(v, bool):
             if not arith.INT64_MIN <= v <= arith.INT64_MAX:
-                raise self.err(node, f"integer {v} is out of the int64 range")
+                raise self.err(node, f"integer {show_int(v)} is out of the int64 range")
         elif isinstance(v, list):
             for x in v:
                 self.check_int(x, node)

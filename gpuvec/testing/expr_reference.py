@@ -133,9 +133,12 @@ class Bool:
 
 
 # -- rendering ----------------------------------------------------------------------------
-def render(node: Any, rnd: random.Random) -> str:
-    """Filter text for a spec, with spellings picked by ``rnd``."""
-    r = lambda x: render(x, rnd)  # noqa: E731
+def render(node: Any, rnd: random.Random, params: dict[str, Any] | None = None) -> str:
+    """Filter text for a spec, with spellings picked by ``rnd``. With a ``params`` dict,
+    some constants become template placeholders ``{pN}`` whose values are added to it
+    (pass it as the filter's ``filter_params``)."""
+    r = lambda x: render(x, rnd, params)  # noqa: E731
+    render_value = lambda v, rnd: _constant(v, rnd, params)  # noqa: E731
     if isinstance(node, F):
         return node.name
     if isinstance(node, J):
@@ -182,6 +185,15 @@ def render(node: Any, rnd: random.Random) -> str:
         return f"{rnd.choice(['not', 'NOT', '!'])} ({r(node.item)})"
     assert isinstance(node, Bool)
     return rnd.choice(["true", "True", "TRUE"] if node.value else ["false", "False", "FALSE"])
+
+
+def _constant(v: Any, rnd: random.Random, params: dict[str, Any] | None) -> str:
+    """A constant as a literal, or (sometimes, given ``params``) as a placeholder."""
+    if params is None or rnd.random() < 0.5:
+        return render_value(v, rnd)
+    name = f"p{len(params)}"
+    params[name] = v
+    return "{" + name + "}"
 
 
 def _key(k: str | int, rnd: random.Random) -> str:

@@ -585,6 +585,45 @@ def test_deep_but_legal_and_wide_filters() -> None:
     assert len(plan_of(big_in).values) == 6000  # type: ignore[union-attr]
 
 
+def test_long_flat_chains_are_linear_and_nesting_limits_hold() -> None:
+    chain = " or ".join(f"i8 == {i % 100}" for i in range(5000))  # 59 KB: read in one loop
+    node = plan_of(chain)
+    assert isinstance(node, p.Or) and len(node.items) == 5000
+    for text in [" and ".join(["(" * 30] * 300), "age > " + " 1 +" * 3000 + " 1",
+                 "not " * (MAX_DEPTH - 3) + "(" * 10 + "age > 1" + ")" * 10]:  # fmt: skip
+        assert "nested too deeply" in error_of(text)
+    big = plan_of("age in {ids}", {"ids": list(range(200_000))})
+    assert isinstance(big, p.In) and len(big.values) == 200_000
+
+
+def test_int64_min_is_the_only_literal_that_needs_its_minus() -> None:
+    assert value_of("-9223372036854775808") == -(2**63)
+    assert value_of("-0x8000000000000000") == -(2**63)
+    assert value_of("-(-9223372036854775808)") == -(2**63)  # Go int64 negation wraps
+    assert "int64 range" in error_of("-9223372036854775808 ** 1 < age")  # '**' binds tighter
+    assert "int64 range" in error_of("age > 9223372036854775808 - 1")
+    assert value_of("9223372036854775807 + 1") == -(2**63)  # folding wraps, as Milvus's Go
+    assert plan_of("meta[99999999999999999999] == 1") is not None  # a subscript: a JSON key
+
+
+def test_filter_cache_keys_tell_large_arrays_apart() -> None:
+    from gpuvec.proxy.filters import FilterCompiler, params_key
+
+    a = np.arange(3000)
+    b = a.copy()
+    b[1500] = -7  # both arrays have the same abbreviated repr()
+    c = FilterCompiler()
+    fa = c.compile(1, SCHEMA, "id in {ids}", {"ids": a})
+    fb = c.compile(1, SCHEMA, "id in {ids}", {"ids": b})
+    assert fa is not None and fb is not None and fa.key != fb.key
+    assert -7 in (fb.filter.pk_values() or []) and -7 not in (fa.filter.pk_values() or [])
+    same = c.compile(1, SCHEMA, "age > {x}", {"x": 1})
+    assert same is c.compile(1, SCHEMA, "age > {x}", {"x": 1})
+    assert params_key({"x": 10**5000}) is None and params_key({"x": object()}) is None
+    with pytest.raises(FilterError, match="int64 range"):  # uncacheable, still checked
+        c.compile(1, SCHEMA, "age > {x}", {"x": 10**5000})
+
+
 def test_parse_keeps_positions() -> None:
     tree = parse("age > 1 and  name == 'x'")
     assert (tree.pos, tree.end) == (0, 24)
