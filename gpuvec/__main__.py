@@ -35,8 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--tls-cert", help="PEM certificate: serve TLS (with --tls-key)")
     serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
     serve.add_argument("--workers", type=int, default=32, help="RPC threads (default 32)")
+    serve.add_argument("--max-message-mb", type=int, default=256, help="largest response (MiB)")
     serve.add_argument(
-        "--max-message-mb", type=int, default=256, help="largest request/response (MiB)"
+        "--max-recv-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="largest request, refused before decoding (Milvus serverMaxRecvSize; env "
+        "GPUVEC_MAX_RECV_SIZE; default 67108864 = 64 MiB)",
     )
     from gpuvec.cluster import launcher_cli, roles_cli
 
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         from gpuvec.server.app import ServerOptions, serve_forever
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        extra = {} if args.max_recv_size is None else {"max_recv_size": args.max_recv_size}
         opts = ServerOptions(
             host=args.host,
             port=args.port,
@@ -64,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             tls_key=args.tls_key,
             max_workers=args.workers,
             max_message_mb=args.max_message_mb,
+            **extra,
         )
         return serve_forever(args.data, opts)
     return 2

@@ -17,7 +17,7 @@ from gpuvec.schema import CollectionSchema
 class NotSupportedYetError(GpuvecError):
     """A Milvus feature gpuvec does not implement yet (the message says which)."""
 
-    code = 65535
+    code = 10  # ErrServiceUnimplemented
 
 
 class IndexMethods:

@@ -161,6 +161,8 @@ class DatabaseLimitExceededError(GpuvecError):
 class DatabaseAlreadyExistsError(GpuvecError):
     """create_database with a name in use (Milvus answers "database already exist")."""
 
+    code = 1100  # ParameterInvalid, as Milvus answers it
+
 
 class AliasNotFoundError(GpuvecError):
     """The named alias does not exist in the database."""

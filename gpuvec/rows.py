@@ -13,14 +13,14 @@ Invariants:
   array (no per-element Python work when rows carry NumPy arrays); NaN/±inf are refused,
   as the Milvus server refuses them.
 - JSON fields and the dynamic field ``$meta`` hold compact JSON text; ``$meta`` is always
-  an object (``{}`` for a row without extra keys).
+  an object (``{}`` for a row without extra keys). One JSON value is bounded in length
+  and nesting (:mod:`gpuvec.rows_json` owns those rules).
 - VARCHAR ``max_length`` counts UTF-8 bytes, as the Milvus server does.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +31,9 @@ import pyarrow.compute as pc
 
 from gpuvec.datatypes import INT_RANGES, DataType
 from gpuvec.errors import DataError, FieldNotFoundError, InvalidArgumentError, SchemaError
+from gpuvec.rows_json import JSON_MAX_DEPTH as JSON_MAX_DEPTH  # re-exported
+from gpuvec.rows_json import JSON_MAX_LENGTH as JSON_MAX_LENGTH  # re-exported
+from gpuvec.rows_json import json_text
 from gpuvec.schema import (
     DYNAMIC_FIELD_NAME,
     FLOAT32_MAX,
@@ -40,7 +43,6 @@ from gpuvec.schema import (
     arrow_type,
 )
 
-JSON_MAX_LENGTH = 65536  # bytes per JSON value: Milvus's common.JSONMaxLength default
 Locate = Callable[[int], str]  # index -> "insert row 3, field 'age'" for error messages
 
 
@@ -128,7 +130,7 @@ def rows_to_table(
                 "no such field and its dynamic field is not enabled"
             )
         dyn = {k: v for k, v in row.items() if k in extra}
-        metas.append(_json_text(dyn, lambda _, i=i: f"{op} row {i}, dynamic fields") or "{}")
+        metas.append(json_text(dyn, lambda _, i=i: f"{op} row {i}, dynamic fields") or "{}")
     with_pk = sum(pk.name in row for row in rows) if pk.auto_id else 0
     generated = pk.auto_id and op == "insert"
     if generated and with_pk:
@@ -185,7 +187,7 @@ def _column(field: FieldSchema, values: list[Any], op: str) -> pa.Array:
     if dt == DataType.FLOAT_VECTOR:
         return _vector_column(field.dim or 0, values, types, locate)
     if dt == DataType.JSON:
-        texts = [_json_text(v, locate, i, raw_str=True) for i, v in enumerate(values)]
+        texts = [json_text(v, locate, i, raw_str=True) for i, v in enumerate(values)]
         return pa.array(texts, pa.string())
     if dt == DataType.ARRAY:
         return _array_column(field, values, types, locate)
@@ -335,44 +337,6 @@ def _array_column(
     mask = pa.array([v is None for v in values]) if _NONE in types else None
     offs = pa.array(offsets, pa.int32())
     return pa.ListArray.from_arrays(offs, elements, arrow_type(field), mask=mask)
-
-
-def _plain(v: Any, where: str) -> Any:
-    """A JSON-compatible copy of v (NumPy → Python), or DataError naming the bad part."""
-    if v is None or isinstance(v, bool | str):
-        return v
-    if isinstance(v, int | float):
-        if isinstance(v, float) and not math.isfinite(v):
-            raise DataError(f"{where}: NaN and infinity are not valid JSON")
-        return v
-    if isinstance(v, np.generic | np.ndarray):
-        return _plain(v.tolist(), where)
-    if isinstance(v, dict):
-        if not all(isinstance(k, str) for k in v):
-            bad = next(k for k in v if not isinstance(k, str))
-            raise DataError(f"{where}: JSON object keys must be strings, got {_show(bad)}")
-        return {k: _plain(x, where) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_plain(x, where) for x in v]
-    raise DataError(f"{where}: {type(v).__name__} is not JSON serializable")
-
-
-def _json_text(v: Any, locate: Locate, i: int = 0, *, raw_str: bool = False) -> str | None:
-    """JSON text of v (None stays None). With raw_str, a str must already be JSON text,
-    as pymilvus treats strings given to a JSON field."""
-    if v is None:
-        return None
-    if raw_str and isinstance(v, str):
-        try:
-            json.loads(v)
-        except ValueError:
-            raise DataError(f"{locate(i)}: string {_show(v)} is not valid JSON text") from None
-        text = v
-    else:
-        text = json.dumps(_plain(v, locate(i)), ensure_ascii=False, separators=(",", ":"))
-    if len(text) * 4 > JSON_MAX_LENGTH and len(text.encode("utf-8")) > JSON_MAX_LENGTH:
-        raise DataError(f"{locate(i)}: JSON value exceeds {JSON_MAX_LENGTH} bytes")
-    return text
 
 
 # -- output fields and table -> rows ------------------------------------------------------

@@ -364,8 +364,12 @@ class Engine(DataNodeDuties):
         else:
             guarantee = self.tso.allocate()
         read = self.tso.allocate()
-        served = min(shard.sync(read) for shard in coll.shards)
-        assert served >= guarantee
+        if guarantee > read:  # only a caller's guarantee_timestamp can be ahead of the TSO
+            raise InvalidArgumentError(
+                f"guarantee_timestamp {guarantee} is ahead of the timestamp oracle ({read})"
+            )
+        for shard in coll.shards:
+            shard.sync(read)
         return read
 
     def segments(self, coll: Collection, partitions: set[int] | None) -> list[SegmentData]:

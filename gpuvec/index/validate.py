@@ -8,6 +8,7 @@ allowed range (value rules and the strict/lenient policy: see :mod:`gpuvec.index
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ from gpuvec.index.spec import (
     SPECS,
     Param,
 )
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
 
 __all__ = [
     "check_build_params",
@@ -70,8 +73,8 @@ def coerce(itype: str, p: Param, value: Any) -> Any:
             raise _bad(itype, p, value, "has the wrong type")
         if isinstance(value, int | np.integer):
             v: Any = int(value)
-        elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            v = int(value.strip())
+        elif isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+            v = int(value.strip())  # ASCII digits, at most 19: never past int()'s limits
         else:
             raise _bad(itype, p, value, "has the wrong type")
     elif kind == "float":

@@ -5,15 +5,21 @@ as pymilvus expects), optional authentication and TLS, and graceful shutdown —
 calls, let running ones finish, flush every collection, close the engine. A crash
 (``kill -9``) loses no acknowledged write: the engine acknowledges a write only once it is
 in the WAL, and the next start replays it.
+
+A request larger than ``max_recv_size`` bytes (Milvus's ``proxy.grpc.serverMaxRecvSize``:
+64 MiB by default, or ``GPUVEC_MAX_RECV_SIZE``) is refused by gRPC itself with
+``RESOURCE_EXHAUSTED`` before any of it is decoded; a body that does not decode is
+refused with ``INTERNAL`` (as Milvus's gRPC server does), logged in one line.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +28,31 @@ from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from gpuvec.errors import InvalidArgumentError
 
-__all__ = ["Server", "ServerOptions", "start_server"]
+__all__ = [
+    "DEFAULT_MAX_RECV_SIZE",
+    "Server",
+    "ServerOptions",
+    "default_max_recv_size",
+    "start_server",
+]
 
 log = logging.getLogger("gpuvec.server")
 
 MB = 1 << 20
+DEFAULT_MAX_RECV_SIZE = 64 * MB  # Milvus's proxy.grpc.serverMaxRecvSize default
+_MAX_GRPC_SIZE = (1 << 31) - 1  # gRPC's limits are C ints
+MAX_RECV_ENV = "GPUVEC_MAX_RECV_SIZE"
+
+
+def default_max_recv_size() -> int:
+    """The request size limit in bytes: ``GPUVEC_MAX_RECV_SIZE`` if set, else 64 MiB."""
+    text = os.environ.get(MAX_RECV_ENV)
+    if text is None:
+        return DEFAULT_MAX_RECV_SIZE
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgumentError(f"{MAX_RECV_ENV}={text!r} is not a number of bytes") from None
 
 
 @dataclass
@@ -38,7 +64,8 @@ class ServerOptions:
     tls_cert: str | None = None
     tls_key: str | None = None
     max_workers: int = 32
-    max_message_mb: int = 256
+    max_message_mb: int = 256  # largest response (MiB)
+    max_recv_size: int = field(default_factory=default_max_recv_size)  # largest request (bytes)
     grace_s: float = 10.0
     flush_on_stop: bool = True  # a cluster proxy holds no data: it does not flush
 
@@ -80,6 +107,26 @@ class Server:
         self._stopped.wait()
 
 
+class _OneLineDecodeErrors(logging.Filter):
+    """gRPC logs a full traceback for every request body it cannot decode (and answers
+    INTERNAL); a client sending garbage would flood the log. One line per request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Exception deserializing message!" and record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = "undecodable request refused: %s: %.200s"
+            record.args = (type(exc).__name__, exc)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_decode_errors() -> None:
+    grpc_log = logging.getLogger("grpc._common")
+    if not any(isinstance(f, _OneLineDecodeErrors) for f in grpc_log.filters):
+        grpc_log.addFilter(_OneLineDecodeErrors())
+
+
 def _credentials(opts: ServerOptions) -> grpc.ServerCredentials | None:
     if not opts.tls_cert and not opts.tls_key:
         return None
@@ -97,18 +144,23 @@ def start_server(data_dir: str, opts: ServerOptions | None = None, **client_kw: 
     from gpuvec.server.servicer import MilvusServicer
 
     opts = opts or ServerOptions()
-    creds = _credentials(opts)  # fail on bad TLS files before opening anything
+    if not 1 <= opts.max_recv_size <= _MAX_GRPC_SIZE:
+        raise InvalidArgumentError(
+            f"max_recv_size must be 1..{_MAX_GRPC_SIZE} bytes, got {opts.max_recv_size}"
+        )
+    creds = _credentials(opts)  # fail on bad TLS files and options before opening anything
+    _quiet_decode_errors()
     client = MilvusClient(data_dir, **client_kw)
     try:
         credentials = Credentials(client.meta_store(), opts.root_password)
         interceptors = [AuthInterceptor(credentials)] if opts.auth else []
-        limit = opts.max_message_mb * MB
+        send_limit = min(opts.max_message_mb * MB, _MAX_GRPC_SIZE)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=opts.max_workers, thread_name_prefix="rpc"),
             interceptors=interceptors,
             options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", opts.max_recv_size),
+                ("grpc.max_send_message_length", send_limit),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
                 ("grpc.http2.max_ping_strikes", 0),

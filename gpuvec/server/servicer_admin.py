@@ -14,6 +14,8 @@ from typing import Any
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from gpuvec.errors import IndexNotFoundError, InvalidArgumentError
+from gpuvec.rows_json import JSON_MAX_DEPTH, JSON_MAX_LENGTH, json_too_deep, load_json
+from gpuvec.server.convert import check_param_numbers
 from gpuvec.server.servicer_ddl import kv_dict, kv_pairs
 from gpuvec.server.status import ok, rpc
 
@@ -26,12 +28,17 @@ _COMPACTION_STATE = {
 }
 
 
-def _value(text: str) -> Any:
-    """A parameter value as pymilvus stringified it: JSON when it parses, else the text."""
+def _value(key: str, text: str) -> Any:
+    """A parameter value as pymilvus stringified it: JSON when it parses (within the JSON
+    limits of :mod:`gpuvec.rows_json`), else the text; JSON nested too deep is refused."""
+    if len(text) <= JSON_MAX_LENGTH and json_too_deep(text):
+        raise InvalidArgumentError(
+            f"index param {key!r}: JSON nested deeper than {JSON_MAX_DEPTH} levels"
+        )
     try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return text
+        return load_json(text, f"index param {key!r}", error=InvalidArgumentError)
+    except InvalidArgumentError:
+        return text  # not JSON: the index type's own validation names the bad value
 
 
 def index_request_params(pairs: Any) -> tuple[str, str | None, dict[str, Any]]:
@@ -39,13 +46,16 @@ def index_request_params(pairs: Any) -> tuple[str, str | None, dict[str, Any]]:
     raw = kv_dict(pairs)
     params: dict[str, Any] = {}
     if raw.get("params"):
-        inner = _value(raw["params"])
+        inner = _value("params", raw["params"])
         if not isinstance(inner, dict):
-            raise InvalidArgumentError(f"index params must be a JSON object, got {raw['params']!r}")
+            raise InvalidArgumentError(
+                f"index params must be a JSON object, got {raw['params']!r:.60}"
+            )
         params.update(inner)
     for key, text in raw.items():
         if key not in _INDEX_KEYS:
-            params[key] = _value(text)
+            params[key] = _value(key, text)
+    check_param_numbers(params, "index param")
     itype = raw.get("index_type") or "AUTOINDEX"
     metric = raw.get("metric_type") or None
     return itype, metric, params

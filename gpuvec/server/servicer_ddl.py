@@ -29,7 +29,10 @@ def kv_pairs(d: dict[str, Any]) -> list[common_pb2.KeyValuePair]:
 
 
 def consistency_name(level: int) -> str:
-    """Wire ``ConsistencyLevel`` → the embedded client's name (Customized → Bounded)."""
+    """Wire ``ConsistencyLevel`` → the embedded client's name (Customized → Bounded); a
+    value outside the enum is refused."""
+    if level not in common_pb2.ConsistencyLevel.values():
+        raise InvalidArgumentError(f"consistency_level: unknown level {level}")
     if level not in (0, 1, 2, 3):
         return "Bounded"
     return common_pb2.ConsistencyLevel.Name(level)

@@ -5,7 +5,8 @@ Translation only (see :mod:`gpuvec.server.servicer`): :mod:`gpuvec.server.conver
 requests into the embedded client's arguments and its results into protobuf. Mutation
 results carry the write's timestamp (pymilvus keeps it per collection and sends it back as
 the guarantee timestamp of Session reads); reads pass the request's guarantee timestamp
-through.
+through, unless it is ahead of the server's clock (see :func:`_guarantee`). Insert/Upsert
+columns are checked (types, lengths, ``num_rows``, required fields) before a row is built.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
+from gpuvec.client_indexes import NotSupportedYetError
+from gpuvec.coord.tso import now_ts, physical_ms
+from gpuvec.errors import InvalidArgumentError
 from gpuvec.server.convert import (
     parse_delete_request,
     parse_query_request,
@@ -24,7 +28,27 @@ from gpuvec.server.convert import (
 )
 from gpuvec.server.status import ok, rpc
 
-__all__ = ["DataRPCs", "ids_proto"]
+__all__ = ["MAX_GUARANTEE_AHEAD_MS", "DataRPCs", "ids_proto"]
+
+MAX_GUARANTEE_AHEAD_MS = 10_000  # a guarantee timestamp may lead the server's clock this much
+
+
+def _guarantee(client: Any, ts: int) -> int:
+    """A read's guarantee timestamp. One the server has handed out (or the wall clock has
+    passed) stands. One a moment ahead (pymilvus's iterators send "now + 1 s"; clocks
+    drift) becomes a fresh timestamp, which already covers every acknowledged write. One
+    further ahead than :data:`MAX_GUARANTEE_AHEAD_MS` can never be met and is refused."""
+    if ts <= now_ts():
+        return ts
+    current = int(client.alloc_timestamp())
+    if ts <= current:
+        return ts
+    if physical_ms(ts) - physical_ms(current) > MAX_GUARANTEE_AHEAD_MS:
+        raise InvalidArgumentError(
+            f"guarantee_timestamp {ts} is more than {MAX_GUARANTEE_AHEAD_MS // 1000} s ahead "
+            "of the server's clock: it can never be met"
+        )
+    return current
 
 
 def ids_proto(ids: list[Any]) -> schema_pb2.IDs:
@@ -40,9 +64,15 @@ class DataRPCs:
     client: Any
 
     def _write(self, op: str, request: Any, context: Any) -> Any:
+        if request.namespace:
+            raise NotSupportedYetError(f"{op}: namespaces are not supported by gpuvec")
+        if op == "upsert" and (request.partial_update or len(request.field_ops)):
+            raise NotSupportedYetError("upsert: partial updates are not supported by gpuvec")
         client = self.client(request, context)
         schema = client.collection_schema(request.collection_name)
-        rows = rows_from_field_data(request.fields_data, int(request.num_rows), schema)
+        rows = rows_from_field_data(
+            request.fields_data, int(request.num_rows), schema, operation=op
+        )
         fn = client.insert if op == "insert" else client.upsert
         res = fn(request.collection_name, rows, partition_name=request.partition_name or None)
         count = int(res[f"{op}_count"])
@@ -83,7 +113,7 @@ class DataRPCs:
         args = parse_query_request(request, schema)
         kwargs = args.kwargs()
         if args.guarantee_timestamp:
-            kwargs["guarantee_timestamp"] = args.guarantee_timestamp
+            kwargs["guarantee_timestamp"] = _guarantee(client, args.guarantee_timestamp)
         rows = client.query(**kwargs)
         resp = query_result_to_proto(rows, schema, args.output_fields, request.collection_name)
         resp.status.CopyFrom(ok())
@@ -96,7 +126,7 @@ class DataRPCs:
         schema = client.collection_schema(request.collection_name)
         kwargs = args.kwargs()
         if args.guarantee_timestamp:
-            kwargs["guarantee_timestamp"] = args.guarantee_timestamp
+            kwargs["guarantee_timestamp"] = _guarantee(client, args.guarantee_timestamp)
         hits = client.search(**kwargs)
         data = search_result_to_proto(
             hits, schema, args.output_fields, args.nq, args.limit, args.round_decimal

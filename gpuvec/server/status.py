@@ -7,8 +7,9 @@ subclasses carry); older ones and a few pymilvus paths read the legacy
 "False", ``describe_index`` treats ``IndexNotExist`` as "no index"). Both are set.
 
 Invariants: a handler never lets an exception reach gRPC (an unexpected one becomes an
-``UnexpectedError`` status naming the RPC and the exception); a wrapped RPC answers with
-the response type the Milvus service declares for it.
+``UnexpectedError`` status naming the RPC and the exception: the last resort for a server
+bug, which no input may reach — input is refused with a gpuvec error and its Milvus code);
+a wrapped RPC answers with the response type the Milvus service declares for it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from gpuvec.errors import GpuvecError
 
-__all__ = ["legacy_code", "ok", "response_type", "rpc", "status_of"]
+__all__ = ["UNEXPECTED", "legacy_code", "ok", "response_type", "rpc", "status_of"]
 
 log = logging.getLogger("gpuvec.server")
 
@@ -42,6 +43,9 @@ _LEGACY = {
 }
 
 
+UNEXPECTED = 65535  # merr "unexpected error": a server bug, never an answer to input
+
+
 def legacy_code(code: int) -> int:
     """The legacy ``ErrorCode`` clients expect beside the merr ``code``."""
     return _LEGACY.get(code, common_pb2.UnexpectedError)
@@ -57,7 +61,7 @@ def status_of(exc: BaseException, rpc_name: str = "") -> common_pb2.Status:
     if isinstance(exc, GpuvecError):
         code, reason = int(exc.code), str(exc)
     else:
-        code = 65535
+        code = UNEXPECTED
         reason = f"{rpc_name}: unexpected {type(exc).__name__}: {exc}"
         log.exception("unexpected error in %s", rpc_name, exc_info=exc)
     return common_pb2.Status(error_code=legacy_code(code), code=code, reason=reason)

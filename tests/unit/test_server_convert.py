@@ -29,6 +29,7 @@ from gpuvec import MilvusClient
 from gpuvec.client_indexes import NotSupportedYetError
 from gpuvec.config import Config
 from gpuvec.errors import DataError, InvalidArgumentError, SchemaError
+from gpuvec.expr.errors import FilterError
 from gpuvec.schema import CollectionSchema
 from gpuvec.server.convert import (
     default_from_proto,
@@ -428,6 +429,29 @@ def test_rows_from_field_data_refuses_dynamic_data_without_a_dynamic_field() -> 
         rows_from_field_data([meta], 1, schema)
 
 
+def test_rows_from_field_data_checks_num_rows_and_required_fields_first() -> None:
+    schema = gv_schema()
+    ids = _column("id", PDT.INT64, [1, 2], "long_data")
+    with pytest.raises(DataError, match=r"'id': 2 values for 3 rows \(num_rows\)"):
+        rows_from_field_data([ids], 3, schema)
+    with pytest.raises(DataError, match="no field data"):
+        rows_from_field_data([], 2**31, schema)  # no rows are built for a bare num_rows
+    with pytest.raises(DataError, match="insert: missing field 'vec'"):
+        rows_from_field_data([ids], 2, schema, operation="insert")
+    zero = _column("vec", PDT.FLOAT_VECTOR, [[1.0, 2.0, 3.0, 4.0]])
+    zero.vectors.dim = 0
+    with pytest.raises(DataError, match=r"'vec'.*dim must be positive"):
+        rows_from_field_data([zero], 0, schema)
+    binary = schema_pb2.FieldData(type=int(PDT.FLOAT_VECTOR), field_name="vec")
+    binary.vectors.dim, binary.vectors.binary_vector = DIM, b"\x01"
+    with pytest.raises(DataError, match=r"'vec'.*binary_vector"):
+        rows_from_field_data([binary], 0, schema)
+    deep = _column("$meta", PDT.JSON, [b'{"a":' + b"[" * 100 + b"]" * 100 + b"}"], "json_data")
+    deep.is_dynamic = True
+    with pytest.raises(DataError, match=r"row 0.*nested deeper than 64"):
+        rows_from_field_data([deep], 1, schema)
+
+
 # -- search ---------------------------------------------------------------------------------
 def search_request(name: str, data: Any, **kw: Any) -> milvus_pb2.SearchRequest:
     """What pymilvus's MilvusClient.search → GrpcHandler.search sends."""
@@ -520,6 +544,36 @@ def test_parse_search_request_refuses_other_query_kinds() -> None:
     ragged.placeholder_group = group.SerializeToString()
     with pytest.raises(InvalidArgumentError, match="same number"):
         parse_search_request(ragged)
+
+
+def test_parse_search_request_refuses_hostile_values() -> None:
+    def req(**params: str) -> milvus_pb2.SearchRequest:
+        r = search_request("c", [[1.0, 2.0, 3.0, 4.0]])
+        r.search_params.extend(common_pb2.KeyValuePair(key=k, value=v) for k, v in params.items())
+        return r
+
+    cases = [
+        ({"params": "[" * 1000 + "]" * 1000}, "nested deeper than 64"),
+        ({"params": '{"nprobe": ' + "9" * 5000 + "}"}, "too many digits"),
+        ({"params": '{"nprobe": NaN}'}, "NaN"),
+        ({"params": '{"nprobe": "+-5"}'}, "'nprobe'"),
+        ({"params": '{"metric_type": [1]}'}, "metric_type must be a string"),
+        ({"round_decimal": "400"}, "round_decimal 400"),
+        ({"offset": "9" * 5000}, "offset.*out of range"),
+    ]
+    for params, match in cases:
+        with pytest.raises(InvalidArgumentError, match=match):
+            parse_search_request(req(**params))
+    unknown = search_request("c", [[1.0, 2.0, 3.0, 4.0]])
+    group = common_pb2.PlaceholderGroup.FromString(unknown.placeholder_group)
+    group.placeholders[0].type = 999
+    unknown.placeholder_group = group.SerializeToString()
+    with pytest.raises(InvalidArgumentError, match="unknown placeholder type 999"):
+        parse_search_request(unknown)
+    odd_dsl = search_request("c", [[1.0, 2.0, 3.0, 4.0]])
+    odd_dsl.dsl_type = 7
+    with pytest.raises(InvalidArgumentError, match="dsl_type"):
+        parse_search_request(odd_dsl)
 
 
 def test_template_values_round_trip_pymilvus_encoding() -> None:
@@ -736,12 +790,27 @@ def test_parse_delete_request_turns_primary_key_lists_into_ids() -> None:
 
 @pytest.mark.parametrize(
     "expr",
-    ["id in [1, 2] or i8 > 3", "i8 in [1, 2]", "id in [1.5]", "id not in [1]", "id in ['a']"],
+    ["id in [1, 2] or i8 > 3", "i8 in [1, 2]", "id not in [1]", "id in [1] and i8 > 0"],
 )
 def test_parse_delete_request_keeps_other_expressions_as_filters(expr: str) -> None:
     args = parse_delete_request(delete_request(expr, expr_params={"x": 1}), gv_schema())
     assert args.ids is None and args.filter == expr and args.filter_params == {"x": 1}
     assert args.kwargs()["filter"] == expr
+
+
+def test_parse_delete_request_refuses_keys_past_int64() -> None:
+    with pytest.raises(FilterError, match="int64 range"):
+        parse_delete_request(delete_request("id in [" + "9" * 5000 + "]"), gv_schema())
+
+
+def test_parse_delete_request_reads_keys_as_the_filter_language_does() -> None:
+    """The key fast path and a query of the same expression must mean the same rows."""
+    schema = gv_schema()
+    assert parse_delete_request(delete_request("id in [010, 0x10]"), schema).ids == [8, 16]
+    assert parse_delete_request(delete_request("id == 7"), schema).ids == [7]
+    for bad in ("id in [1,\u30002]", "id in [٣]", "id in [1.5]", "id in ['a']"):
+        with pytest.raises(FilterError):
+            parse_delete_request(delete_request(bad), schema)
 
 
 def test_delete_through_pymilvus(client: MilvusClient, handler: GrpcHandler, unique: str) -> None:

@@ -22,6 +22,7 @@ from gpuvec.server.convert.query import (
 from gpuvec.server.convert.schema import default_from_proto, schema_from_proto, schema_to_proto
 from gpuvec.server.convert.search import (
     SearchArgs,
+    check_param_numbers,
     consistency_of,
     parse_bool,
     parse_int,
@@ -35,6 +36,7 @@ __all__ = [
     "DeleteArgs",
     "QueryArgs",
     "SearchArgs",
+    "check_param_numbers",
     "consistency_of",
     "default_from_proto",
     "field_data_from_rows",

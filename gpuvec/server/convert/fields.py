@@ -31,6 +31,7 @@ from pymilvus.grpc_gen import schema_pb2
 from gpuvec.datatypes import DataType
 from gpuvec.errors import DataError
 from gpuvec.rows import OutputFields, resolve_output_fields
+from gpuvec.rows_json import load_json
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, FieldSchema
 from gpuvec.server.convert.schema import VALUE_SLOTS
 
@@ -58,18 +59,24 @@ def _type_name(value: int) -> str:
 
 # -- request columns -> rows ----------------------------------------------------------------
 def rows_from_field_data(
-    fields_data: Sequence[schema_pb2.FieldData], num_rows: int, schema: CollectionSchema
+    fields_data: Sequence[schema_pb2.FieldData],
+    num_rows: int,
+    schema: CollectionSchema,
+    *,
+    operation: str | None = None,
 ) -> list[dict[str, Any]]:
     """An Insert/Upsert request's columns → the rows ``MilvusClient.insert/upsert`` take.
 
-    ``num_rows`` is the request's ``num_rows`` (0: taken from the first column). A field
-    the request leaves out stays out of the rows (the client applies its default, null or
-    "missing field" error)."""
-    n = int(num_rows) or _count_rows(fields_data)
-    names: list[str] = []
-    columns: list[list[Any]] = []
-    extras: list[dict[str, Any] | None] | None = None
+    ``num_rows`` is the request's ``num_rows`` (0: taken from the first column); every
+    column must carry exactly that many rows. A field the request leaves out stays out of
+    the rows (the client applies its default, null or "missing field" error); with
+    ``operation`` ("insert" / "upsert") a field no row can do without (no default, not
+    nullable, not generated) is refused here already. Types, lengths and required fields
+    are checked from the message alone, before any value is converted or row built."""
+    n = _count_rows(fields_data, int(num_rows))
     seen: set[str] = set()
+    dynamic: schema_pb2.FieldData | None = None
+    plain: list[tuple[schema_pb2.FieldData, FieldSchema]] = []
     for fd in fields_data:
         name = fd.field_name
         if name in seen:
@@ -81,71 +88,138 @@ def rows_from_field_data(
                     f"field {name!r}: dynamic field data sent, but the collection's dynamic "
                     "field is not enabled"
                 )
-            extras = _dynamic_column(fd, n, schema)
-            continue
-        if name not in schema:
+            dynamic = fd
+        elif name not in schema:
             raise DataError(f"field {name!r} does not exist in the collection schema")
-        names.append(name)
-        columns.append(_column(fd, schema.field(name), n))
+        else:
+            plain.append((fd, schema.field(name)))
+    if operation is not None:
+        _require_fields(schema, seen, operation)
+    for fd, field in plain:
+        _check_shape(fd, field, n)
+    names = [field.name for _, field in plain]
+    columns = [_column(fd, field, n) for fd, field in plain]
     rows = [dict(zip(names, vals, strict=True)) for vals in zip(*columns, strict=True)]
     if not columns:
         rows = [{} for _ in range(n)]
-    if extras is not None:
-        for row, extra in zip(rows, extras, strict=True):
+    if dynamic is not None:
+        for row, extra in zip(rows, _dynamic_column(dynamic, n, schema), strict=True):
             if extra:
                 row.update(extra)
     return rows
 
 
-def _count_rows(fields_data: Sequence[schema_pb2.FieldData]) -> int:
+def _count_rows(fields_data: Sequence[schema_pb2.FieldData], declared: int) -> int:
+    """The request's number of rows: its first column's (``num_rows``, when set, must
+    agree)."""
+    if declared < 0:
+        raise DataError(f"num_rows must not be negative, got {declared}")
     for fd in fields_data:
+        name = fd.field_name
         if len(fd.valid_data):
-            return len(fd.valid_data)
-        if fd.HasField("vectors"):
-            dim = fd.vectors.dim
-            return len(fd.vectors.float_vector.data) // dim if dim else 0
-        kind = fd.scalars.WhichOneof("data")
-        if kind is not None:
-            return len(getattr(fd.scalars, kind).data)
+            n = len(fd.valid_data)
+        elif fd.HasField("vectors"):
+            n = _vector_rows(fd)
+        else:
+            kind = fd.scalars.WhichOneof("data")
+            if kind is None:
+                continue
+            n = len(getattr(fd.scalars, kind).data)
+        if declared and n != declared:
+            raise DataError(f"field {name!r}: {n} values for {declared} rows (num_rows)")
+        return n
     raise DataError("the request carries no field data: cannot tell its number of rows")
 
 
-def _column(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> list[Any]:
+def _vector_rows(fd: schema_pb2.FieldData) -> int:
+    name, dim = fd.field_name, int(fd.vectors.dim)
+    kind = fd.vectors.WhichOneof("data")
+    if kind != "float_vector":
+        what = "no vector data" if kind is None else f"{kind} data"
+        raise DataError(f"field {name!r}: {what}; gpuvec serves FLOAT_VECTOR fields (float_vector)")
+    if dim <= 0:
+        raise DataError(f"field {name!r}: the vectors' dim must be positive, got {dim}")
+    size = len(fd.vectors.float_vector.data)
+    if size % dim:
+        raise DataError(
+            f"field {name!r}: {size} floats are not a whole number of vectors of dim {dim}"
+        )
+    return size // dim
+
+
+def _require_fields(schema: CollectionSchema, present: set[str], operation: str) -> None:
+    """Refuse a request that leaves out a field no row could do without."""
+    for field in schema.fields:
+        if field.name in present or field.nullable or field.default_value is not None:
+            continue
+        if field.is_primary and field.auto_id and operation == "insert":
+            continue
+        raise DataError(
+            f"{operation}: missing field {field.name!r}, which is not nullable and has no "
+            "default_value"
+        )
+
+
+def _check_shape(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> None:
+    """A column's type and length, from the message alone (no values converted yet)."""
     name, dt = field.name, field.dtype
     if fd.type != dt:
         raise DataError(
             f"field {name!r}: the request sends {_type_name(fd.type)} data, the field is {dt.name}"
         )
-    valid = list(fd.valid_data)
-    if valid and len(valid) != n:
-        raise DataError(f"field {name!r}: valid_data has {len(valid)} entries for {n} rows")
+    valid = len(fd.valid_data)
+    if valid and valid != n:
+        raise DataError(f"field {name!r}: valid_data has {valid} entries for {n} rows")
     if dt == DataType.FLOAT_VECTOR:
         if valid:
             raise DataError(f"field {name!r}: nullable vector fields are not supported")
-        return _vectors(fd, field, n)
+        kind = fd.vectors.WhichOneof("data")
+        if kind not in (None, "float_vector"):
+            raise DataError(
+                f"field {name!r}: FLOAT_VECTOR data belongs in float_vector, got {kind}"
+            )
+        dim = int(fd.vectors.dim)
+        if dim != field.dim:
+            raise DataError(
+                f"field {name!r}: vectors of dim {dim} sent, the field's is {field.dim}"
+            )
+        size = len(fd.vectors.float_vector.data)
+        if size != n * dim:
+            raise DataError(f"field {name!r}: {size} floats are not {n} vectors of dim {dim}")
+        return
     slot = SLOTS[dt]
     kind = fd.scalars.WhichOneof("data")
     if kind not in (None, slot):
         raise DataError(f"field {name!r}: {dt.name} data belongs in scalars.{slot}, got {kind}")
-    data = getattr(fd.scalars, slot).data
+    size = len(getattr(fd.scalars, slot).data)
+    if not valid and size != n:
+        raise DataError(f"field {name!r}: {size} values for {n} rows")
+    if valid and size != n and size != sum(fd.valid_data):
+        raise DataError(
+            f"field {name!r}: {size} values for {n} rows of which {sum(fd.valid_data)} are valid"
+        )
+
+
+def _column(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> list[Any]:
+    """A column's values (checked by :func:`_check_shape`), None where null."""
+    name, dt = field.name, field.dtype
+    if dt == DataType.FLOAT_VECTOR:
+        flat = np.array(fd.vectors.float_vector.data, dtype=np.float32)
+        return list(flat.reshape(n, int(fd.vectors.dim)))
+    data = getattr(fd.scalars, SLOTS[dt]).data
     if dt == DataType.JSON:
         values: list[Any] = [_text(b, name, i) for i, b in enumerate(data)]
     elif dt == DataType.ARRAY:
         values = [_array_cell(cell, field, i) for i, cell in enumerate(data)]
     else:
         values = list(data)
+    valid = list(fd.valid_data)
     if not valid:
-        if len(values) != n:
-            raise DataError(f"field {name!r}: {len(values)} values for {n} rows")
         return values
     if len(values) == n:  # full length: placeholders under the nulls
         return [v if ok else None for v, ok in zip(values, valid, strict=True)]
-    if len(values) == sum(valid):  # compact (pymilvus): values of the valid rows only
-        it = iter(values)
-        return [next(it) if ok else None for ok in valid]
-    raise DataError(
-        f"field {name!r}: {len(values)} values for {n} rows of which {sum(valid)} are valid"
-    )
+    it = iter(values)  # compact (pymilvus): values of the valid rows only
+    return [next(it) if ok else None for ok in valid]
 
 
 def _text(raw: bytes, name: str, i: int) -> str:
@@ -169,20 +243,6 @@ def _array_cell(cell: schema_pb2.ScalarField, field: FieldSchema, i: int) -> lis
     return list(getattr(cell, kind).data)
 
 
-def _vectors(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> list[Any]:
-    name = field.name
-    kind = fd.vectors.WhichOneof("data")
-    if kind not in (None, "float_vector"):
-        raise DataError(f"field {name!r}: FLOAT_VECTOR data belongs in float_vector, got {kind}")
-    dim = int(fd.vectors.dim)
-    if dim != field.dim:
-        raise DataError(f"field {name!r}: vectors of dim {dim} sent, the field's is {field.dim}")
-    flat = np.array(fd.vectors.float_vector.data, dtype=np.float32)
-    if flat.size != n * dim:
-        raise DataError(f"field {name!r}: {flat.size} floats are not {n} vectors of dim {dim}")
-    return list(flat.reshape(n, dim))
-
-
 def _dynamic_column(
     fd: schema_pb2.FieldData, n: int, schema: CollectionSchema
 ) -> list[dict[str, Any] | None]:
@@ -199,10 +259,7 @@ def _dynamic_column(
         if raw in (b"", b"{}"):
             out.append(None)
             continue
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            raise DataError(f"{where}, row {i}: not valid JSON") from None
+        obj = load_json(raw, f"{where}, row {i}")
         if not isinstance(obj, dict):
             raise DataError(f"{where}, row {i}: must be a JSON object, got {type(obj).__name__}")
         clash = sorted(obj.keys() & names)

@@ -20,14 +20,12 @@ This module owns:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymilvus.grpc_gen import milvus_pb2
 
 from gpuvec.client_indexes import NotSupportedYetError
-from gpuvec.datatypes import DataType
 from gpuvec.errors import SchemaError
 from gpuvec.schema import CollectionSchema, FieldSchema
 from gpuvec.server.convert.fields import field_data_from_rows, user_output_fields
@@ -172,51 +170,17 @@ class DeleteArgs:
         return out
 
 
-_IN_LIST = re.compile(r"\s*(\w+)\s+(?:in|IN)\s+(?:\[(.*)\]|\{\s*(\w+)\s*\})\s*", re.S)
-_INT_ITEM = re.compile(r"\s*([+-]?\d+)\s*")
-_STR_ITEM = re.compile(r"""\s*(?:'([^'\\]*)'|"([^"\\]*)")\s*""")
-
-
-def _literal_keys(text: str, pk: FieldSchema) -> list[Any] | None:
-    if not text.strip():
-        return []
-    if pk.dtype == DataType.INT64:
-        items = [_INT_ITEM.fullmatch(item) for item in text.split(",")]
-        return None if not all(items) else [int(m.group(1)) for m in items if m]
-    keys: list[Any] = []
-    pos = 0
-    while True:
-        m = _STR_ITEM.match(text, pos)
-        if m is None:
-            return None
-        keys.append(m.group(1) if m.group(1) is not None else m.group(2))
-        pos = m.end()
-        if pos == len(text):
-            return keys
-        if text[pos] != ",":
-            return None
-        pos += 1
-
-
-def _param_keys(value: Any, pk: FieldSchema) -> list[Any] | None:
-    if not isinstance(value, list):
-        return None
-    want = str if pk.dtype == DataType.VARCHAR else int
-    if all(isinstance(v, want) and not isinstance(v, bool) for v in value):
-        return value
-    return None
-
-
 def primary_keys_of(expr: str, params: dict[str, Any], schema: CollectionSchema) -> list | None:
-    """The keys of an expression that is only ``<pk> in [...]`` / ``<pk> in {param}``,
-    else None."""
-    pk = _primary(schema)
-    m = _IN_LIST.fullmatch(expr)
-    if m is None or m.group(1) != pk.name:
+    """The keys of an expression that is only ``<pk> in [...]`` / ``<pk> in {param}`` /
+    ``<pk> == v``, else None. Read by the filter language itself (so ``010`` is octal 8 and
+    only ASCII digits and whitespace count, exactly as the full filter path reads them); a
+    malformed expression raises the filter's error."""
+    from gpuvec.expr import compile_filter
+
+    if not expr or not expr.strip(" \t\r\n"):
         return None
-    if m.group(3) is not None:
-        return _param_keys(params.get(m.group(3)), pk)
-    return _literal_keys(m.group(2), pk)
+    flt = compile_filter(expr, schema, params or None)
+    return None if flt is None else flt.pk_values()
 
 
 def parse_delete_request(req: milvus_pb2.DeleteRequest, schema: CollectionSchema) -> DeleteArgs:

@@ -24,8 +24,8 @@ This module owns the search translation and the pieces query and delete share wi
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,11 +38,13 @@ from gpuvec.client_indexes import NotSupportedYetError
 from gpuvec.datatypes import DataType
 from gpuvec.errors import InvalidArgumentError, SchemaError
 from gpuvec.rows import resolve_output_fields
+from gpuvec.rows_json import load_json
 from gpuvec.schema import CollectionSchema
 from gpuvec.server.convert.fields import fields_to_proto, user_output_fields
 
 __all__ = [
     "SearchArgs",
+    "check_param_numbers",
     "consistency_of",
     "parse_bool",
     "parse_int",
@@ -54,6 +56,8 @@ __all__ = [
 # ConsistencyLevel on the wire → the embedded client's names. Customized (a caller's own
 # guarantee timestamp) reads as Strong: the embedded read timestamp is always fresh.
 LEVELS = {0: "Strong", 1: "Session", 2: "Bounded", 3: "Eventually", 4: "Strong"}
+_INT = re.compile(r"\s*[+-]?([0-9]+)\s*")
+MAX_ROUND_DECIMAL = 6  # Milvus: round_decimal is -1 or 0..6
 # keys pymilvus puts beside the index knobs in "params" (it copies every top-level key)
 _REQUEST_KEYS = frozenset(
     {
@@ -142,10 +146,29 @@ def parse_bool(key: str, text: str) -> bool:
 
 
 def parse_int(key: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidArgumentError(f"{key}: {text!r} is not an integer") from None
+    """An integer request param; more than 20 digits is out of range (any int64 has fewer),
+    so no huge number is ever converted."""
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    m = _INT.fullmatch(text)
+    if m is None:
+        raise InvalidArgumentError(f"{key}: {shown!r} is not an integer")
+    if len(m.group(1).lstrip("0")) > 20:
+        raise InvalidArgumentError(f"{key}: {shown!r} is out of range")
+    return int(text)
+
+
+def check_param_numbers(params: Mapping[str, Any], where: str) -> None:
+    """Refuse integer-looking text no integer can come from (``"+-5"``) or past any int64
+    (more than 20 digits, which ``int()`` may not even convert): index and search
+    parameters reach the index validator, which converts such text with ``int()``."""
+    for key, value in params.items():
+        if not isinstance(value, str):
+            continue
+        text = value.strip()
+        digits = text.lstrip("+-")
+        if digits.isdigit() and (len(text) - len(digits) > 1 or len(digits.lstrip("0")) > 20):
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            raise InvalidArgumentError(f"{where} {key!r}: {shown!r} is not an int64 integer")
 
 
 # -- template values ------------------------------------------------------------------------
@@ -171,15 +194,15 @@ def _template_array(key: str, arr: schema_pb2.TemplateArrayValue) -> list[Any]:
     if kind == "array_data":
         return [_template_array(key, a) for a in arr.array_data.data]
     if kind == "json_data":
-        try:
-            return [json.loads(b) for b in arr.json_data.data]
-        except ValueError:
-            raise InvalidArgumentError(f"filter param {key!r}: invalid JSON element") from None
+        where = f"filter param {key!r}"
+        return [load_json(b, where, error=InvalidArgumentError) for b in arr.json_data.data]
     return list(getattr(arr, kind).data)
 
 
 # -- request --------------------------------------------------------------------------------
 def _refuse_unsupported(req: milvus_pb2.SearchRequest) -> None:
+    if req.dsl_type not in common_pb2.DslType.values():
+        raise InvalidArgumentError(f"search: unknown dsl_type {req.dsl_type}")
     checks = (
         (len(req.sub_reqs) > 0, "hybrid sub-requests (sub_reqs)"),
         (req.search_by_primary_keys or req.HasField("ids"), "search by primary keys"),
@@ -208,6 +231,8 @@ def _query_vectors(req: milvus_pb2.SearchRequest) -> np.ndarray:
     ph = group.placeholders[0]
     if ph.element_level:
         raise NotSupportedYetError("search: element-level (embedding list) search")
+    if ph.type not in common_pb2.PlaceholderType.values():
+        raise InvalidArgumentError(f"search: unknown placeholder type {ph.type}")
     if ph.type != common_pb2.PlaceholderType.FloatVector:
         name = common_pb2.PlaceholderType.Name(ph.type)
         raise NotSupportedYetError(
@@ -227,6 +252,16 @@ def _query_vectors(req: milvus_pb2.SearchRequest) -> np.ndarray:
     return np.frombuffer(b"".join(values), dtype="<f4").reshape(len(values), size // 4)
 
 
+def _round_decimal(text: str) -> int:
+    """``round_decimal``: -1 (no rounding) or 0..6 digits, as Milvus's proxy allows."""
+    value = parse_int("round_decimal", text)
+    if value != -1 and not 0 <= value <= MAX_ROUND_DECIMAL:
+        raise InvalidArgumentError(
+            f"round_decimal {value} is invalid: must be -1 or in [0, {MAX_ROUND_DECIMAL}]"
+        )
+    return value
+
+
 def parse_search_request(req: milvus_pb2.SearchRequest) -> SearchArgs:
     """A SearchRequest → the arguments of ``MilvusClient.search``."""
     _refuse_unsupported(req)
@@ -238,18 +273,18 @@ def parse_search_request(req: milvus_pb2.SearchRequest) -> SearchArgs:
         raise NotSupportedYetError("search: ignore_growing=True is not supported by gpuvec")
     if "topk" not in kv:
         raise InvalidArgumentError("search: topk (limit) not found in search_params")
-    try:
-        inner = json.loads(kv.get("params") or "{}")
-    except ValueError:
-        raise InvalidArgumentError(f"search: params is not JSON: {kv['params']!r}") from None
+    inner = load_json(kv.get("params") or "{}", "search: params", error=InvalidArgumentError)
     if not isinstance(inner, dict):
-        raise InvalidArgumentError(f"search: params must be a JSON object, got {inner!r}")
+        raise InvalidArgumentError(f"search: params must be a JSON object, got {inner!r:.60}")
     metric = kv.get("metric_type") or inner.get("metric_type")
+    if metric is not None and not isinstance(metric, str):
+        raise InvalidArgumentError(f"search: metric_type must be a string, got {metric!r:.60}")
     offset_text = kv.get("offset", str(inner.get("offset", 0)))
     search_params: dict[str, Any] = {}
     if metric:
         search_params["metric_type"] = str(metric)
     search_params["params"] = {k: v for k, v in inner.items() if k not in _REQUEST_KEYS}
+    check_param_numbers(search_params["params"], "search param")
     return SearchArgs(
         collection_name=req.collection_name,
         data=_query_vectors(req),
@@ -264,7 +299,7 @@ def parse_search_request(req: milvus_pb2.SearchRequest) -> SearchArgs:
         consistency_level=consistency_of(req.consistency_level, req.use_default_consistency),
         guarantee_timestamp=int(req.guarantee_timestamp),
         use_default_consistency=req.use_default_consistency,
-        round_decimal=parse_int("round_decimal", kv.get("round_decimal", "-1")),
+        round_decimal=_round_decimal(kv.get("round_decimal", "-1")),
         iterator=parse_bool("iterator", kv.get("iterator", "False")),
         db_name=req.db_name,
     )
@@ -275,8 +310,10 @@ def _rounded(scores: list[float], round_decimal: int) -> list[float]:
     """Milvus's proxy rounding: floor(s * 10^d + 0.5) / 10^d, kept as float32."""
     if round_decimal == -1 or not scores:
         return scores
-    if round_decimal < 0:
-        raise InvalidArgumentError(f"round_decimal must be -1 or >= 0, got {round_decimal}")
+    if not 0 <= round_decimal <= MAX_ROUND_DECIMAL:
+        raise InvalidArgumentError(
+            f"round_decimal must be -1 or in [0, {MAX_ROUND_DECIMAL}], got {round_decimal}"
+        )
     m = math.pow(10.0, round_decimal)
     arr = np.floor(np.asarray(scores, dtype=np.float64) * m + 0.5) / m
     return arr.astype(np.float32).tolist()
