@@ -1,15 +1,22 @@
 """The index and compaction part of ``MilvusClient`` (pymilvus names and behaviour):
-``create_index`` / ``drop_index`` / ``list_indexes`` / ``describe_index`` and
+``create_index`` / ``drop_index`` / ``list_indexes`` / ``describe_index`` /
+``wait_for_index`` and
 ``compact`` / ``get_compaction_state``. A mixin: ``MilvusClient`` provides ``_engine`` and
 ``_coll`` (a collection or alias name of the current database → the runtime collection)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from gpuvec.coord.indexing import index_id
-from gpuvec.errors import GpuvecError, IndexNotFoundError, InvalidArgumentError
+from gpuvec.errors import (
+    DeadlineExceededError,
+    GpuvecError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+)
 from gpuvec.index.params import IndexParams
 from gpuvec.schema import CollectionSchema
 
@@ -90,6 +97,28 @@ class IndexMethods:
                     **self._engine.index_serving(coll, i),
                 }
         raise IndexNotFoundError(f"index not found[indexName={index_name}]")
+
+    def wait_for_index(
+        self,
+        collection_name: str,
+        field_name: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Block until every sealed segment that needs a built index has one being served
+        (``field_name`` only checks that the field has an index; builds are per collection).
+        Raises ``IndexBuildError`` naming the reason when a build failed, and
+        ``DeadlineExceededError`` after ``timeout`` seconds (None: no limit). Growing rows
+        need no index: they are searched exactly until they are sealed."""
+        coll = self._coll(collection_name)
+        if field_name and not any(i["field_name"] == field_name for i in coll.meta.index_params):
+            raise IndexNotFoundError(f"index not found[field={field_name}]")
+        limit = math.inf if timeout is None else float(timeout)
+        if not self._engine.wait_for_indexes(coll.meta.name, timeout=limit):
+            raise DeadlineExceededError(
+                f"index builds of collection {collection_name!r} did not finish within "
+                f"{timeout} s (describe_index shows their progress)"
+            )
 
     def compact(self, collection_name: str, is_clustering: bool = False, **kwargs: Any) -> int:
         """Start a manual compaction (merge sealed segments, drop deleted rows) as Dask

@@ -31,7 +31,7 @@ class Config:
     segment_chunk_rows: int = 8192
     scheduler_address: str = ""  # a Dask scheduler of data-node workers; "" = local cluster
     datanode_workers: int = 1  # worker processes of the embedded LocalCluster
-    datanode_processes: bool = True  # False: threads in this process (tests, tiny hosts)
+    datanode_processes: bool = False  # True: `dask worker` programs (never re-run __main__)
     dashboard_address: str = ":0"  # the embedded cluster's Dask dashboard ("" or ":0": any port)
     index_min_rows: int = 1024  # smaller sealed segments are served by brute force
     compaction_small_rows: int = 100_000  # merge two or more sealed segments below this

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from gpuvec import ops
 from gpuvec.client import MilvusClient
 from gpuvec.config import Config
+from gpuvec.errors import DeadlineExceededError
 
 WORDS = ["king", "paris", "computer", "river", "music"]
 
@@ -63,7 +64,11 @@ def run_demo(directory: str, rows: int = 100_000, batch: int = 10_000) -> int:
     client.flush("words")
     report.append(("flush (seal to Zarr)", f"{time.perf_counter() - t0:.2f} s"))
     t0 = time.perf_counter()
-    built = client._engine.wait_for_indexes("words", timeout=600)
+    try:
+        client.wait_for_index("words", timeout=600)
+        built = True
+    except DeadlineExceededError:
+        built = False
     info = client.describe_index("words", "vector")
     report.append(
         (

@@ -146,6 +146,12 @@ class IndexNotFoundError(GpuvecError):
     code = 700
 
 
+class IndexBuildError(GpuvecError):
+    """An index build failed on the data nodes (``describe_index`` says ``Failed``)."""
+
+    code = 5  # merr ErrServiceInternal: the build, not the request, went wrong
+
+
 class DatabaseNotFoundError(GpuvecError):
     """The named database does not exist."""
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from gpuvec import ops
 from gpuvec.coord.catalog import CollectionMeta, SegmentMeta
 from gpuvec.coord.indexing import NO_BUILD, index_id
+from gpuvec.errors import IndexBuildError
 from gpuvec.query.node import load_segment
 
 if TYPE_CHECKING:
@@ -85,13 +86,21 @@ class DataNodeDuties:
 
     def wait_for_indexes(self, name: str, timeout: float = 60.0) -> bool:
         """Block until every sealed segment of ``name`` that needs an index has one being
-        served (tests, benchmarks, ``flush`` callers that want index speed)."""
+        served (tests, benchmarks, ``flush`` callers that want index speed); False on
+        timeout. A failed build raises ``IndexBuildError`` with its reason."""
         coll = self.get(name)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.indexer.schedule(coll.meta)
             if self.indexer.pending() == 0 and self._indexes_served(coll):
                 return True
+            for d in coll.meta.index_params:
+                progress = self.index_progress(coll, d)
+                if progress["state"] == "Failed":
+                    raise IndexBuildError(
+                        f"index {d['index_name']!r} of collection {name!r} failed to build: "
+                        f"{progress['index_state_fail_reason']}"
+                    )
             time.sleep(0.05)
         return False
 
@@ -100,26 +109,32 @@ class DataNodeDuties:
         committed sealed segments (``total_rows``), those with a committed build
         (``indexed_rows``; segments below ``index_min_rows`` and types without a build
         count as indexed: they are searched exactly by design), the rest pending; ``state``
-        is ``Finished`` once nothing is pending."""
+        is ``Finished`` once nothing is pending, ``Failed`` (with
+        ``index_state_fail_reason``) when a pending segment's build failed."""
         iid, field = index_id(definition), definition["field_name"]
         segs = self.catalog.segments(coll.meta.id)
         total = sum(s.rows for s in segs)
-        if definition.get("index_type") in NO_BUILD:
-            pending = 0
-        else:
+        waiting = []
+        if definition.get("index_type") not in NO_BUILD:
             built = self.catalog.segment_indexes(coll.meta.id)
-            pending = sum(
-                s.rows
+            waiting = [
+                s
                 for s in segs
                 if s.rows >= self.config.index_min_rows
                 and built.get((s.id, field), {}).get("index_id") != iid
-            )
-        return {
+            ]
+        pending = sum(s.rows for s in waiting)
+        reasons = [r for s in waiting if (r := self.indexer.failure(s.id, field, iid))]
+        state = "Failed" if reasons else "InProgress" if pending else "Finished"
+        out = {
             "total_rows": total,
             "indexed_rows": total - pending,
             "pending_index_rows": pending,
-            "state": "InProgress" if pending else "Finished",
+            "state": state,
         }
+        if reasons:
+            out["index_state_fail_reason"] = reasons[0]
+        return out
 
     def index_serving(self, coll: Collection, definition: dict[str, Any]) -> dict[str, Any]:
         """How one index definition is served right now (for ``describe_index``)."""

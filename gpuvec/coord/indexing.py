@@ -7,8 +7,10 @@ without a current build, :meth:`IndexBuilder.schedule` submits
 ``gpuvec-build-index-<segment>-<field>-<index id>``. When a build returns, its record is
 committed in meta in a guarded transaction (only while the segment is still committed) and
 handed to ``on_built`` (the query node swaps the index in). A failed build (after Dask's
-retries) is logged and left to the next scan; until then brute force serves the segment,
-so searches answer throughout.
+retries) — or one that could not even be submitted (no data nodes) — is logged once and
+recorded with its reason: ``describe_index`` then reports ``state: "Failed"`` and
+``index_state_fail_reason`` (Milvus's names), and the build is tried again only after
+``retry_failed_s``. Brute force serves the segment meanwhile, so searches answer throughout.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,12 +46,28 @@ class IndexBuilder:
         store: StoreSpec,
         on_built: Callable[[int, int, str, dict[str, Any]], None],
         min_rows: int = 1024,
+        retry_failed_s: float = 300.0,
     ) -> None:
         self.catalog, self.runtime, self.store = catalog, runtime, store
         self.on_built, self.min_rows = on_built, min_rows
+        self.retry_failed_s = retry_failed_s
         self._lock = threading.Lock()
         self._inflight: dict[str, Any] = {}
-        self.failed: dict[str, str] = {}
+        self.failed: dict[str, tuple[str, float]] = {}  # build key → (reason, when)
+
+    @staticmethod
+    def key(segment_id: int, field: str, iid: str) -> str:
+        """The Dask task key of one segment's build of one index definition."""
+        return f"gpuvec-build-index-{segment_id}-{field}-{iid}"
+
+    def failure(self, segment_id: int, field: str, iid: str) -> str | None:
+        """Why the last build of this segment and definition failed (None: it did not)."""
+        got = self.failed.get(self.key(segment_id, field, iid))
+        return None if got is None else got[0]
+
+    def _fail(self, key: str, reason: str) -> None:
+        log.warning("index build %s failed: %s", key, reason)
+        self.failed[key] = (reason, time.monotonic())
 
     def pending(self) -> int:
         with self._lock:
@@ -68,16 +87,23 @@ class IndexBuilder:
                 iid, field = index_id(d), d["field_name"]
                 if built.get((sm.id, field), {}).get("index_id") == iid:
                     continue
-                key = f"gpuvec-build-index-{sm.id}-{field}-{iid}"
+                key = self.key(sm.id, field, iid)
+                failed = self.failed.get(key)
+                if failed is not None and time.monotonic() - failed[1] < self.retry_failed_s:
+                    continue
                 with self._lock:
                     if key in self._inflight:
                         continue
-                    fut = self.runtime.submit(
-                        build_index_task,
-                        self.store, sm.path, field, iid,
-                        d["index_type"], d["metric_type"], dict(d.get("params") or {}),
-                        key=key, gpu=d["index_type"].startswith("GPU_"),
-                    )  # fmt: skip
+                    try:
+                        fut = self.runtime.submit(
+                            build_index_task,
+                            self.store, sm.path, field, iid,
+                            d["index_type"], d["metric_type"], dict(d.get("params") or {}),
+                            key=key, gpu=d["index_type"].startswith("GPU_"),
+                        )  # fmt: skip
+                    except Exception as e:  # no data nodes: the build cannot even start
+                        self._fail(key, f"could not submit to the data nodes: {e}")
+                        continue
                     self._inflight[key] = fut
                 submitted += 1
                 fut.add_done_callback(
@@ -102,8 +128,7 @@ class IndexBuilder:
                 self.on_built(cid, sid, d["field_name"], record)
             self.failed.pop(key, None)
         except Exception as e:  # the build failed after retries: brute force keeps serving
-            log.warning("index build %s failed: %s", key, e)
-            self.failed[key] = f"{type(e).__name__}: {e}"
+            self._fail(key, f"{type(e).__name__}: {e}")
         finally:
             with self._lock:
                 self._inflight.pop(key, None)

@@ -1,21 +1,44 @@
 """The Dask cluster data-node tasks run on.
 
 ``DataNodeRuntime`` connects to ``scheduler_address`` when one is configured (a real
-cluster of data-node workers), else starts an in-process ``distributed.LocalCluster`` on
-first use (the embedded default; its dashboard address is :attr:`dashboard_link`). Tasks
-are submitted with deterministic, readable keys (``gpuvec-build-index-<segment>-<index>``),
-``retries`` (a worker that dies mid-task is replaced and the task re-run) and
-``resources={"GPU": 1}`` when workers advertise GPUs.
+cluster of data-node workers), else starts an in-process Dask scheduler on first use (the
+embedded default; its dashboard address is :attr:`dashboard_link`) with its workers:
+
+* threads in this process (the default): builds run in faiss/NumPy code that releases the
+  GIL, and nothing is started that could re-run the user's script;
+* with ``processes=True``, ``dask worker`` *programs* (``python -m distributed.cli.dask_worker``,
+  each a nanny that restarts its worker), never ``multiprocessing`` children of this
+  process: a spawned child re-imports the user's ``__main__``, which re-runs an unguarded
+  script (DESIGN §6). The programs die with this process
+  (``PR_SET_PDEATHSIG`` when started from the main thread on Linux; otherwise they quit
+  once the scheduler's connection is gone), so a ``kill -9`` of the embedding process
+  leaves no worker behind.
+
+Tasks are submitted with deterministic, readable keys
+(``gpuvec-build-index-<segment>-<index>``), ``retries`` (a worker that dies mid-task is
+replaced and the task re-run) and ``resources={"GPU": 1}`` when workers advertise GPUs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the kernel kills this child when the thread that started it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class DataNodeRuntime:
@@ -35,6 +58,7 @@ class DataNodeRuntime:
         self._lock = threading.Lock()
         self._cluster: Any = None
         self._client: Any = None
+        self._programs: list[subprocess.Popen] = []
 
     @property
     def client(self) -> Any:
@@ -50,16 +74,43 @@ class DataNodeRuntime:
 
                     resources = {"GPU": 1} if ops.is_gpu() else None
                     self._cluster = LocalCluster(
-                        n_workers=self.workers,
+                        n_workers=0 if self.processes else self.workers,
                         threads_per_worker=self.threads,
-                        processes=self.processes,
+                        processes=False,  # the scheduler (and thread workers) in this process
                         # any free port when none is named (None still tries 8787)
                         dashboard_address=self.dashboard_address or ":0",
                         resources=resources,
+                        scheduler_kwargs={"host": "127.0.0.1"} if self.processes else None,
+                        protocol="tcp://" if self.processes else None,
                     )
                     self._client = Client(self._cluster)
+                    if self.processes:
+                        self._start_programs(self._cluster.scheduler_address, resources)
                 log.info("gpuvec data nodes: dashboard at %s", self._client.dashboard_link)
             return self._client
+
+    def _start_programs(self, address: str, resources: dict[str, int] | None) -> None:
+        """Start ``workers`` ``dask worker`` programs against ``address`` and wait for them."""
+        cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address,
+               "--nthreads", str(self.threads), "--death-timeout", "30",
+               "--host", "127.0.0.1", "--no-dashboard"]  # fmt: skip
+        if resources:
+            cmd += ["--resources", ",".join(f"{k}={v}" for k, v in resources.items())]
+        on_main_linux = (
+            sys.platform == "linux" and threading.current_thread() is threading.main_thread()
+        )
+        for i in range(self.workers):
+            self._programs.append(
+                subprocess.Popen(
+                    [*cmd, "--name", f"gpuvec-datanode-{i}"],
+                    stdin=subprocess.DEVNULL,
+                    # the death signal follows the starting *thread*: only the main one
+                    # lives as long as the process (workers also quit once the scheduler
+                    # is gone, after --death-timeout)
+                    preexec_fn=_die_with_parent if on_main_linux else None,
+                )
+            )
+        self._client.wait_for_workers(self.workers, timeout=120)
 
     @property
     def dashboard_link(self) -> str | None:
@@ -80,6 +131,14 @@ class DataNodeRuntime:
         with self._lock:
             if self._client is not None:
                 self._client.close()
+            for proc in self._programs:
+                proc.terminate()
+            for proc in self._programs:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            self._programs.clear()
             if self._cluster is not None:
                 self._cluster.close()
             self._client = self._cluster = None

@@ -142,6 +142,7 @@ class AdminRPCs:
                     indexed_rows=int(d.get("indexed_rows", 0)),
                     pending_index_rows=int(d.get("pending_index_rows", 0)),
                     state=common_pb2.IndexState.Value(str(d.get("state", "Finished"))),
+                    index_state_fail_reason=str(d.get("index_state_fail_reason", "")),
                 )
             )
         return milvus_pb2.DescribeIndexResponse(status=ok(), index_descriptions=descs)
@@ -150,7 +151,9 @@ class AdminRPCs:
     def GetIndexState(self, request: Any, context: Any) -> Any:
         d = self._descriptions(request, context)[0]
         state = common_pb2.IndexState.Value(str(d.get("state", "Finished")))
-        return milvus_pb2.GetIndexStateResponse(status=ok(), state=state)
+        return milvus_pb2.GetIndexStateResponse(
+            status=ok(), state=state, fail_reason=str(d.get("index_state_fail_reason", ""))
+        )
 
     @rpc
     def GetIndexBuildProgress(self, request: Any, context: Any) -> Any:
