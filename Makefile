@@ -7,6 +7,7 @@ PYTHON3 ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 
 .PHONY: demo test venv lint bench services-up services-down clean
 
@@ -18,8 +19,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: venv
+# the demo installs only what it needs (not the test and benchmark extras)
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[demo]'
+	@touch $@
+
+demo: $(DEMO_STAMP)
 	$(PY) -m gpuvec demo
 
 test: venv

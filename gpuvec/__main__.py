@@ -9,10 +9,27 @@ import logging
 import os
 import sys
 
+DESCRIPTION = """\
+gpuvec: a GPU-accelerated, Milvus-compatible vector database.
+
+  gpuvec demo                 the embedded engine on real word vectors (no servers)
+  gpuvec serve --data DIR     a Milvus gRPC endpoint for pymilvus on a data directory
+  gpuvec cluster up|down|status
+                              a local disaggregated cluster (etcd, Kafka, Dask, roles)
+  gpuvec coordinator | streamingnode | querynode | proxy --config FILE
+                              one role of a cluster
+
+Run `gpuvec COMMAND --help` for a command's options; `python -m gpuvec` works the same."""
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gpuvec", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    from gpuvec import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="gpuvec", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"gpuvec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="run the embedded demo (no servers needed)")
     demo.add_argument("--dir", default="./gpuvec-demo-data", help="data directory (recreated)")
     demo.add_argument("--rows", type=int, default=100_000, help="vectors to insert")

@@ -37,7 +37,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     cluster = subparsers.add_parser(
         "cluster",
         help="run a local disaggregated cluster (etcd, Kafka, Dask and every gpuvec role)",
-        description=__doc__,
+        description="Start, inspect or stop a local gpuvec cluster on loopback: etcd and "
+        "Kafka (reused when running), a Dask scheduler and workers, coordinators, streaming "
+        "nodes, query nodes and a proxy (the Milvus endpoint). `up` returns once the cluster "
+        "is ready; `down` and `status` find it again through <dir>/cluster.json.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
