@@ -1,7 +1,8 @@
 # gpuvec — the two commands: `make demo` and `make test` (see README.md).
 # Both create the virtualenv and install what they need; `make test` also installs and
 # starts etcd (Debian etcd-server) and Kafka (Maven Central jars, Java 17) and stops them
-# afterwards, even when tests fail.
+# afterwards, even when tests fail, and installs Debian's chromium for the dashboard's
+# browser test.
 
 PYTHON3 ?= python3
 VENV    ?= .venv
@@ -9,7 +10,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 
-.PHONY: demo test venv lint bench services-up services-down clean
+.PHONY: demo test venv chromium lint bench services-up services-down clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
@@ -29,7 +30,11 @@ $(DEMO_STAMP): pyproject.toml
 demo: $(DEMO_STAMP)
 	$(PY) -m gpuvec demo
 
-test: venv
+# headless Chromium renders the gpuvec dashboard page in tests/integration/test_dashboard_browser.py
+chromium:
+	bash deploy/local/chromium.sh ensure
+
+test: venv chromium
 	$(PY) -m ruff check gpuvec kernels pipelines bench tests
 	PYTHON=$(PY) GPUVEC_REQUIRE_SERVICES=1 bash deploy/local/with-services.sh $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the embedded demo (no servers needed)")
     demo.add_argument("--dir", default="./gpuvec-demo-data", help="data directory (recreated)")
     demo.add_argument("--rows", type=int, default=100_000, help="vectors to insert")
+    demo.add_argument(
+        "--keep-dashboard",
+        action="store_true",
+        help="after the report, keep the engine up and print its gpuvec dashboard page "
+        "(http://…/gpuvec) until Ctrl-C; GPUVEC_DASHBOARD_ADDRESS=:8787 fixes the port",
+    )
     serve = sub.add_parser(
         "serve",
         help="serve a data directory over the Milvus gRPC protocol (pymilvus connects to it)",
@@ -63,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     from gpuvec.cluster import launcher_cli, roles_cli
 
+    roles_cli.add_metrics_port(serve)
+
     roles_cli.add_parsers(sub)
     launcher_cli.add_parser(sub)
     args = parser.parse_args(argv)
@@ -73,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from gpuvec.demo import run_demo
 
-        return run_demo(args.dir, rows=args.rows)
+        return run_demo(args.dir, rows=args.rows, keep_dashboard=args.keep_dashboard)
     if args.command == "serve":
         from gpuvec.server.app import ServerOptions, serve_forever
 
@@ -88,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             tls_key=args.tls_key,
             max_workers=args.workers,
             max_message_mb=args.max_message_mb,
+            metrics_port=args.metrics_port,
             **extra,
         )
         return serve_forever(args.data, opts)

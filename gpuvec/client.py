@@ -31,6 +31,7 @@ from gpuvec.errors import (
 )
 from gpuvec.index.params import IndexParams
 from gpuvec.index.validate import check_range_params
+from gpuvec.observability.metrics import count_calls, observe_search
 from gpuvec.proxy.fetch import fetch_rows, hit_keys
 from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
 from gpuvec.proxy.names import NameResolver, user_name
@@ -83,7 +84,7 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
             path = Path(uri.removeprefix("file://"))
             if path.suffix == ".db":  # Milvus Lite style "./x.db": a directory name
                 path = path.with_suffix(".gpuvec")
-            engine = Engine(path, config or Config.load())
+            engine = Engine(path, Config.for_client(config, kwargs))
         self._engine = engine
         self._session_ts = 0
         self._filters = FilterCompiler()
@@ -426,6 +427,7 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
                 f"offset {offset} + limit {limit} must be in [1, {MAX_TOPK}]"
             )
         queries = query_vectors(data, int(field.dim))  # type: ignore[arg-type]
+        observe_search(coll.meta.name, len(queries))
         knobs = index_search_params(search_params)
         if knobs.get("radius") is not None:
             check_range_params(metric, knobs["radius"], knobs.get("range_filter"))
@@ -467,6 +469,28 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
             i += c
         return out
 
+    @property
+    def dashboard_link(self) -> str | None:
+        """The URL of gpuvec's page on the Dask dashboard (None until the data nodes run;
+        ``MilvusClient(dir, dashboard_address=":8787")`` starts them at open)."""
+        return getattr(self._engine, "dashboard_link", None)
+
     def close(self) -> None:
         if self._owns_engine:  # a for_database view shares its parent's engine
             self._engine.close()
+
+
+# Public methods counted in the proxy request metrics, by the Milvus RPC pymilvus sends for
+# them (``get`` is a Query RPC). A call made inside a gRPC request, or inside another counted
+# call, is not counted again (gpuvec.observability.metrics.count_calls).
+COUNTED_CALLS = {
+    "insert": "Insert", "upsert": "Upsert", "delete": "Delete", "get": "Query",
+    "query": "Query", "search": "Search", "flush": "Flush",
+    "create_collection": "CreateCollection", "drop_collection": "DropCollection",
+    "describe_collection": "DescribeCollection", "has_collection": "HasCollection",
+    "list_collections": "ShowCollections", "get_collection_stats": "GetCollectionStatistics",
+    "load_collection": "LoadCollection", "release_collection": "ReleaseCollection",
+    "create_index": "CreateIndex", "compact": "ManualCompaction",
+}  # fmt: skip
+for _method, _rpc_name in COUNTED_CALLS.items():
+    setattr(MilvusClient, _method, count_calls(_rpc_name)(getattr(MilvusClient, _method)))

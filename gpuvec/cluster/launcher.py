@@ -1,13 +1,12 @@
 """``LocalCluster``: starts, watches and stops a disaggregated gpuvec cluster on one host.
 
-This module owns the local cluster's life cycle and nothing inside the roles: it writes the
-shared config file ``<dir>/gpuvec.toml``, makes sure etcd and Kafka are up (through
-``deploy/local/*.sh``, remembering which ones it started), launches the role processes in
-their own sessions with logs under ``<dir>/logs/``, records them in ``<dir>/cluster.json``
-so another process can :meth:`LocalCluster.attach` and stop them, and decides when the
-cluster is ready (Dask scheduler port, node session keys in etcd, a coordinator leader, a
-proxy that answers ``list_collections``). Processes are signalled by process group, so a
-Dask worker's nanny and its worker child go together.
+This module owns the local cluster's life cycle and nothing inside the roles: it writes the shared
+config file ``<dir>/gpuvec.toml``, makes sure etcd and Kafka are up (through ``deploy/local/*.sh``,
+remembering which ones it started), launches the role processes in their own sessions with logs
+under ``<dir>/logs/``, records them in ``<dir>/cluster.json`` so another process can
+:meth:`LocalCluster.attach` and stop them, and decides when the cluster is ready (Dask scheduler
+port, node session keys in etcd, a coordinator leader, a proxy that answers ``list_collections``).
+Processes are signalled by process group, so a Dask worker's nanny and its child go together.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 import secrets
 import signal
 import socket
@@ -27,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gpuvec.cluster.settings import toml_table
 from gpuvec.errors import DeadlineExceededError, GpuvecError
 from gpuvec.ops import is_gpu
 
@@ -38,6 +37,7 @@ SESSION_ROLES = ("streamingnode", "querynode")  # roles whose session keys up() 
 SESSIONS_PREFIX = "cluster/sessions/"
 LEADER_PREFIX = "election/coordinator"
 STOP_GRACE_S = 15.0
+PAGE_PRELOAD = "gpuvec.observability.dashboard"  # the scheduler's --preload: the gpuvec page
 
 
 class ClusterError(GpuvecError):
@@ -107,24 +107,6 @@ def log_tail(path: str | Path, lines: int = 30) -> str:
     return f"(cannot read {path})"
 
 
-def toml_value(value: Any) -> str:
-    """One TOML value: a bool, int, finite float, string or list of those."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
-        return repr(value)
-    if isinstance(value, str | Path):
-        return json.dumps(str(value))  # JSON string escapes are valid TOML basic strings
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise ClusterError(f"cannot write {type(value).__name__} {value!r} to the TOML config")
-
-
-def toml_table(name: str, items: Mapping[str, Any]) -> list[str]:
-    keys = {k: k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k) for k in items}
-    return [f"[{name}]", *(f"{keys[k]} = {toml_value(v)}" for k, v in items.items())]
-
-
 class LocalCluster:
     """A gpuvec cluster of local processes; see the module docstring.
 
@@ -183,7 +165,8 @@ class LocalCluster:
 
     @property
     def dashboard(self) -> str:
-        return f"http://127.0.0.1:{self.state.get('dashboard_port', '?')}/status"
+        """The gpuvec page of the Dask scheduler's dashboard (Dask's pages in its nav bar)."""
+        return f"http://127.0.0.1:{self.state.get('dashboard_port', '?')}/gpuvec"
 
     @property
     def processes(self) -> dict[str, list[dict[str, Any]]]:
@@ -210,8 +193,7 @@ class LocalCluster:
         return self
 
     def _alive(self, entry: Mapping[str, Any]) -> bool:
-        proc = self._popen.get(entry["pid"])
-        if proc is not None:  # our child: poll keeps its exit status
+        if (proc := self._popen.get(entry["pid"])) is not None:  # our child: poll has its status
             return proc.poll() is None
         return pid_alive(entry["pid"], entry.get("start"))
 
@@ -273,25 +255,26 @@ class LocalCluster:
         self.config_path.write_text("\n".join(lines) + "\n")
 
     # --- processes -----------------------------------------------------------------------
-    def _argv(self, role: str, index: int, port: int | None) -> list[str]:
+    def _argv(self, role: str, index: int, port: int | None, metrics: int = 0) -> list[str]:
         py, config, port_s = self.python, str(self.config_path), str(port or 0)
         scheduler = f"tcp://127.0.0.1:{self.state['scheduler_port']}"
         if role in self.commands:
-            fields = dict(python=py, config=config, dir=str(self.directory), port=port_s)
-            fields |= dict(scheduler=scheduler, index=str(index))
+            fields = dict(python=py, config=config, dir=str(self.directory), port=port_s,
+                          scheduler=scheduler, index=str(index))  # fmt: skip
             argv = self.commands[role]
             for key, value in fields.items():
                 argv = [a.replace("{" + key + "}", value) for a in argv]
             return argv
         if role == "scheduler":
-            dashboard = f"127.0.0.1:{self.state['dashboard_port']}"
+            dash = f"127.0.0.1:{self.state['dashboard_port']}"
             argv = [py, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
-            return [*argv, "--port", port_s, "--dashboard-address", dashboard]
+            argv += ["--port", port_s, "--dashboard-address", dash, "--preload", PAGE_PRELOAD]
+            return [*argv, "--gpuvec-config", config]  # the page reads this cluster's etcd
         if role == "datanode":
             argv = [py, "-m", "distributed.cli.dask_worker", scheduler, "--name", f"data-{index}"]
             argv += ["--nthreads", "1", "--nworkers", "1", "--memory-limit", "0"]
             return argv + (["--resources", "GPU=1"] if self.state.get("gpu") else [])
-        argv = [py, "-m", "gpuvec", role, "--config", config]
+        argv = [py, "-m", "gpuvec", role, "--config", config, "--metrics-port", str(metrics)]
         return [*argv, "--host", "127.0.0.1", "--port", port_s]
 
     def _launch(self, role: str) -> int:
@@ -300,7 +283,8 @@ class LocalCluster:
         port = {"scheduler": self.state["scheduler_port"], "proxy": self.state["port"]}.get(role)
         if role == "proxy" and index > 0:
             port = free_port()
-        argv = self._argv(role, index, port)
+        metrics = free_port() if role not in ("scheduler", "datanode", *self.commands) else 0
+        argv = self._argv(role, index, port, metrics)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{role}-{index}.log"
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
@@ -312,7 +296,7 @@ class LocalCluster:
         self._popen[proc.pid] = proc
         stat = _proc_stat(proc.pid)  # field 22, the start time, tells a reused pid apart
         entry = {"pid": proc.pid, "start": stat and stat[19], "log": str(log), "argv": argv}
-        procs.append(entry | ({"port": port} if port else {}))
+        procs.append(entry | {k: v for k, v in (("port", port), ("metrics_port", metrics)) if v})
         self._save()
         return index
 
@@ -478,13 +462,13 @@ class LocalCluster:
             self._wait(what, check, time.monotonic() + timeout, role)
 
     def status(self) -> dict[str, Any]:
-        """Processes per role ({index, pid, alive, log[, port]}), the session keys in etcd
-        and the raw coordinator election key(s); ``meta_error`` when etcd cannot be read."""
+        """Processes per role ({index, pid, alive, log[, port, metrics_port]}), session keys
+        in etcd and the coordinator election key(s); ``meta_error`` if etcd cannot be read."""
         procs: dict[str, list[dict[str, Any]]] = {}
         for role, entries in self.processes.items():
             procs[role] = [{"index": i, "alive": self._alive(p)} for i, p in enumerate(entries)]
             for info, p in zip(procs[role], entries, strict=True):
-                info |= {k: p[k] for k in ("pid", "log", "port") if k in p}
+                info |= {k: p[k] for k in ("pid", "log", "port", "metrics_port") if k in p}
         out: dict[str, Any] = {"directory": str(self.directory), "uri": self.uri}
         out |= {"dashboard": self.dashboard, "processes": procs, "sessions": None}
         out |= {k: self.state.get(k) for k in ("etcd", "etcd_root", "kafka", "leader")}

@@ -136,12 +136,13 @@ def _status(cluster: LocalCluster, *, as_json: bool) -> int:
     print(f"cluster    {info['directory']}")
     print(f"endpoint   {info['uri']}    dashboard {info['dashboard']}")
     print(f"etcd       {info['etcd']} (root {info['etcd_root']})    kafka {info['kafka']}")
-    print(f"\n{'ROLE':<14}{'#':>3}  {'PID':>8}  {'STATE':<6}{'PORT':>7}  LOG")
+    print(f"\n{'ROLE':<14}{'#':>3}  {'PID':>8}  {'STATE':<6}{'PORT':>7}{'METRICS':>8}  LOG")
     for role in ROLES:
         for p in info["processes"].get(role, []):
             state = "alive" if p["alive"] else "dead"
-            port = p.get("port", "")
-            print(f"{role:<14}{p['index']:>3}  {p['pid']:>8}  {state:<6}{port:>7}  {p['log']}")
+            port, metrics = p.get("port", ""), p.get("metrics_port", "")
+            print(f"{role:<14}{p['index']:>3}  {p['pid']:>8}  {state:<6}{port:>7}{metrics:>8}  "
+                  f"{p['log']}")  # fmt: skip
     if "meta_error" in info:
         print(f"\netcd not readable: {info['meta_error']}")
         return code

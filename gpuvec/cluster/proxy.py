@@ -31,6 +31,8 @@ from gpuvec.cluster.wire import array_table
 from gpuvec.coord.catalog import PREFIX, Catalog, CollectionMeta
 from gpuvec.coord.indexing import NO_BUILD
 from gpuvec.errors import CollectionNotLoadedError, InvalidArgumentError, UnavailableError
+from gpuvec.observability import engines
+from gpuvec.observability.metrics import observe_write
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
@@ -121,6 +123,7 @@ class ClusterEngine:
         self.scatter = Scatter(
             self.meta, self.catalog, self.config.max_serviceable_wait_s, self.cache
         )
+        engines.register(self)
 
     def _guard(
         self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
@@ -211,6 +214,8 @@ class ClusterEngine:
             args = {"partition_id": next(iter(pid))}
             ((out, _),) = self.scatter.channel_call(meta, [meta.channels[i]], "write", args, tables)
             ts = max(ts, int(out["ts"]))
+        n_ins = 0 if inserts is None else inserts.num_rows
+        observe_write(meta.name, n_ins, 0 if delete_pks is None else len(delete_pks))
         return ts
 
     def flush(self, name: str) -> None:
@@ -326,6 +331,7 @@ class ClusterEngine:
         return False
 
     def close(self) -> None:
+        engines.unregister(self)
         self.scatter.close()
         self.cache.close()
         self.meta.close()

@@ -1,7 +1,8 @@
 """Command lines of the cluster roles: ``gpuvec coordinator``, ``gpuvec streamingnode``,
 ``gpuvec querynode`` and ``gpuvec proxy``. Each reads the cluster settings (``--config``
 file, then ``GPUVEC_*`` env), runs until SIGINT/SIGTERM and then leaves cleanly (its
-session key and, for a coordinator, its leadership are released at once)."""
+session key and, for a coordinator, its leadership are released at once). Each serves
+Prometheus ``/metrics`` on ``--metrics-port`` (default 9091; 0: off) of its ``--host``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,17 @@ ROLES = {
 }
 
 
+def add_metrics_port(parser: argparse.ArgumentParser) -> None:
+    """The ``--metrics-port`` option (``gpuvec serve`` and every role)."""
+    from gpuvec.observability.exporter import METRICS_PORT_ENV, default_metrics_port
+
+    parser.add_argument(
+        "--metrics-port", type=int, default=default_metrics_port(), metavar="PORT",
+        help=f"Prometheus /metrics port on --host (env {METRICS_PORT_ENV}; default 9091, "
+        "Milvus's; 0: off; a port in use is a warning, not an error)",
+    )  # fmt: skip
+
+
 def add_parsers(sub: Any) -> None:
     for role, (text, port) in ROLES.items():
         p = sub.add_parser(role, help=f"run a cluster {text}")
@@ -32,6 +44,7 @@ def add_parsers(sub: Any) -> None:
                        help="host other nodes reach this one at (default --host)")  # fmt: skip
         if role == "proxy":
             p.add_argument("--workers", type=int, default=32, help="RPC threads")
+        add_metrics_port(p)
 
 
 def _wait_for_signal(stop: threading.Event) -> None:
@@ -53,8 +66,14 @@ def run(args: argparse.Namespace) -> int:
         from gpuvec.server.app import ServerOptions, serve_forever
 
         opts = ServerOptions(host=args.host, port=args.port, max_workers=args.workers,
-                             flush_on_stop=False)  # fmt: skip
+                             flush_on_stop=False, metrics_port=args.metrics_port)  # fmt: skip
         return serve_forever(f"cluster {settings.etcd_root}", opts, engine=ClusterEngine(settings))
+    from gpuvec.observability.engines import register_node
+    from gpuvec.observability.exporter import start_metrics_server
+
+    metrics = start_metrics_server(args.metrics_port, args.host)
+    if metrics is not None:
+        print(f"gpuvec: {role} metrics {metrics.url}", flush=True)
     stop = threading.Event()
     _wait_for_signal(stop)
     if role == "coordinator":
@@ -62,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
         node: Any = CoordinatorNode(settings, args.host, args.port, args.advertise)
         node.stop_event = stop
+        register_node(node)
         print(f"gpuvec: coordinator {node.node_id} at {node.address} (standing by)", flush=True)
         try:
             node.run()
@@ -76,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         from gpuvec.cluster.querynode import QueryNodeProcess
 
         node = QueryNodeProcess(settings, args.host, args.port, args.advertise)
+    register_node(node)
     print(f"gpuvec: {role} {node.node_id} at {node.address}", flush=True)
     while not stop.wait(0.5):
         if node.stop_event.is_set():  # its session was lost: leave, the cluster moves on

@@ -6,13 +6,17 @@ environment variables override the file (``GPUVEC_ETCD``, ``GPUVEC_ETCD_ROOT``,
 ``GPUVEC_KAFKA``, ``GPUVEC_TOPIC_PREFIX``, ``GPUVEC_OBJECTS``, ``GPUVEC_DASK_SCHEDULER``,
 ``GPUVEC_REPLICAS``; ``GPUVEC_<FIELD>`` for engine fields). Every role process opens its
 storage layers through :class:`ClusterSettings`, so all of them agree on one cluster.
+:func:`toml_value` / :func:`toml_table` write such a file (the local launcher does).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,3 +115,24 @@ class ClusterSettings:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["engine"] = dataclasses.asdict(self.engine)
         return out
+
+
+def toml_value(value: Any) -> str:
+    """One TOML value: a bool, int, finite float, string or list of those."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))  # JSON string escapes are valid TOML basic strings
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise InvalidArgumentError(
+        f"cannot write {type(value).__name__} {value!r} to the TOML config"
+    )
+
+
+def toml_table(name: str, items: Mapping[str, Any]) -> list[str]:
+    """A TOML table: its header line and one ``key = value`` line per item."""
+    keys = {k: k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k) for k in items}
+    return [f"[{name}]", *(f"{keys[k]} = {toml_value(v)}" for k, v in items.items())]

@@ -12,6 +12,10 @@ after the horizon sees the same rows before and after. The switch (old segments 
 one in, their index records dropped) is one guarded meta transaction that only commits
 while every old segment is still committed; then the query node swaps segments, the old
 objects are deleted, and the index builder builds the new segment's indexes.
+
+Each job's entry in :attr:`Compactor.jobs` also records the collection's name, the rows it
+rewrites and its start and end times (epoch seconds); :meth:`Compactor.recent` lists the
+latest jobs for the dashboard.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +32,7 @@ from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
 from gpuvec.coord.tso import compose, now_ts, physical_ms
 from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.datanode.tasks import StoreSpec, compact_task
+from gpuvec.observability.internals import track_compaction
 from gpuvec.schema import DataType
 from gpuvec.storage.objects.stores import delete_prefix
 
@@ -89,12 +95,17 @@ class Compactor:
                 if not manual:
                     return None
                 job = next(self._ids)
-                self.jobs[job] = {"state": "Completed", "collection": meta.id, "plans": 0}
+                now = time.time()
+                self.jobs[job] = {"state": "Completed", "collection": meta.id, "plans": 0,
+                                  "name": meta.name, "rows": 0, "done": 0, "failed": 0,
+                                  "started": now, "ended": now}  # fmt: skip
                 return job
             job = next(self._ids)
             self._busy.add(meta.id)
             self.jobs[job] = {"state": "Executing", "collection": meta.id,
-                              "plans": len(plans), "done": 0, "failed": 0}  # fmt: skip
+                              "plans": len(plans), "done": 0, "failed": 0,
+                              "name": meta.name, "rows": sum(s.rows for p in plans for s in p),
+                              "started": time.time(), "ended": None}  # fmt: skip
         pk = meta.collection_schema().primary_field
         assert pk is not None
         retention_ms = int(self.config.compaction_retention_s * 1000)
@@ -114,6 +125,7 @@ class Compactor:
                 log.warning("compaction of %s could not start: %s", meta.name, e)
                 self._finish(job, meta, ok=False)
                 continue
+            track_compaction(fut)
             fut.add_done_callback(
                 lambda f, old=old, new_id=new_id: self._done(f, job, meta, old, new_id)
             )
@@ -148,7 +160,14 @@ class Compactor:
             j["done" if ok else "failed"] += 1
             if j["done"] + j["failed"] == j["plans"]:
                 j["state"] = "Completed" if not j["failed"] else "Failed"
+                j["ended"] = time.time()
                 self._busy.discard(meta.id)
+
+    def recent(self, limit: int = 32) -> list[dict[str, Any]]:
+        """The latest ``limit`` jobs, oldest first, each with its ``job`` id."""
+        with self._lock:
+            ids = sorted(self.jobs)[-limit:]
+            return [{"job": i, **self.jobs[i]} for i in ids]
 
     def state(self, job: int) -> str:
         """``Completed`` / ``Executing`` / ``Failed`` (``UndefiedState`` for unknown ids,

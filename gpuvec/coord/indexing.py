@@ -11,6 +11,9 @@ retries) — or one that could not even be submitted (no data nodes) — is logg
 recorded with its reason: ``describe_index`` then reports ``state: "Failed"`` and
 ``index_state_fail_reason`` (Milvus's names), and the build is tried again only after
 ``retry_failed_s``. Brute force serves the segment meanwhile, so searches answer throughout.
+
+:meth:`IndexBuilder.recent` lists the last :data:`RECENT_JOBS` builds (running, finished or
+failed, with their segment, rows and times) for the dashboard.
 """
 
 from __future__ import annotations
@@ -20,16 +23,19 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from gpuvec.coord.catalog import Catalog, CollectionMeta
 from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.datanode.tasks import StoreSpec, build_index_task
+from gpuvec.observability.internals import track_index_build
 
 log = logging.getLogger(__name__)
 
 NO_BUILD = ("FLAT", "GPU_BRUTE_FORCE")
+RECENT_JOBS = 64  # builds kept for the dashboard (running ones and the latest ended)
 
 
 def index_id(definition: dict[str, Any]) -> str:
@@ -54,6 +60,8 @@ class IndexBuilder:
         self._lock = threading.Lock()
         self._inflight: dict[str, Any] = {}
         self.failed: dict[str, tuple[str, float]] = {}  # build key → (reason, when)
+        self._jobs: deque[dict[str, Any]] = deque(maxlen=RECENT_JOBS)
+        self._job: dict[str, dict[str, Any]] = {}  # running build key → its entry in _jobs
 
     @staticmethod
     def key(segment_id: int, field: str, iid: str) -> str:
@@ -72,6 +80,26 @@ class IndexBuilder:
     def pending(self) -> int:
         with self._lock:
             return len(self._inflight)
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The latest builds, oldest first: ``key``, ``collection``, ``segment``,
+        ``field``, ``index_type``, ``rows``, ``state`` (Running / Finished / Failed),
+        ``started`` and ``ended`` (epoch seconds; ended None while running), ``error``."""
+        with self._lock:
+            return [dict(job) for job in self._jobs]
+
+    def _record(self, key: str, meta: CollectionMeta, sm: Any, d: dict[str, Any]) -> None:
+        job = {"key": key, "collection": meta.name, "segment": sm.id, "field": d["field_name"],
+               "index_type": d["index_type"], "rows": sm.rows, "state": "Running",
+               "started": time.time(), "ended": None, "error": None}  # fmt: skip
+        self._jobs.append(job)
+        self._job[key] = job
+
+    def _ended(self, key: str, error: str | None) -> None:
+        """Mark the running build ``key`` ended (call with ``_lock`` held)."""
+        job = self._job.pop(key, None)
+        if job is not None:
+            job.update(state="Failed" if error else "Finished", ended=time.time(), error=error)
 
     def schedule(self, meta: CollectionMeta) -> int:
         """Submit the builds ``meta``'s committed segments still need; return how many."""
@@ -105,7 +133,9 @@ class IndexBuilder:
                         self._fail(key, f"could not submit to the data nodes: {e}")
                         continue
                     self._inflight[key] = fut
+                    self._record(key, meta, sm, d)
                 submitted += 1
+                track_index_build(fut, d["index_type"])
                 fut.add_done_callback(
                     lambda f, key=key, cid=meta.id, sid=sm.id, d=d, iid=iid: self._done(
                         f, key, cid, sid, d, iid
@@ -114,6 +144,7 @@ class IndexBuilder:
         return submitted
 
     def _done(self, fut: Any, key: str, cid: int, sid: int, d: dict, iid: str) -> None:
+        error = None
         try:
             out = fut.result()
             record = {
@@ -128,7 +159,9 @@ class IndexBuilder:
                 self.on_built(cid, sid, d["field_name"], record)
             self.failed.pop(key, None)
         except Exception as e:  # the build failed after retries: brute force keeps serving
-            self._fail(key, f"{type(e).__name__}: {e}")
+            error = f"{type(e).__name__}: {e}"
+            self._fail(key, error)
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
+                self._ended(key, error)

@@ -2,7 +2,8 @@
 
 ``DataNodeRuntime`` connects to ``scheduler_address`` when one is configured (a real
 cluster of data-node workers), else starts an in-process Dask scheduler on first use (the
-embedded default; its dashboard address is :attr:`dashboard_link`) with its workers:
+embedded default; its dashboard address is :attr:`dashboard_link`, and its gpuvec page,
+registered before the scheduler starts, :attr:`page_link`) with its workers:
 
 * threads in this process (the default): builds run in faiss/NumPy code that releases the
   GIL, and nothing is started that could re-run the user's script;
@@ -30,6 +31,7 @@ import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
@@ -61,6 +63,14 @@ class DataNodeRuntime:
         self._programs: list[subprocess.Popen] = []
 
     @property
+    def dashboard_pinned(self) -> bool:
+        """Whether a fixed dashboard port was asked for (not "" / ":0" / "host:0") on the
+        in-process scheduler: the engine then starts it at open, so the page is up at once."""
+        address = (self.dashboard_address or "").strip()
+        port = address.rsplit(":", 1)[-1]
+        return not self.scheduler_address and bool(address) and port not in ("", "0")
+
+    @property
     def client(self) -> Any:
         """The ``distributed.Client`` (starting the local cluster on first use)."""
         with self._lock:
@@ -71,7 +81,9 @@ class DataNodeRuntime:
                     self._client = Client(self.scheduler_address, timeout="10s")
                 else:
                     from gpuvec import ops
+                    from gpuvec.observability.dashboard import register
 
+                    register()  # the gpuvec page, on the dashboard the scheduler starts
                     resources = {"GPU": 1} if ops.is_gpu() else None
                     self._cluster = LocalCluster(
                         n_workers=0 if self.processes else self.workers,
@@ -86,7 +98,8 @@ class DataNodeRuntime:
                     self._client = Client(self._cluster)
                     if self.processes:
                         self._start_programs(self._cluster.scheduler_address, resources)
-                log.info("gpuvec data nodes: dashboard at %s", self._client.dashboard_link)
+                link = self.page_link or self.dashboard_link
+                log.info("gpuvec data nodes: dashboard at %s", link)
             return self._client
 
     def _start_programs(self, address: str, resources: dict[str, int] | None) -> None:
@@ -114,7 +127,28 @@ class DataNodeRuntime:
 
     @property
     def dashboard_link(self) -> str | None:
-        return None if self._client is None else str(self._client.dashboard_link)
+        """Dask's dashboard link; on the host named in ``dashboard_address`` when it names
+        one (Dask's link names this machine's address, where a loopback-bound dashboard
+        does not answer)."""
+        if self._client is None:
+            return None
+        link = str(self._client.dashboard_link)
+        address = (self.dashboard_address or "").strip()
+        host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else ""
+        if self.scheduler_address or host in ("", "0.0.0.0", "::"):
+            return link
+        url = urlsplit(link)
+        netloc = f"[{host}]" if ":" in host else host
+        return url._replace(netloc=f"{netloc}:{url.port}" if url.port else netloc).geturl()
+
+    @property
+    def page_link(self) -> str | None:
+        """The gpuvec page on the in-process scheduler's dashboard (``…/gpuvec``); None
+        before the client starts, and with an external scheduler (whose page exists only
+        if it was started with the preload, see :mod:`gpuvec.observability.dashboard`)."""
+        from gpuvec.observability.dashboard import page_link
+
+        return None if self.scheduler_address else page_link(self.dashboard_link)
 
     def gpu_workers(self) -> bool:
         info = self.client.scheduler_info()

@@ -5,12 +5,18 @@ deterministic paths (a retried or duplicated task overwrites the same objects wi
 same bytes) and returns a small dict describing them. Nothing here touches meta storage:
 the coordinator commits a task's result in a guarded transaction after it returns, so a
 task that fails or whose worker dies never leaves a half-registered index.
+
+An index build running on a Dask worker reports its progress (rows added so far) as
+scheduler events under :data:`PROGRESS_TOPIC` (``{"key", "done", "total"}``, at most a few
+per second), which the gpuvec dashboard page and ``gpuvec demo`` read; run outside a worker
+it reports nothing.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +42,34 @@ class StoreSpec:
         return open_store(self.uri, endpoint_url=self.endpoint_url)
 
 
+PROGRESS_TOPIC = "gpuvec-build-progress"
+PROGRESS_EVERY_S = 0.25  # the least time between two progress events of one build
+
+
 def index_path(segment_path: str, index_id: int, field: str) -> str:
     return f"{segment_path}/index/{index_id}/{field}.gpuvecix"
+
+
+def progress_reporter() -> Callable[[int, int], None] | None:
+    """``report(done, total)`` that logs the running task's progress on the scheduler
+    (throttled; the last step is always sent); None outside a Dask worker."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = str(worker.get_current_task())
+    except (ImportError, ValueError, KeyError):
+        return None
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < PROGRESS_EVERY_S:
+            return
+        last[0] = now
+        worker.log_event(PROGRESS_TOPIC, {"key": key, "done": int(done), "total": int(total)})
+
+    return report
 
 
 def build_index_task(
@@ -58,7 +90,10 @@ def build_index_task(
     # (GPUVEC_BUILD_THREADS overrides), or faiss builds HNSW/IVF on one thread
     threads = int(os.environ.get("GPUVEC_BUILD_THREADS", "0")) or (os.cpu_count() or 1)
     faiss_module().omp_set_num_threads(threads)
-    index = build_index(vectors, metric, index_type, params)
+    report = progress_reporter()
+    if report is not None:
+        report(0, len(vectors))
+    index = build_index(vectors, metric, index_type, params, report)
     data = dump(index)  # type: ignore[arg-type]
     path = index_path(segment_path, index_id, field)
     put_bytes(st, path, data)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,6 +63,7 @@ __all__ = ["FaissIndex", "Plan", "plan"]
 
 MIN_POINTS_PER_LIST = 40  # knowhere MatchNlist
 RANGE_EF_DEFAULT = 512  # knowhere kDefaultRangeSearchEf
+ADD_BATCHES, ADD_BATCH_MIN = 20, 2048  # batches of a build that reports progress
 
 
 @dataclass
@@ -164,8 +165,16 @@ class FaissIndex:
     # --- build -----------------------------------------------------------------------------
     @classmethod
     def build(
-        cls, index_type: str, vectors: Any, metric: str, params: dict[str, Any] | None = None
+        cls,
+        index_type: str,
+        vectors: Any,
+        metric: str,
+        params: dict[str, Any] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> FaissIndex:
+        """``progress(done, total)``, when given, is called after each batch of added rows
+        (the rows are then added in ~``ADD_BATCHES`` batches: the same index for IVF, an
+        equivalent graph for HNSW)."""
         faiss = faiss_module()
         itype = validate.check_index_type(index_type)
         metric = validate.check_metric(metric)
@@ -196,7 +205,11 @@ class FaissIndex:
                 pick = np.random.default_rng(1234).choice(n, size=take, replace=False)
                 train = x[np.sort(pick)]
             index.train(train)
-        index.add(x)
+        step = n if progress is None else max(ADD_BATCH_MIN, -(-n // ADD_BATCHES))
+        for start in range(0, n, step):
+            index.add(x[start : start + step])
+            if progress is not None:
+                progress(min(start + step, n), n)
         return cls(itype, metric, resolved, p, index)
 
     # --- search ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from gpuvec.errors import CorruptDataError, InvalidArgumentError
@@ -37,16 +38,21 @@ def build_index(
     metric: str,
     index_type: str = "AUTOINDEX",
     params: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> VectorIndex:
     """Build an index of ``index_type`` over ``vectors`` (float32 [n, dim]; row i of the
     input is result row i). ``params`` are Milvus build params (validated, defaults
     filled in). FLAT/GPU_BRUTE_FORCE borrow ``vectors`` (no copy); the faiss types copy
-    them into the index (normalised for COSINE)."""
+    them into the index (normalised for COSINE). ``progress(done, total)`` is told the
+    rows added so far (the data nodes report it to the dashboard)."""
     itype = validate.check_index_type(index_type)
     metric = validate.check_metric(metric)
     if itype in _EXACT:
-        return FlatIndex.build(itype, vectors, metric, params)
-    return FaissIndex.build(itype, vectors, metric, params)
+        index = FlatIndex.build(itype, vectors, metric, params)
+        if progress is not None:
+            progress(index.ntotal, index.ntotal)
+        return index
+    return FaissIndex.build(itype, vectors, metric, params, progress)
 
 
 def dump(index: FlatIndex | FaissIndex) -> bytes:

@@ -35,6 +35,7 @@ __all__ = [
     "is_cupy_array",
     "is_gpu",
     "reset_backend",
+    "resolved_gpu",
     "to_device",
     "to_host",
     "xp",
@@ -125,6 +126,13 @@ def xp() -> ModuleType:
 def is_gpu() -> bool:
     """True when the chosen backend is CuPy on a CUDA device."""
     return _get().gpu
+
+
+def resolved_gpu() -> bool:
+    """True when the backend was already chosen and is CuPy on a device; never resolves
+    it (a metrics scrape must not be what first touches the GPU)."""
+    b = _backend
+    return b is not None and b.gpu
 
 
 def backend_name() -> str:

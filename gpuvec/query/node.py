@@ -168,6 +168,11 @@ class QueryNode:
             self.residency.touch(seg)
         return segs
 
+    def held(self) -> dict[int, list[SegmentData]]:
+        """Every held segment by collection id, without touching residency (metrics)."""
+        with self.lock:
+            return {cid: list(segs.values()) for cid, segs in self._segments.items()}
+
     def deleted_fraction(self, collection_id: int, segment_id: int) -> float:
         """Share of a held segment's rows that are deleted (0 when not held)."""
         seg = self._segments.get(collection_id, {}).get(segment_id)

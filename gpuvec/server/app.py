@@ -10,6 +10,10 @@ A request larger than ``max_recv_size`` bytes (Milvus's ``proxy.grpc.serverMaxRe
 64 MiB by default, or ``GPUVEC_MAX_RECV_SIZE``) is refused by gRPC itself with
 ``RESOURCE_EXHAUSTED`` before any of it is decoded; a body that does not decode is
 refused with ``INTERNAL`` (as Milvus's gRPC server does), logged in one line.
+
+With ``metrics_port`` set, the server also serves Prometheus ``/metrics`` on that port of
+its host (:mod:`gpuvec.observability.exporter`); a port that cannot be bound is a warning,
+never a failure to start.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from gpuvec.errors import InvalidArgumentError
+from gpuvec.observability.exporter import start_metrics_server
 
 __all__ = [
     "DEFAULT_MAX_RECV_SIZE",
@@ -68,6 +73,7 @@ class ServerOptions:
     max_recv_size: int = field(default_factory=default_max_recv_size)  # largest request (bytes)
     grace_s: float = 10.0
     flush_on_stop: bool = True  # a cluster proxy holds no data: it does not flush
+    metrics_port: int = 0  # /metrics on this port and host (0: none; the CLI's default 9091)
 
 
 class Server:
@@ -83,6 +89,7 @@ class Server:
         self.host = host
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        self.metrics: Any = None  # the /metrics endpoint (exporter.MetricsServer) if any
 
     @property
     def address(self) -> str:
@@ -101,6 +108,8 @@ class Server:
                 log.exception("flush on shutdown failed")
             finally:
                 self.client.close()
+                if self.metrics is not None:
+                    self.metrics.stop()
                 self._stopped.set()
 
     def wait(self) -> None:
@@ -178,7 +187,9 @@ def start_server(data_dir: str, opts: ServerOptions | None = None, **client_kw: 
         client.close()
         raise
     log.info("gpuvec serving Milvus gRPC on %s:%d (data %s)", opts.host, port, data_dir)
-    return Server(server, client, port, opts.host, opts.flush_on_stop)
+    srv = Server(server, client, port, opts.host, opts.flush_on_stop)
+    srv.metrics = start_metrics_server(opts.metrics_port, opts.host)  # None: off or port taken
+    return srv
 
 
 def serve_forever(data_dir: str, opts: ServerOptions, **client_kw: Any) -> int:
@@ -187,6 +198,8 @@ def serve_forever(data_dir: str, opts: ServerOptions, **client_kw: Any) -> int:
     srv = start_server(data_dir, opts, **client_kw)
     scheme = "https" if opts.tls_cert else "http"
     print(f"gpuvec: Milvus endpoint {scheme}://{srv.address}  (data: {data_dir})", flush=True)
+    if srv.metrics is not None:
+        print(f"gpuvec: metrics {srv.metrics.url}", flush=True)
     done = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

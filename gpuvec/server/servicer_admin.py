@@ -1,4 +1,6 @@
-"""Connection, index, compaction, database, alias and timestamp RPCs of the Milvus service.
+"""Connection, health and metrics, index, compaction, database, alias and timestamp RPCs
+of the Milvus service (``GetComponentStates`` / ``GetMetrics`` answer with the data of
+:mod:`gpuvec.observability.system_info`).
 
 Translation only (see :mod:`gpuvec.server.servicer`). Index requests arrive as pymilvus
 sends them: ``extra_params`` holds ``index_type``, ``metric_type`` and either each build
@@ -14,6 +16,7 @@ from typing import Any
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from gpuvec.errors import IndexNotFoundError, InvalidArgumentError
+from gpuvec.observability.metrics import NODE_ID
 from gpuvec.rows_json import JSON_MAX_DEPTH, JSON_MAX_LENGTH, json_too_deep, load_json
 from gpuvec.server.convert import check_param_numbers
 from gpuvec.server.servicer_ddl import kv_dict, kv_pairs
@@ -90,6 +93,29 @@ class AdminRPCs:
     def CheckHealth(self, request: Any, context: Any) -> Any:
         healthy, reasons = self._root.check_health()
         return milvus_pb2.CheckHealthResponse(status=ok(), isHealthy=healthy, reasons=reasons)
+
+    @rpc
+    def GetComponentStates(self, request: Any, context: Any) -> Any:
+        _, reasons = self._root.check_health()
+        parts = [
+            milvus_pb2.ComponentInfo(
+                nodeID=int(c["node_id"]) if str(c["node_id"]).isdigit() else 0,
+                role=c["role"],
+                state_code=common_pb2.Healthy if c["healthy"] else common_pb2.Abnormal,
+                extra_info=kv_pairs({"node": str(c["node_id"]), "reason": c["reason"]}),
+            )
+            for c in self._root.components(reasons)
+        ]
+        return milvus_pb2.ComponentStates(
+            status=ok(), state=parts[0], subcomponent_states=parts[1:]
+        )
+
+    @rpc
+    def GetMetrics(self, request: Any, context: Any) -> Any:
+        info = self._root.system_info(request.request, self._version)
+        return milvus_pb2.GetMetricsResponse(
+            status=ok(), response=json.dumps(info), component_name=f"proxy-{NODE_ID}"
+        )
 
     @rpc
     def AllocTimestamp(self, request: Any, context: Any) -> Any:

@@ -9,13 +9,16 @@ subclasses carry); older ones and a few pymilvus paths read the legacy
 Invariants: a handler never lets an exception reach gRPC (an unexpected one becomes an
 ``UnexpectedError`` status naming the RPC and the exception: the last resort for a server
 bug, which no input may reach — input is refused with a gpuvec error and its Milvus code);
-a wrapped RPC answers with the response type the Milvus service declares for it.
+a wrapped RPC answers with the response type the Milvus service declares for it; every
+wrapped call is recorded once in the request metrics (:mod:`gpuvec.observability.metrics`),
+and recording never changes an answer.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +26,7 @@ from google.protobuf import message_factory
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from gpuvec.errors import GpuvecError
+from gpuvec.observability.metrics import collection_label, observe_request, request_scope
 
 __all__ = ["UNEXPECTED", "legacy_code", "ok", "response_type", "rpc", "status_of"]
 
@@ -83,20 +87,48 @@ def error_response(rpc_name: str, status: common_pb2.Status) -> Any:
     return resp
 
 
+def _succeeded(resp: Any) -> bool:
+    """Whether a response's Milvus status is a success."""
+    st = resp if isinstance(resp, common_pb2.Status) else getattr(resp, "status", None)
+    return st is None or (st.code == 0 and st.error_code == common_pb2.Success)
+
+
+def _collection_label(servicer: Any, request: Any, context: Any) -> str:
+    """The ``collection_name`` metrics label of a request (database-qualified)."""
+    name = getattr(request, "collection_name", "")
+    if not name or not isinstance(name, str):
+        return ""
+    db_name = getattr(servicer, "db_name", None)
+    return collection_label(db_name(request, context) if db_name else "", name)
+
+
 def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a servicer method ``(self, request, context) -> response``: errors become the
     RPC's response type with the mapped status; a handler may return None for "OK, nothing
-    else" (a plain success Status or an empty response with it)."""
+    else" (a plain success Status or an empty response with it).
+
+    Every call is recorded as one request named after the RPC (success or fail from the
+    response's Milvus status), and runs inside :func:`request_scope`, so the client calls
+    the handler makes are not counted again."""
     name = fn.__name__
 
     @functools.wraps(fn)
     def wrapper(self: Any, request: Any, context: Any) -> Any:
+        start = time.perf_counter()
+        with request_scope():
+            try:
+                resp = fn(self, request, context)
+            except Exception as exc:
+                resp = error_response(name, status_of(exc, name))
+            else:
+                if resp is None:
+                    resp = error_response(name, ok())
         try:
-            resp = fn(self, request, context)
-        except Exception as exc:
-            return error_response(name, status_of(exc, name))
-        if resp is None:
-            return error_response(name, ok())
+            good = _succeeded(resp)
+            label = _collection_label(self, request, context) if good else ""
+            observe_request(name, good, time.perf_counter() - start, label)
+        except Exception:  # metrics never change an answer
+            log.debug("metrics of %s not recorded", name, exc_info=True)
         return resp
 
     return wrapper

@@ -26,6 +26,7 @@ def spawn_serve(data: Path, log: Path, *args: str) -> tuple[subprocess.Popen, in
         GPUVEC_DASHBOARD_ADDRESS="",
         GPUVEC_DATANODE_PROCESSES="0",
         GPUVEC_INDEX_MIN_ROWS="256",
+        GPUVEC_METRICS_PORT="0",  # no /metrics unless a test passes --metrics-port
     )
     cmd = [sys.executable, "-m", "gpuvec", "serve", "--data", str(data), "--port", str(port)]
     with log.open("wb") as out:

@@ -202,7 +202,7 @@ def test_failing_build_registers_nothing(
         deadline = time.monotonic() + 30
         while not eng.indexer.failed and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert eng.indexer.failed and "disk full" in next(iter(eng.indexer.failed.values()))
+        assert eng.indexer.failed and "disk full" in next(iter(eng.indexer.failed.values()))[0]
         assert tries.read_text() == "xxx"  # the first try and Dask's two retries
         assert eng.catalog.segment_indexes(eng.get("c").meta.id) == {}
         assert c.describe_index("c", "vector")["indexed_segments"] == 0

@@ -52,6 +52,7 @@ from gpuvec.errors import (
     StorageError,
     UnavailableError,
 )
+from gpuvec.observability.internals import WalAppendMetrics
 from gpuvec.storage.wal.base import CHANNEL_RE, check_channel
 from gpuvec.storage.wal.kafka_common import (
     _COMMON,
@@ -70,6 +71,8 @@ from gpuvec.storage.wal.kafka_common import (
 )
 from gpuvec.storage.wal.kafka_reader import KafkaWalReader
 from gpuvec.storage.wal.record import Record
+
+_APPENDS = WalAppendMetrics("kafka")
 
 
 class KafkaWAL:
@@ -292,9 +295,13 @@ class KafkaWalWriter:
             self._wal.check_open()
             if not recs:
                 return []
+            start = time.perf_counter()
             deadline = time.monotonic() + self._wal.timeout
             self._finish_abort(deadline)
-            return self._transaction(recs, deadline)
+            positions = self._transaction(recs, deadline)
+            nbytes = sum(r.encoded_size for r in recs)
+            _APPENDS.observe(len(recs), nbytes, time.perf_counter() - start)
+            return positions
 
     def _transaction(self, recs: list[Record], deadline: float) -> list[int]:
         p, reports = self._producer, []  # delivery reports come in produce order

@@ -49,6 +49,19 @@ class KafkaWalReader:
     def position(self) -> int:
         return self._pos
 
+    def cached_lag(self) -> int | None:
+        """Offsets between the read position and the high watermark this reader's fetches
+        last saw (no broker call; None before any fetch or once closed). Transaction
+        markers take offsets too, so a reader that has read everything shows 1."""
+        if self._closed:
+            return None
+        try:
+            tp = TopicPartition(self._topic, 0)
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+        except Exception:  # closed concurrently, or nothing fetched yet
+            return None
+        return None if high is None or high < 0 else max(0, high - self._pos)
+
     def seek(self, position: int) -> None:
         self._check_open()
         _check_position(position)

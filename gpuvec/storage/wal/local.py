@@ -43,11 +43,13 @@ from gpuvec.errors import (
     NotFoundError,
     RecordTooLargeError,
 )
+from gpuvec.observability.internals import WalAppendMetrics
 from gpuvec.storage.wal.base import check_channel
 from gpuvec.storage.wal.frames import FrameError, encode_batch, read_batch, scan
 from gpuvec.storage.wal.record import Record
 
 log = logging.getLogger(__name__)
+_APPENDS = WalAppendMetrics("local")
 FsyncPolicy = Literal["always", "group", "never"]
 _SUFFIX = ".log"
 
@@ -199,6 +201,7 @@ class LocalWalWriter:
             raise ClosedError(f"WAL writer of channel {self.channel!r} is closed")
         if not records:
             return []
+        start = time.perf_counter()
         wal = self._ch.wal
         payloads = []
         for i, r in enumerate(records):
@@ -244,6 +247,7 @@ class LocalWalWriter:
                 fcntl.flock(ch.lock_fd, fcntl.LOCK_UN)
         with ch.appended:
             ch.appended.notify_all()
+        _APPENDS.observe(len(records), nbytes, time.perf_counter() - start)
         return list(range(first, first + len(records)))
 
     def sync(self) -> None:

@@ -1,0 +1,453 @@
+"""gpuvec's page on the Dask scheduler's dashboard: ``http://<dashboard>/gpuvec``.
+
+Dask's scheduler dashboard is a bokeh server whose pages are the functions in
+``distributed.dashboard.scheduler.applications`` (route → ``fn(scheduler, extra, doc)``),
+read when the scheduler starts its dashboard; its navigation bar lists the names in the
+``pages`` template variable. :func:`register` adds the ``/gpuvec`` page to both, so it must
+run before the scheduler starts:
+
+* embedded (:class:`gpuvec.datanode.runtime.DataNodeRuntime`): called before the in-process
+  ``LocalCluster`` is created; the page shows the live engines of the process
+  (:func:`gpuvec.observability.engines.live`);
+* cluster: ``dask scheduler --preload gpuvec.observability.dashboard --gpuvec-config FILE``
+  (the launcher passes both). Importing this module registers the page (Dask imports preload
+  modules before it starts the dashboard), and :func:`dask_setup` opens the cluster's catalog
+  in etcd, which is then what the page shows: the engines run in other processes.
+
+The page refreshes every :data:`REFRESH_MS`: collections, segments and where they live, GPU
+memory against the residency budget, running and recent index builds (per-batch progress
+from the data-node tasks' scheduler events) and compactions, and request rates and p50 /
+p99 latency over time. The data comes from :func:`gpuvec.observability.snapshot.snapshot`,
+gathered off the scheduler's event loop so a slow meta store never stalls the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import click
+
+from gpuvec.datanode.tasks import PROGRESS_TOPIC
+from gpuvec.observability.snapshot import RequestMeter, snapshot
+
+log = logging.getLogger(__name__)
+
+PAGE = "gpuvec"  # the page's route and its name in the navigation bar
+ROUTE = "/" + PAGE
+REFRESH_MS = 1000
+HISTORY = 600  # points kept on the request plots (10 minutes at one a second)
+SERIES = ("Search", "Query", "Insert")  # request functions plotted over time
+COLORS = {"Search": "#1f77b4", "Query": "#2ca02c", "Insert": "#d62728"}
+WIDTH = 1360
+
+# table → ([(column, title, width px)], most rows shown before it scrolls)
+TABLES: dict[str, tuple[list[tuple[str, str, int]], int]] = {
+    "collections": (
+        [("name", "collection", 180), ("rows", "rows", 110), ("growing", "growing segs", 90),
+         ("sealed", "sealed segs", 90), ("indexed", "indexed", 80), ("index", "index", 260),
+         ("load_state", "load state", 100)],
+        6,
+    ),
+    "builds": (
+        [("status", "build", 240), ("progress", "progress", 120),
+         ("collection", "collection", 110), ("segment", "segment", 70), ("field", "field", 70),
+         ("index_type", "type", 70), ("elapsed", "time", 60)],
+        8,
+    ),
+    "compactions": (
+        [("status", "compaction", 220), ("progress", "progress", 100),
+         ("collection", "collection", 110), ("elapsed", "time", 60)],
+        8,
+    ),
+    "segments": (
+        [("collection", "collection", 180), ("segment", "segment", 110), ("state", "state", 80),
+         ("where", "lives on", 110), ("rows", "rows", 110), ("bytes", "bytes", 110)],
+        8,
+    ),
+    "requests": (
+        [("function", "function", 160), ("count", "total", 90), ("rate", "req/s", 90),
+         ("errors", "errors/s", 90), ("p50", "p50 ms", 90), ("p99", "p99 ms", 90)],
+        6,
+    ),
+}  # fmt: skip
+ROW_PX, HEADER_PX = 25, 32  # a table is as tall as its rows, up to its limit above
+
+_catalogs: list[Any] = []  # cluster mode: catalogs opened by dask_setup
+_min_rows = 1024  # cluster mode: the engine's index_min_rows
+
+
+# --- registration -------------------------------------------------------------------------
+def register() -> bool:
+    """Add the gpuvec page to the Dask scheduler dashboard (idempotent). Schedulers started
+    afterwards in this process serve it; False when Dask's dashboard (bokeh) is missing."""
+    try:
+        from distributed.dashboard import scheduler as dashboard
+    except ImportError as e:  # bokeh missing or too old: Dask runs without a dashboard
+        log.info("no gpuvec dashboard page: %s", e)
+        return False
+    dashboard.applications.setdefault(ROUTE, gpuvec_doc)
+    listed = dashboard.template_variables
+    if not getattr(listed, "lists_gpuvec", False):
+
+        def with_gpuvec(scheduler: Any) -> dict[str, Any]:
+            """Dask's template variables with gpuvec in the navigation bar."""
+            variables = listed(scheduler)
+            pages = variables.setdefault("pages", [])
+            if PAGE not in pages:
+                pages.insert(pages.index("info") if "info" in pages else len(pages), PAGE)
+            return variables
+
+        with_gpuvec.lists_gpuvec = True  # type: ignore[attr-defined]
+        dashboard.template_variables = with_gpuvec
+    return True
+
+
+def page_link(dashboard_link: str | None) -> str | None:
+    """The gpuvec page's URL from a dashboard link such as ``http://host:8787/status``."""
+    if not dashboard_link:
+        return None
+    base = dashboard_link.rstrip("/")
+    if base.rsplit("/", 1)[-1] == "status":
+        base = base.rsplit("/", 1)[0]
+    return f"{base}{ROUTE}"
+
+
+@click.command()
+@click.option(
+    "--gpuvec-config",
+    default=None,
+    help="the cluster's gpuvec.toml (default: GPUVEC_CONFIG); the page reads its catalog",
+)
+def dask_setup(scheduler: Any, gpuvec_config: str | None) -> None:
+    """Preload hook of ``dask scheduler``: open the cluster's catalog for the page."""
+    global _min_rows
+    from gpuvec.cluster.settings import ClusterSettings
+    from gpuvec.coord.catalog import Catalog
+
+    settings = ClusterSettings.load(gpuvec_config)
+    _catalogs.append(Catalog(settings.open_meta()))
+    _min_rows = settings.engine.index_min_rows
+    log.info("gpuvec dashboard page reads the catalog at %s/%s", settings.etcd, settings.etcd_root)
+
+
+def dask_teardown(scheduler: Any) -> None:
+    """Close the meta stores :func:`dask_setup` opened."""
+    while _catalogs:
+        _catalogs.pop().meta.close()
+
+
+# --- formatting ---------------------------------------------------------------------------
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def _ms(seconds: float | None) -> float:
+    return math.nan if seconds is None else seconds * 1e3
+
+
+def _elapsed(job: dict[str, Any], now: float) -> str:
+    start = job.get("started")
+    if not start:
+        return ""
+    return f"{(job.get('ended') or now) - start:.1f} s"
+
+
+def _bar(fraction: float | None) -> float:
+    return 0.0 if fraction is None else round(100.0 * fraction, 1)
+
+
+def device_html(device: dict[str, Any] | None, engines: list[str]) -> str:
+    """The page header: where the data lives and the GPU memory in use (or why none)."""
+    where = html.escape(", ".join(engines)) if engines else "the cluster catalog (etcd)"
+    head = f"<h2 style='margin:4px 0'>gpuvec</h2><div>serving {where}</div>"
+    if device is None:
+        return head + "<div>GPU residency: shown by each query node (not in this process)</div>"
+    if not device["gpu"]:
+        return head + (
+            "<div style='padding:6px;margin-top:4px;background:#fff3cd;border:1px solid #e0c36c'>"
+            f"<b>no GPU</b>: searches run on {html.escape(device['backend'])} "
+            f"({html.escape(device['reason'])}); every segment lives in host memory</div>"
+        )
+    used, budget = device["used"], max(device["budget"], 1)
+    pct = min(100.0, 100.0 * used / budget)
+    return head + (
+        f"<div><b>GPU</b> {html.escape(device['backend'])}: {human_bytes(used)} of "
+        f"{human_bytes(device['budget'])} budget pinned ({pct:.0f}%), device "
+        f"{human_bytes(device['total'])}, {human_bytes(device['free'])} free</div>"
+        "<div style='width:600px;height:14px;background:#ddd;border:1px solid #999'>"
+        f"<div style='width:{pct:.1f}%;height:100%;background:#4c9a2a'></div></div>"
+    )
+
+
+# --- the page -----------------------------------------------------------------------------
+def _title(text: str) -> Any:
+    from bokeh.models import Div
+
+    return Div(text=f"<h3 style='margin:8px 0 2px'>{text}</h3>")
+
+
+class GpuvecPage:
+    """The bokeh models of one browser session of the page and their refresh."""
+
+    def __init__(self, scheduler: Any) -> None:
+        from bokeh.layouts import column, row
+        from bokeh.models import ColumnDataSource, Div
+
+        self.scheduler = scheduler
+        self.meter = RequestMeter()
+        self._busy = False
+        self.header = Div(text=device_html(None, []), width=WIDTH)
+        self.summary = Div(text="", width=WIDTH)
+        self.sources = {
+            name: ColumnDataSource({c: [] for c in cols})
+            for name, cols in {
+                "collections": ("name", "rows", "growing", "sealed", "indexed", "index",
+                                "load_state"),
+                "builds": ("state", "collection", "segment", "field", "index_type", "rows",
+                           "progress", "status", "elapsed", "error"),
+                "compactions": ("job", "collection", "state", "plans", "rows", "progress",
+                                "status", "elapsed"),
+                "segments": ("collection", "segment", "state", "where", "rows", "bytes"),
+                "requests": ("function", "count", "rate", "errors", "p50", "p99"),
+            }.items()
+        }  # fmt: skip
+        cols = {"time": []} | {f"{f}_{k}": [] for f in SERIES for k in ("rate", "p50", "p99")}
+        self.history = ColumnDataSource(cols)
+        self.requests_note = Div(text="", width=WIDTH)
+        self.tables = {name: self._table(name, spec) for name, spec in TABLES.items()}
+        tables = self.tables
+        self.root = column(
+            self.header,
+            self.summary,
+            _title("Collections"),
+            tables["collections"],
+            row(
+                column(_title("Index builds"), tables["builds"]),
+                column(_title("Compactions"), tables["compactions"]),
+            ),
+            _title("Segments (GPU / host)"),
+            tables["segments"],
+            _title("Requests"),
+            self.requests_note,
+            row(*self._request_figures()),
+            tables["requests"],
+        )
+
+    def _table(self, name: str, spec: tuple[list[tuple[str, str, int]], int]) -> Any:
+        from bokeh.models import DataTable, HTMLTemplateFormatter, TableColumn
+
+        columns, _ = spec
+        bar = HTMLTemplateFormatter(
+            template="<div style='background:#e5e5e5;height:14px;margin-top:3px'>"
+            "<div style='background:#4c9a2a;height:14px;width:<%= value %>%'></div></div>"
+        )
+        cols = [
+            TableColumn(field=f, title=t, width=w, formatter=bar)
+            if f == "progress"
+            else TableColumn(field=f, title=t, width=w)
+            for f, t, w in columns
+        ]
+        return DataTable(source=self.sources[name], columns=cols, height=HEADER_PX + ROW_PX,
+                         width=sum(w for _, _, w in columns) + 30, index_position=None)  # fmt: skip
+
+    def _request_figures(self) -> list[Any]:
+        from bokeh.models import DatetimeTickFormatter
+        from bokeh.plotting import figure
+
+        rate = figure(title="requests / s", x_axis_type="datetime", height=220, width=660,
+                      toolbar_location=None)  # fmt: skip
+        latency = figure(title="latency (ms): p50 solid, p99 dashed", x_axis_type="datetime",
+                         height=220, width=660, toolbar_location=None)  # fmt: skip
+        for fn in SERIES:
+            color = COLORS[fn]
+            rate.line("time", f"{fn}_rate", source=self.history, color=color, legend_label=fn)
+            latency.line("time", f"{fn}_p50", source=self.history, color=color, legend_label=fn)
+            latency.line("time", f"{fn}_p99", source=self.history, color=color,
+                         line_dash="dashed")  # fmt: skip
+        ticks = DatetimeTickFormatter(milliseconds="%H:%M:%S", seconds="%H:%M:%S",
+                                      minsec="%H:%M:%S", minutes="%H:%M")  # fmt: skip
+        for fig in (rate, latency):
+            fig.xaxis.formatter = ticks
+            fig.legend.border_line_alpha = 0.0
+            fig.add_layout(fig.legend[0], "right")  # beside the plot, off the lines
+        return [rate, latency]
+
+    # --- refresh --------------------------------------------------------------------------
+    def _scheduler_state(self) -> tuple[list[Any], dict[str, str]]:
+        """Progress events and gpuvec task states (read on the scheduler's event loop)."""
+        events = list(self.scheduler.get_events(PROGRESS_TOPIC))
+        tasks = {
+            str(k): ts.state
+            for k, ts in list(self.scheduler.tasks.items())
+            if str(k).startswith("gpuvec-")
+        }
+        return events, tasks
+
+    def gather(self, events: list[Any], tasks: dict[str, str]) -> dict[str, Any]:
+        """One snapshot for the page (runs in a worker thread)."""
+        return snapshot(catalogs=list(_catalogs), events=events, tasks=tasks,
+                        meter=self.meter, min_rows=_min_rows)  # fmt: skip
+
+    async def update(self) -> None:
+        """Periodic callback: gather off the event loop, then update the models."""
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            events, tasks = self._scheduler_state()
+            loop = asyncio.get_running_loop()
+            snap = await loop.run_in_executor(None, self.gather, events, tasks)
+            self.show(snap)
+        except Exception as e:  # shown on the page; the next refresh tries again
+            log.debug("gpuvec dashboard refresh failed", exc_info=True)
+            why = html.escape(f"{type(e).__name__}: {e}")
+            self.summary.text = f"<div style='color:#b00'>refresh failed: {why}</div>"
+        finally:
+            self._busy = False
+
+    def show(self, snap: dict[str, Any]) -> None:
+        """Put one snapshot into the page's models."""
+        now = snap["time"]
+        self.header.text = device_html(snap["device"], snap["engines"])
+        builds, comps = snap["builds"], snap["compactions"]
+        running = [b for b in builds if b["state"] == "Running"]
+        self.summary.text = (
+            f"<div>{len(snap['collections'])} collections · {len(snap['segments'])} segments · "
+            f"index builds: {len(running)} running, "
+            f"{sum(b['state'] == 'Finished' for b in builds)} finished, "
+            f"{sum(b['state'] == 'Failed' for b in builds)} failed · compactions: "
+            f"{sum(c['state'] == 'Executing' for c in comps)} running · "
+            f"updated {time.strftime('%H:%M:%S', time.localtime(now))}</div>"
+        )
+        colls = snap["collections"]
+        self._set("collections", {
+            "name": [c["name"] for c in colls],
+            "rows": [f"{c['rows']:,}" for c in colls],
+            "growing": ["–" if c["growing"] is None else c["growing"] for c in colls],
+            "sealed": [c["sealed"] for c in colls],
+            "indexed": ["–" if c["indexed"] is None else f"{100 * c['indexed']:.0f}%"
+                        for c in colls],
+            "index": [c["index"] or "(none)" for c in colls],
+            "load_state": [c["load_state"] for c in colls],
+        })  # fmt: skip
+        self._set("builds", {
+            "state": [b["state"] for b in builds],
+            "collection": [b["collection"] for b in builds],
+            "segment": [str(b["segment"]) for b in builds],
+            "field": [b["field"] for b in builds],
+            "index_type": [b["index_type"] for b in builds],
+            "rows": [b["rows"] or 0 for b in builds],
+            "progress": [_bar(b["progress"]) for b in builds],
+            "status": [build_status(b) for b in builds],
+            "elapsed": [_elapsed(b, now) for b in builds],
+            "error": [b.get("error") or "" for b in builds],
+        })  # fmt: skip
+        comps = list(reversed(comps))
+        self._set("compactions", {
+            "job": [str(c["job"]) for c in comps],
+            "collection": [c["collection"] for c in comps],
+            "state": [c["state"] for c in comps],
+            "plans": [c["plans"] for c in comps],
+            "rows": [c["rows"] or 0 for c in comps],
+            "progress": [_bar(c["progress"]) for c in comps],
+            "status": [f"{c['state']} ({c['plans']} rewrites, {c['rows'] or 0:,} rows)"
+                       for c in comps],
+            "elapsed": [_elapsed(c, now) for c in comps],
+        })  # fmt: skip
+        segs = snap["segments"]
+        self._set("segments", {
+            "collection": [s["collection"] for s in segs],
+            "segment": [str(s["segment"]) for s in segs],
+            "state": [s["state"] for s in segs],
+            "where": [s["where"] for s in segs],
+            "rows": [f"{s['rows']:,}" for s in segs],
+            "bytes": [human_bytes(s["bytes"]) for s in segs],
+        })  # fmt: skip
+        self._show_requests(snap["requests"], now, local=bool(snap["engines"]))
+
+    def _show_requests(self, reqs: dict[str, dict[str, Any]], now: float, local: bool) -> None:
+        if reqs:
+            self.requests_note.text = ""
+        elif local:
+            self.requests_note.text = (
+                "<i>no requests recorded in this process yet (gpuvec_proxy_req_count)</i>"
+            )
+        else:
+            self.requests_note.text = (
+                "<i>requests are counted by the proxy processes: see their Prometheus "
+                "/metrics (gpuvec_proxy_req_count, gpuvec_proxy_req_latency_seconds)</i>"
+            )
+        names = sorted(reqs)
+        self._set("requests", {
+            "function": names,
+            "count": [reqs[n]["count"] for n in names],
+            "rate": [f"{reqs[n]['rate']:.1f}" for n in names],
+            "errors": [f"{reqs[n]['errors']:.1f}" for n in names],
+            "p50": ["–" if reqs[n]["p50"] is None else f"{1e3 * reqs[n]['p50']:.2f}"
+                    for n in names],
+            "p99": ["–" if reqs[n]["p99"] is None else f"{1e3 * reqs[n]['p99']:.2f}"
+                    for n in names],
+        })  # fmt: skip
+        by_lower = {n.lower(): reqs[n] for n in names}
+        point: dict[str, list[float]] = {"time": [now * 1e3]}
+        for fn in SERIES:
+            r = by_lower.get(fn.lower(), {})
+            point[f"{fn}_rate"] = [r.get("rate", 0.0)]
+            point[f"{fn}_p50"] = [_ms(r.get("p50"))]
+            point[f"{fn}_p99"] = [_ms(r.get("p99"))]
+        self.history.stream(point, rollover=HISTORY)
+
+    def _set(self, name: str, data: dict[str, list[Any]]) -> None:
+        """Replace a table's rows (only when they changed) and fit its height to them."""
+        source = self.sources[name]
+        if dict(source.data) != data:
+            source.data = data
+        rows = len(next(iter(data.values()), []))
+        height = HEADER_PX + ROW_PX * min(max(rows, 1), TABLES[name][1])
+        if self.tables[name].height != height:
+            self.tables[name].height = height
+
+
+def build_status(build: dict[str, Any]) -> str:
+    """One line per build: ``Running 45% (13,500 / 30,000 rows)``, ``Finished …``."""
+    rows = build.get("rows") or 0
+    if build["state"] == "Running":
+        done = build.get("done_rows") or 0
+        pct = 100.0 * (build.get("progress") or 0.0)
+        return f"Running {pct:.0f}% ({done:,} / {rows:,} rows)"
+    if build["state"] == "Failed":
+        return f"Failed: {build.get('error') or 'see the data node logs'}"
+    return f"Finished ({rows:,} rows)"
+
+
+def gpuvec_doc(scheduler: Any, extra: dict[str, Any], doc: Any) -> None:
+    """The bokeh document of one session of ``/gpuvec`` (Dask's page signature)."""
+    import distributed
+    from bokeh.themes import Theme
+    from jinja2 import Environment, FileSystemLoader
+
+    page = GpuvecPage(scheduler)
+    doc.title = "Dask: gpuvec"
+    doc.add_root(page.root)
+    doc.add_periodic_callback(page.update, REFRESH_MS)
+    doc.add_next_tick_callback(page.update)
+    here = os.path.dirname(distributed.__file__)
+    templates = Environment(loader=FileSystemLoader(os.path.join(here, "http", "templates")))
+    doc.template = templates.get_template("simple.html")  # Dask's page frame and navigation
+    doc.template_variables.update(extra)
+    doc.theme = Theme(filename=os.path.join(here, "dashboard", "theme.yaml"))
+
+
+register()  # on import: a `dask scheduler --preload` imports this before its dashboard starts

@@ -1,0 +1,115 @@
+"""Prometheus metrics of gpuvec's background work and write path, named after Milvus's
+families: index builds and compactions (``gpuvec_datacoord_*``, recorded where the
+coordinator submits them to the data nodes) and WAL appends (``gpuvec_streaming_wal_*``,
+recorded by the local and Kafka WAL writers).
+
+A build or compaction is timed from its submission to its data-node task's end (queueing
+included, as a user waits for it); the in-flight gauges rise on submission and fall when
+the task ends, whatever its outcome. Each WAL append (one batch, atomic) is one histogram
+observation and two counter increments.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from gpuvec.observability.metrics import LATENCY_BUCKETS, NODE_ID
+
+TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+INDEX_BUILD_LATENCY = Histogram(
+    "gpuvec_datacoord_index_build_latency_seconds",
+    "Index build time from submission to the data-node task's end, by index type and outcome",
+    ["node_id", "index_type", "status"],
+    buckets=TASK_BUCKETS,
+)
+INDEX_TASKS = Gauge(
+    "gpuvec_datacoord_index_task_num",
+    "Index builds submitted to the data nodes and not yet ended (the build queue)",
+    ["node_id"],
+)
+COMPACTION_LATENCY = Histogram(
+    "gpuvec_datacoord_compaction_latency_seconds",
+    "Compaction (one rewrite plan) time from submission to the task's end, by outcome",
+    ["node_id", "status"],
+    buckets=TASK_BUCKETS,
+)
+COMPACTION_TASKS = Gauge(
+    "gpuvec_datacoord_compaction_task_num",
+    "Compaction rewrites submitted to the data nodes and not yet ended",
+    ["node_id"],
+)
+WAL_APPEND_LATENCY = Histogram(
+    "gpuvec_streaming_wal_append_latency_seconds",
+    "WAL append (one atomic batch) latency in seconds, by WAL type (local / kafka)",
+    ["node_id", "wal_type"],
+    buckets=LATENCY_BUCKETS,
+)
+WAL_APPEND_RECORDS = Counter(
+    "gpuvec_streaming_wal_append_messages",
+    "Records appended to the WAL, by WAL type",
+    ["node_id", "wal_type"],
+)
+WAL_APPEND_BYTES = Counter(
+    "gpuvec_streaming_wal_append_bytes",
+    "Bytes appended to the WAL (record headers and payloads), by WAL type",
+    ["node_id", "wal_type"],
+)
+
+
+def _succeeded(fut: Any) -> bool:
+    """Whether an ended future succeeded (a Dask future's ``status``, else its exception)."""
+    status = getattr(fut, "status", None)
+    if isinstance(status, str):
+        return status == "finished"
+    try:
+        return fut.exception() is None
+    except BaseException:  # cancelled
+        return False
+
+
+def track_index_build(fut: Any, index_type: str) -> None:
+    """Time the build task ``fut`` from now to its end; count it in the queue meanwhile."""
+    start = time.monotonic()
+    gauge = INDEX_TASKS.labels(NODE_ID)
+    gauge.inc()
+
+    def done(f: Any) -> None:
+        gauge.dec()
+        status = "success" if _succeeded(f) else "fail"
+        INDEX_BUILD_LATENCY.labels(NODE_ID, index_type, status).observe(time.monotonic() - start)
+
+    fut.add_done_callback(done)
+
+
+def track_compaction(fut: Any) -> None:
+    """Time the compaction task ``fut`` from now to its end; count it meanwhile."""
+    start = time.monotonic()
+    gauge = COMPACTION_TASKS.labels(NODE_ID)
+    gauge.inc()
+
+    def done(f: Any) -> None:
+        gauge.dec()
+        status = "success" if _succeeded(f) else "fail"
+        COMPACTION_LATENCY.labels(NODE_ID, status).observe(time.monotonic() - start)
+
+    fut.add_done_callback(done)
+
+
+class WalAppendMetrics:
+    """The WAL append metrics' children for one WAL type, resolved once (a writer then
+    pays no label lookup per append)."""
+
+    def __init__(self, wal_type: str) -> None:
+        self._latency = WAL_APPEND_LATENCY.labels(NODE_ID, wal_type)
+        self._records = WAL_APPEND_RECORDS.labels(NODE_ID, wal_type)
+        self._bytes = WAL_APPEND_BYTES.labels(NODE_ID, wal_type)
+
+    def observe(self, records: int, nbytes: int, seconds: float) -> None:
+        """Record one successful append of ``records`` records, ``nbytes`` bytes."""
+        self._latency.observe(seconds)
+        self._records.inc(records)
+        self._bytes.inc(nbytes)
