@@ -124,7 +124,7 @@ class DataNodeDuties:
                 and built.get((s.id, field), {}).get("index_id") != iid
             ]
         pending = sum(s.rows for s in waiting)
-        reasons = [r for s in waiting if (r := self.indexer.failure(s.id, field, iid))]
+        reasons = [r for s in waiting if (r := self.build_failure(s.id, field, iid))]
         state = "Failed" if reasons else "InProgress" if pending else "Finished"
         out = {
             "total_rows": total,
@@ -135,6 +135,10 @@ class DataNodeDuties:
         if reasons:
             out["index_state_fail_reason"] = reasons[0]
         return out
+
+    def build_failure(self, segment_id: int, field: str, iid: str) -> str | None:
+        """Why the last build of a segment's index failed (None: it did not)."""
+        return self.indexer.failure(segment_id, field, iid)
 
     def index_serving(self, coll: Collection, definition: dict[str, Any]) -> dict[str, Any]:
         """How one index definition is served right now (for ``describe_index``)."""

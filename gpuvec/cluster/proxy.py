@@ -312,6 +312,12 @@ class ClusterEngine:
     # --- indexes -----------------------------------------------------------------------
     index_progress = DataNodeDuties.index_progress
 
+    @staticmethod
+    def build_failure(segment_id: int, field: str, iid: str) -> str | None:
+        """Build failures are known only to the active coordinator's memory, not to
+        proxies: a failed build shows as pending here (it is retried after a back-off)."""
+        return None
+
     def index_serving(self, coll: Collection, definition: dict[str, Any]) -> dict[str, Any]:
         progress = self.index_progress(coll, definition)
         return {

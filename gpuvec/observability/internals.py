@@ -71,32 +71,29 @@ def _succeeded(fut: Any) -> bool:
         return False
 
 
-def track_index_build(fut: Any, index_type: str) -> None:
-    """Time the build task ``fut`` from now to its end; count it in the queue meanwhile."""
+def _track(fut: Any, tasks: Any, latency: Any, *labels: str) -> None:
+    """Count the task ``fut`` in the ``tasks`` gauge until it ends, then observe its time
+    from now in ``latency`` under ``labels`` plus its status."""
     start = time.monotonic()
-    gauge = INDEX_TASKS.labels(NODE_ID)
+    gauge = tasks.labels(NODE_ID)
     gauge.inc()
 
     def done(f: Any) -> None:
         gauge.dec()
         status = "success" if _succeeded(f) else "fail"
-        INDEX_BUILD_LATENCY.labels(NODE_ID, index_type, status).observe(time.monotonic() - start)
+        latency.labels(NODE_ID, *labels, status).observe(time.monotonic() - start)
 
     fut.add_done_callback(done)
+
+
+def track_index_build(fut: Any, index_type: str) -> None:
+    """Time the build task ``fut`` from now to its end; count it in the queue meanwhile."""
+    _track(fut, INDEX_TASKS, INDEX_BUILD_LATENCY, index_type)
 
 
 def track_compaction(fut: Any) -> None:
     """Time the compaction task ``fut`` from now to its end; count it meanwhile."""
-    start = time.monotonic()
-    gauge = COMPACTION_TASKS.labels(NODE_ID)
-    gauge.inc()
-
-    def done(f: Any) -> None:
-        gauge.dec()
-        status = "success" if _succeeded(f) else "fail"
-        COMPACTION_LATENCY.labels(NODE_ID, status).observe(time.monotonic() - start)
-
-    fut.add_done_callback(done)
+    _track(fut, COMPACTION_TASKS, COMPACTION_LATENCY)
 
 
 class WalAppendMetrics:

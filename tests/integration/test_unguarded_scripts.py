@@ -25,13 +25,8 @@ from gpuvec import MilvusClient
 from gpuvec.config import Config
 from gpuvec.errors import IndexBuildError
 
-SCRIPT = """
-import json, sys
-import numpy as np
-from gpuvec import MilvusClient
-
-print("script body ran", flush=True)  # a re-imported __main__ would print this twice
-client = MilvusClient(sys.argv[1] if len(sys.argv) > 1 else __DIR__)
+# the user code both scripts share: an index built on the data nodes
+BUILD = """
 idx = client.prepare_index_params()
 idx.add_index("vector", index_type="HNSW", metric_type="L2", params={"M": 8})
 client.create_collection("docs", dimension=16, index_params=idx)
@@ -39,12 +34,25 @@ vec = np.random.default_rng(0).standard_normal((3000, 16)).astype("float32")
 client.insert("docs", [{"id": i, "vector": vec[i]} for i in range(3000)])
 client.flush("docs")
 client.wait_for_index("docs", timeout=120)
-info = client.describe_index("docs", "vector")
+"""
+
+SCRIPT = (
+    """
+import json, sys
+import numpy as np
+from gpuvec import MilvusClient
+
+print("script body ran", flush=True)  # a re-imported __main__ would print this twice
+client = MilvusClient(sys.argv[1] if len(sys.argv) > 1 else __DIR__)
+"""
+    + BUILD
+    + """info = client.describe_index("docs", "vector")
 hits = client.search("docs", data=[vec[42]], limit=1)
 print("RESULT " + json.dumps({"state": info["state"], "indexed": info["indexed_segments"],
       "sealed": info["sealed_segments"], "top": hits[0][0]["id"]}), flush=True)
 client.close()
 """
+)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -90,21 +98,18 @@ def test_unguarded_script_builds_its_index_and_searches(
         client.close()
 
 
-HOLD = """
+HOLD = (
+    """
 import sys, time
 import numpy as np
 from gpuvec import MilvusClient
 client = MilvusClient(sys.argv[1])
-idx = client.prepare_index_params()
-idx.add_index("vector", index_type="HNSW", metric_type="L2", params={"M": 8})
-client.create_collection("docs", dimension=16, index_params=idx)
-vec = np.random.default_rng(0).standard_normal((3000, 16)).astype("float32")
-client.insert("docs", [{"id": i, "vector": vec[i]} for i in range(3000)])
-client.flush("docs")
-client.wait_for_index("docs", timeout=120)
-print("READY", flush=True)
+"""
+    + BUILD
+    + """print("READY", flush=True)
 time.sleep(600)
 """
+)
 
 
 def _tagged(tag: str) -> list[int]:
