@@ -20,8 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class MetaCache:
-    def __init__(self, meta: MetaStore, prefixes: tuple[str, ...]) -> None:
-        self.meta, self.prefixes = meta, prefixes
+    def __init__(
+        self, meta: MetaStore, prefixes: tuple[str, ...], ignore: tuple[str, ...] = ()
+    ) -> None:
+        """Follow ``prefixes``; keys under ``ignore`` (e.g. the nodes' dashboard reports,
+        rewritten every few seconds) are not kept."""
+        self.meta, self.prefixes, self.ignore = meta, prefixes, ignore
         self._lock = threading.Lock()
         self._data: dict[str, tuple[bytes, int]] = {}
         self._gone: dict[str, int] = {}  # deleted key → revision of the delete
@@ -37,6 +41,8 @@ class MetaCache:
             self._threads.append(t)
 
     def _put(self, key: str, value: bytes | None, revision: int) -> None:
+        if self.ignore and key.startswith(self.ignore):
+            return
         with self._lock:
             current = self._data.get(key)
             newest = max(current[1] if current else 0, self._gone.get(key, 0))

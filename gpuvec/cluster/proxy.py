@@ -25,6 +25,7 @@ from gpuvec.cluster.duties import DataNodeDuties
 from gpuvec.cluster.embedded import CONSISTENCY, Collection, Engine
 from gpuvec.cluster.metacache import MetaCache
 from gpuvec.cluster.scatter import RowsSegment, Scatter
+from gpuvec.cluster.sessions import new_node_id
 from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.streamingnode import SERVED
 from gpuvec.cluster.wire import array_table
@@ -33,6 +34,7 @@ from gpuvec.coord.indexing import NO_BUILD
 from gpuvec.errors import CollectionNotLoadedError, InvalidArgumentError, UnavailableError
 from gpuvec.observability import engines
 from gpuvec.observability.metrics import observe_write
+from gpuvec.observability.reports import REPORTS, Reporter
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
@@ -108,12 +110,15 @@ def _hits(table: pa.Table, nq: int, k: int, metric: str) -> Hits:
 
 
 class ClusterEngine:
+    role = "proxy"  # its dashboard report: cluster/reports/proxy/<node id>
+
     def __init__(self, settings: ClusterSettings) -> None:
         self.settings, self.config = settings, settings.engine
+        self.node_id = new_node_id(self.role)
         self.meta = settings.open_meta()
         self.coord = CoordinatorClient(self.meta)
         self.tso = RemoteTSO(self.coord)
-        self.cache = MetaCache(self.meta, (COLLECTIONS, "cluster/"))
+        self.cache = MetaCache(self.meta, (COLLECTIONS, "cluster/"), ignore=(REPORTS,))
         self.catalog = Catalog(self.meta, guard=self._guard)
         self.lock = threading.RLock()
         self.collections = _CachedNames(self.cache)
@@ -124,6 +129,7 @@ class ClusterEngine:
             self.meta, self.catalog, self.config.max_serviceable_wait_s, self.cache
         )
         engines.register(self)
+        self.reporter = Reporter(self.meta, self)
 
     def _guard(
         self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
@@ -338,6 +344,7 @@ class ClusterEngine:
 
     def close(self) -> None:
         engines.unregister(self)
+        self.reporter.close()
         self.scatter.close()
         self.cache.close()
         self.meta.close()

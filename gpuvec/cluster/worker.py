@@ -1,6 +1,8 @@
 """What the streaming and query node processes share: their storage handles, the Flight
-server with their handlers, their session in meta (whose loss stops the node), and the
-periodic duties they run on daemon threads (a failing round is logged and retried)."""
+server with their handlers, their session in meta (whose loss stops the node), the
+periodic duties they run on daemon threads (a failing round is logged and retried), and
+their report for the dashboard (``cluster/reports/<role>/<node id>`` under the session
+lease, :mod:`gpuvec.observability.reports`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 from gpuvec.cluster.rpc import Handler, RpcServer
 from gpuvec.cluster.sessions import Session, new_node_id
 from gpuvec.cluster.settings import ClusterSettings
+from gpuvec.observability.reports import REPORT_PERIOD_S, write_report
 
 log = logging.getLogger("gpuvec.worker")
 
@@ -38,13 +41,14 @@ class WorkerNode:
         advertise: str | None,
     ) -> None:
         """Start the Flight server, register the session, start the duties
-        ``(function, period in seconds, thread name)``."""
+        ``(function, period in seconds, thread name)``, and the report duty."""
         self.rpc = RpcServer(handlers, host, port)
         self.address = self.rpc.address(advertise)
         self.session = Session(
             self.meta, self.role, self.node_id, {"address": self.address},
             on_lost=self.stop_event.set,
         )  # fmt: skip
+        duties = [*duties, (self._report, REPORT_PERIOD_S, "gpuvec-report")]
         self._threads = [
             threading.Thread(target=self._loop, args=(fn, period), name=name, daemon=True)
             for fn, period, name in duties
@@ -59,6 +63,10 @@ class WorkerNode:
             except Exception as e:
                 log.warning("%s failed: %s: %s", fn.__name__, type(e).__name__, e)
                 self.stop_event.wait(0.5)
+
+    def _report(self) -> None:
+        """This node's dashboard report, under the session lease (never raises)."""
+        write_report(self.meta, self, self.session.keeper.id)
 
     def _stop_serving(self) -> None:
         """Stop the duties and the Flight server (the caller then closes its state)."""

@@ -12,7 +12,10 @@ run before the scheduler starts:
 * cluster: ``dask scheduler --preload gpuvec.observability.dashboard --gpuvec-config FILE``
   (the launcher passes both). Importing this module registers the page (Dask imports preload
   modules before it starts the dashboard), and :func:`dask_setup` opens the cluster's catalog
-  in etcd, which is then what the page shows: the engines run in other processes.
+  in etcd, which is then what the page shows, with the nodes' reports there
+  (``cluster/reports/``, :mod:`gpuvec.observability.reports`): where each sealed segment is
+  held (GPU / host, bytes), each query node's GPU memory, per WAL channel its owner and the
+  query nodes' consumer lag, and request rates and latency from the proxies' counters.
 
 The page refreshes every :data:`REFRESH_MS`: collections, segments and where they live, GPU
 memory against the residency budget, running and recent index builds (per-batch progress
@@ -26,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import math
 import os
 import time
 from typing import Any
@@ -34,6 +36,17 @@ from typing import Any
 import click
 
 from gpuvec.datanode.tasks import PROGRESS_TOPIC
+from gpuvec.observability.pageformat import (
+    _bar,
+    _elapsed,
+    _ms,
+    build_status,
+    device_html,
+    gpu_memory,
+    human_bytes,
+    node_counts,
+)
+from gpuvec.observability.reports import read_reports
 from gpuvec.observability.snapshot import RequestMeter, snapshot
 
 log = logging.getLogger(__name__)
@@ -74,6 +87,19 @@ TABLES: dict[str, tuple[list[tuple[str, str, int]], int]] = {
         [("function", "function", 160), ("count", "total", 90), ("rate", "req/s", 90),
          ("errors", "errors/s", 90), ("p50", "p50 ms", 90), ("p99", "p99 ms", 90)],
         6,
+    ),
+    "query_nodes": (
+        [("node_id", "query node", 300), ("gpu_segments", "on GPU", 70),
+         ("gpu_bytes", "GPU bytes", 100), ("host_segments", "on host", 70),
+         ("host_bytes", "host bytes", 100), ("memory", "GPU memory", 420)],
+        6,
+    ),
+    "channels": (
+        [("channel", "WAL channel", 150), ("collection", "collection", 150),
+         ("owner", "streaming node", 300), ("position", "position", 90),
+         ("unsealed", "unsealed", 90), ("growing_rows", "growing rows", 100),
+         ("lag", "query node lag", 110)],
+        8,
     ),
 }  # fmt: skip
 ROW_PX, HEADER_PX = 25, 32  # a table is as tall as its rows, up to its limit above
@@ -142,55 +168,6 @@ def dask_teardown(scheduler: Any) -> None:
         _catalogs.pop().meta.close()
 
 
-# --- formatting ---------------------------------------------------------------------------
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "–"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-def _ms(seconds: float | None) -> float:
-    return math.nan if seconds is None else seconds * 1e3
-
-
-def _elapsed(job: dict[str, Any], now: float) -> str:
-    start = job.get("started")
-    if not start:
-        return ""
-    return f"{(job.get('ended') or now) - start:.1f} s"
-
-
-def _bar(fraction: float | None) -> float:
-    return 0.0 if fraction is None else round(100.0 * fraction, 1)
-
-
-def device_html(device: dict[str, Any] | None, engines: list[str]) -> str:
-    """The page header: where the data lives and the GPU memory in use (or why none)."""
-    where = html.escape(", ".join(engines)) if engines else "the cluster catalog (etcd)"
-    head = f"<h2 style='margin:4px 0'>gpuvec</h2><div>serving {where}</div>"
-    if device is None:
-        return head + "<div>GPU residency: shown by each query node (not in this process)</div>"
-    if not device["gpu"]:
-        return head + (
-            "<div style='padding:6px;margin-top:4px;background:#fff3cd;border:1px solid #e0c36c'>"
-            f"<b>no GPU</b>: searches run on {html.escape(device['backend'])} "
-            f"({html.escape(device['reason'])}); every segment lives in host memory</div>"
-        )
-    used, budget = device["used"], max(device["budget"], 1)
-    pct = min(100.0, 100.0 * used / budget)
-    return head + (
-        f"<div><b>GPU</b> {html.escape(device['backend'])}: {human_bytes(used)} of "
-        f"{human_bytes(device['budget'])} budget pinned ({pct:.0f}%), device "
-        f"{human_bytes(device['total'])}, {human_bytes(device['free'])} free</div>"
-        "<div style='width:600px;height:14px;background:#ddd;border:1px solid #999'>"
-        f"<div style='width:{pct:.1f}%;height:100%;background:#4c9a2a'></div></div>"
-    )
-
-
 # --- the page -----------------------------------------------------------------------------
 def _title(text: str) -> Any:
     from bokeh.models import Div
@@ -221,6 +198,8 @@ class GpuvecPage:
                                 "status", "elapsed"),
                 "segments": ("collection", "segment", "state", "where", "rows", "bytes"),
                 "requests": ("function", "count", "rate", "errors", "p50", "p99"),
+                "query_nodes": tuple(c for c, _, _ in TABLES["query_nodes"][0]),
+                "channels": tuple(c for c, _, _ in TABLES["channels"][0]),
             }.items()
         }  # fmt: skip
         cols = {"time": []} | {f"{f}_{k}": [] for f in SERIES for k in ("rate", "p50", "p99")}
@@ -239,11 +218,19 @@ class GpuvecPage:
             ),
             _title("Segments (GPU / host)"),
             tables["segments"],
+            self._cluster_box(column),
             _title("Requests"),
             self.requests_note,
             row(*self._request_figures()),
             tables["requests"],
         )
+
+    def _cluster_box(self, column: Any) -> Any:
+        """Query nodes and WAL channels: shown once nodes report (cluster page)."""
+        self.cluster_box = column(_title("Query nodes"), self.tables["query_nodes"],
+                                  _title("WAL channels"), self.tables["channels"],
+                                  visible=False)  # fmt: skip
+        return self.cluster_box
 
     def _table(self, name: str, spec: tuple[list[tuple[str, str, int]], int]) -> Any:
         from bokeh.models import DataTable, HTMLTemplateFormatter, TableColumn
@@ -297,8 +284,10 @@ class GpuvecPage:
 
     def gather(self, events: list[Any], tasks: dict[str, str]) -> dict[str, Any]:
         """One snapshot for the page (runs in a worker thread)."""
-        return snapshot(catalogs=list(_catalogs), events=events, tasks=tasks,
-                        meter=self.meter, min_rows=_min_rows)  # fmt: skip
+        catalogs = list(_catalogs)
+        reports = [r for c in catalogs for r in read_reports(c.meta)] if catalogs else None
+        return snapshot(catalogs=catalogs, events=events, tasks=tasks, meter=self.meter,
+                        min_rows=_min_rows, reports=reports)  # fmt: skip
 
     async def update(self) -> None:
         """Periodic callback: gather off the event loop, then update the models."""
@@ -329,6 +318,7 @@ class GpuvecPage:
             f"{sum(b['state'] == 'Finished' for b in builds)} finished, "
             f"{sum(b['state'] == 'Failed' for b in builds)} failed · compactions: "
             f"{sum(c['state'] == 'Executing' for c in comps)} running · "
+            f"{node_counts(snap['nodes'])}"
             f"updated {time.strftime('%H:%M:%S', time.localtime(now))}</div>"
         )
         colls = snap["collections"]
@@ -375,7 +365,30 @@ class GpuvecPage:
             "rows": [f"{s['rows']:,}" for s in segs],
             "bytes": [human_bytes(s["bytes"]) for s in segs],
         })  # fmt: skip
+        self._show_cluster(snap)
         self._show_requests(snap["requests"], now, local=bool(snap["engines"]))
+
+    def _show_cluster(self, snap: dict[str, Any]) -> None:
+        qns, chans = snap["query_nodes"], snap["channels"]
+        self.cluster_box.visible = bool(snap["nodes"])
+        self._set("query_nodes", {
+            "node_id": [q["node_id"] for q in qns],
+            "gpu_segments": [q["gpu_segments"] for q in qns],
+            "gpu_bytes": [human_bytes(q["gpu_bytes"]) for q in qns],
+            "host_segments": [q["host_segments"] for q in qns],
+            "host_bytes": [human_bytes(q["host_bytes"]) for q in qns],
+            "memory": [gpu_memory(q) for q in qns],
+        })  # fmt: skip
+        self._set("channels", {
+            "channel": [c["channel"] for c in chans],
+            "collection": [c["collection"] for c in chans],
+            "owner": [c["owner"] or "–" for c in chans],
+            "position": ["–" if c["position"] is None else c["position"] for c in chans],
+            "unsealed": ["–" if c["position"] is None or c["checkpoint"] is None
+                         else c["position"] - c["checkpoint"] for c in chans],
+            "growing_rows": [f"{c['growing_rows']:,}" for c in chans],
+            "lag": ["–" if c["lag"] is None else c["lag"] for c in chans],
+        })  # fmt: skip
 
     def _show_requests(self, reqs: dict[str, dict[str, Any]], now: float, local: bool) -> None:
         if reqs:
@@ -386,8 +399,8 @@ class GpuvecPage:
             )
         else:
             self.requests_note.text = (
-                "<i>requests are counted by the proxy processes: see their Prometheus "
-                "/metrics (gpuvec_proxy_req_count, gpuvec_proxy_req_latency_seconds)</i>"
+                "<i>no proxy has reported requests yet (each proxy's report in etcd carries "
+                "its gpuvec_proxy_req_count and latency buckets)</i>"
             )
         names = sorted(reqs)
         self._set("requests", {
@@ -418,18 +431,6 @@ class GpuvecPage:
         height = HEADER_PX + ROW_PX * min(max(rows, 1), TABLES[name][1])
         if self.tables[name].height != height:
             self.tables[name].height = height
-
-
-def build_status(build: dict[str, Any]) -> str:
-    """One line per build: ``Running 45% (13,500 / 30,000 rows)``, ``Finished …``."""
-    rows = build.get("rows") or 0
-    if build["state"] == "Running":
-        done = build.get("done_rows") or 0
-        pct = 100.0 * (build.get("progress") or 0.0)
-        return f"Running {pct:.0f}% ({done:,} / {rows:,} rows)"
-    if build["state"] == "Failed":
-        return f"Failed: {build.get('error') or 'see the data node logs'}"
-    return f"Finished ({rows:,} rows)"
 
 
 def gpuvec_doc(scheduler: Any, extra: dict[str, Any], doc: Any) -> None:

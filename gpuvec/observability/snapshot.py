@@ -13,7 +13,11 @@
   (:data:`gpuvec.datanode.tasks.PROGRESS_TOPIC`), for per-batch progress of running builds;
 * **meter**: a :class:`RequestMeter`, which turns the request metrics in prometheus_client's
   registry (``gpuvec_proxy_req_count``, ``gpuvec_proxy_req_latency_seconds``) into rates and
-  p50 / p99 latencies between two successive calls.
+  p50 / p99 latencies between two successive calls;
+* **reports** (cluster page): the nodes' reports in meta (:mod:`.reports`): which query
+  node holds each sealed segment, on GPU or host, with its bytes; each query node's GPU
+  memory; per WAL channel its owner, position and the query nodes' consumer lag; and the
+  proxies' request counters, which then feed the meter instead of this process's registry.
 
 Every part degrades to an empty list (or ``None``) when its source is missing, so the page
 renders before the first collection, build or request.
@@ -144,6 +148,85 @@ def catalog_collections(
     return out
 
 
+def _held_on(node: str, seg: dict[str, Any]) -> str:
+    return f"{'GPU' if seg.get('device') == 'gpu' else 'host'} ({node})"
+
+
+def apply_reports(
+    reports: list[dict[str, Any]],
+    collections: list[dict[str, Any]],
+    segments: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The cluster page's view of the nodes' reports (:mod:`.reports`): fills the catalog's
+    ``segments`` with where each sealed segment is held (``GPU`` / ``host`` on which query
+    node, with bytes) and ``collections`` with growing segment counts; returns ``nodes``
+    (one row per reporting process), ``query_nodes`` (segments on GPU / host, bytes, GPU
+    memory or why no GPU) and ``channels`` (owner, WAL position and checkpoint, growing
+    rows, the query nodes' consumer lag)."""
+    now = time.time()
+    nodes, query_nodes, held = [], [], {}
+    channels: dict[str, dict[str, Any]] = {}
+    growing: dict[str, int] = {}
+
+    def channel(name: str) -> dict[str, Any]:
+        return channels.setdefault(name, {"channel": name, "collection": "", "owner": None,
+                                          "position": None, "checkpoint": None,
+                                          "growing_rows": 0, "handoff": 0, "lag": None,
+                                          "lag_by_node": {}})  # fmt: skip
+
+    for rep in reports:
+        role, node = str(rep.get("role", "")), str(rep.get("node_id", ""))
+        nodes.append({"role": role, "node_id": node, "address": rep.get("address"),
+                      "age": max(0.0, now - float(rep.get("time", now)))})  # fmt: skip
+        for ch, lag in (rep.get("lag") or {}).items():
+            c = channel(ch)
+            c["lag_by_node"][node] = int(lag)
+            c["lag"] = max(c["lag"] or 0, int(lag))
+        if role == "querynode":
+            segs = rep.get("segments") or []
+            for seg in segs:
+                held.setdefault(int(seg["segment"]), []).append((node, seg))
+            on_gpu = [x for x in segs if x.get("device") == "gpu"]
+            gpu = rep.get("gpu") or {}
+            query_nodes.append({
+                "node_id": node, "segments": len(segs) + int(rep.get("segments_left_out", 0)),
+                "gpu_segments": len(on_gpu), "gpu_bytes": sum(x["bytes"] for x in on_gpu),
+                "host_segments": len(segs) - len(on_gpu),
+                "host_bytes": sum(x["bytes"] for x in segs if x.get("device") != "gpu"),
+                "rows": sum(x["rows"] for x in segs), "gpu": gpu.get("gpu"),
+                "backend": gpu.get("backend"), "reason": gpu.get("reason"),
+                "used": gpu.get("used", 0), "budget": gpu.get("budget", 0),
+                "total": gpu.get("total"), "free": gpu.get("free"),
+            })  # fmt: skip
+        elif role == "streamingnode":
+            for ch in rep.get("channels") or []:
+                c = channel(ch["channel"])
+                c.update(collection=ch.get("collection", ""), owner=node,
+                         position=ch.get("position"), checkpoint=ch.get("checkpoint"),
+                         growing_rows=ch.get("growing_rows", 0),
+                         handoff=ch.get("handoff", 0))  # fmt: skip
+                name = str(ch.get("collection", ""))
+                growing[name] = growing.get(name, 0) + int(ch.get("growing_segments", 0))
+    for entry in list(segments):
+        holders = held.pop(int(entry["segment"]), None) if entry["state"] == "sealed" else None
+        for i, (node, seg) in enumerate(holders or []):
+            row = entry if i == 0 else dict(entry)
+            row.update(where=_held_on(node, seg), bytes=seg.get("bytes"),
+                       rows=seg.get("rows", entry["rows"]))  # fmt: skip
+            if i:
+                segments.append(row)
+    for sid, holders in sorted(held.items()):  # held, not (or no longer) in the catalog
+        for node, seg in holders:
+            segments.append({"collection": seg.get("collection", ""), "segment": sid,
+                             "state": "sealed", "rows": seg.get("rows", 0),
+                             "where": _held_on(node, seg), "bytes": seg.get("bytes"),
+                             "indexed": seg.get("indexed", False)})  # fmt: skip
+    for coll in collections:
+        if coll.get("growing") is None and coll["name"] in growing:
+            coll["growing"] = growing[coll["name"]]
+    return nodes, query_nodes, sorted(channels.values(), key=lambda c: c["channel"])
+
+
 # --- jobs ---------------------------------------------------------------------------------
 def build_progress(events: Iterable[tuple[float, Any]]) -> dict[str, tuple[int, int]]:
     """The latest ``(done, total)`` rows of each build key in the scheduler's progress
@@ -232,58 +315,104 @@ def _quantile(q: float, bounds: list[float], counts: list[float]) -> float | Non
     return None
 
 
+def read_requests(registry: Any = None) -> dict[str, Any]:
+    """``function → {"ok", "fail", "buckets": {le: cumulative count}}`` from the request
+    metrics in ``registry`` (default: prometheus_client's), summed over the nodes of this
+    process. A proxy's dashboard report carries the same (:mod:`.reports`)."""
+    if registry is None:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    names = [f"{REQUESTS_METRIC}_total", f"{LATENCY_METRIC}_bucket"]
+    out: dict[str, Any] = {}
+    for family in registry.restricted_registry(names).collect():
+        for s in family.samples:
+            fn = s.labels.get("function_name", "?")
+            rec = out.setdefault(fn, {"ok": 0.0, "fail": 0.0, "buckets": {}})
+            if s.name == f"{REQUESTS_METRIC}_total":
+                rec["ok" if s.labels.get("status") == "success" else "fail"] += s.value
+            elif s.name == f"{LATENCY_METRIC}_bucket":
+                le = float(s.labels["le"])
+                rec["buckets"][le] = rec["buckets"].get(le, 0.0) + s.value
+    return out
+
+
+Sample = tuple[float, dict[str, Any]]  # (time, read_requests()-shaped counters)
+
+
 class RequestMeter:
-    """Request rates and latency quantiles from prometheus_client's registry: each
-    :meth:`sample` compares the counters and histogram buckets with the previous call's."""
+    """Request rates and latency quantiles from successive readings of the request
+    counters: of prometheus_client's registry (this process), or of the proxies' reports
+    (cluster page: :meth:`sample`'s ``samples``, one reading per proxy)."""
 
     def __init__(self, registry: Any = None) -> None:
         self.registry = registry
-        self._last: tuple[float, dict[str, Any]] | None = None
+        self._last: dict[str, Sample] = {}  # source → its newest reading
+        self._prev: dict[str, Sample] = {}  # source → the reading before that
 
     def _read(self) -> dict[str, Any]:
-        """``function → {"ok", "fail", "buckets": {le: cumulative count}}``, summed over
-        nodes (every node of this process)."""
-        if self.registry is None:
-            from prometheus_client import REGISTRY
+        return read_requests(self.registry)
 
-            self.registry = REGISTRY
-        names = [f"{REQUESTS_METRIC}_total", f"{LATENCY_METRIC}_bucket"]
-        out: dict[str, Any] = {}
-        for family in self.registry.restricted_registry(names).collect():
-            for s in family.samples:
-                fn = s.labels.get("function_name", "?")
-                rec = out.setdefault(fn, {"ok": 0.0, "fail": 0.0, "buckets": {}})
-                if s.name == f"{REQUESTS_METRIC}_total":
-                    rec["ok" if s.labels.get("status") == "success" else "fail"] += s.value
-                elif s.name == f"{LATENCY_METRIC}_bucket":
-                    le = float(s.labels["le"])
-                    rec["buckets"][le] = rec["buckets"].get(le, 0.0) + s.value
-        return out
-
-    def sample(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+    def sample(
+        self, now: float | None = None, samples: dict[str, Sample] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Per function name: ``count`` (total so far), ``rate`` and ``errors`` (per
-        second since the previous sample), ``p50`` / ``p99`` (seconds, of the requests
-        since the previous sample; None when there were none). The first call has no
-        interval: rates 0, quantiles over everything so far."""
+        second), ``p50`` / ``p99`` (seconds, of the requests between the two latest
+        readings; None when there were none). The first reading has no interval: rates 0,
+        quantiles over everything so far.
+
+        Without ``samples`` this process's registry is read now (so the interval is the
+        one since the previous call). ``samples`` maps a source (a proxy) to its reading
+        ``(time, counters)``: a reading whose time did not change keeps the interval it
+        had; sources are compared each with itself, then summed."""
         now = time.monotonic() if now is None else now
-        cur = self._read()
-        prev_t, prev = self._last if self._last is not None else (None, {})
-        self._last = (now, cur)
-        dt = (now - prev_t) if prev_t is not None else 0.0
+        readings = {"": (now, self._read())} if samples is None else samples
+        for src, (t, cur) in readings.items():
+            last = self._last.get(src)
+            if last is None or t != last[0]:
+                if last is not None:
+                    self._prev[src] = last
+                self._last[src] = (t, cur)
+        for gone in [src for src in self._last if src not in readings]:
+            self._last.pop(gone)
+            self._prev.pop(gone, None)
+        acc: dict[str, dict[str, Any]] = {}
+        for src, (t, cur) in self._last.items():
+            prev_t, prev = self._prev.get(src, (None, {}))
+            dt = (t - prev_t) if prev_t is not None else 0.0
+            for fn, rec in cur.items():
+                old = prev.get(fn, {"ok": 0.0, "fail": 0.0, "buckets": {}})
+                a = acc.setdefault(fn, {"count": 0.0, "rate": 0.0, "errors": 0.0, "delta": {}})
+                total = rec["ok"] + rec["fail"]
+                a["count"] += total
+                a["rate"] += (total - old["ok"] - old["fail"]) / dt if dt > 0 else 0.0
+                a["errors"] += (rec["fail"] - old["fail"]) / dt if dt > 0 else 0.0
+                for b, c in rec["buckets"].items():
+                    a["delta"][b] = a["delta"].get(b, 0.0) + c - old["buckets"].get(b, 0.0)
         out = {}
-        for fn, rec in sorted(cur.items()):
-            old = prev.get(fn, {"ok": 0.0, "fail": 0.0, "buckets": {}})
-            bounds = sorted(rec["buckets"])
-            delta = [rec["buckets"][b] - old["buckets"].get(b, 0.0) for b in bounds]
-            total = rec["ok"] + rec["fail"]
-            out[fn] = {
-                "count": int(total),
-                "rate": (total - old["ok"] - old["fail"]) / dt if dt > 0 else 0.0,
-                "errors": (rec["fail"] - old["fail"]) / dt if dt > 0 else 0.0,
-                "p50": _quantile(0.5, bounds, delta),
-                "p99": _quantile(0.99, bounds, delta),
-            }
+        for fn, a in sorted(acc.items()):
+            bounds = sorted(a["delta"])
+            delta = [a["delta"][b] for b in bounds]
+            out[fn] = {"count": int(a["count"]), "rate": a["rate"], "errors": a["errors"],
+                       "p50": _quantile(0.5, bounds, delta),
+                       "p99": _quantile(0.99, bounds, delta)}  # fmt: skip
         return out
+
+
+def proxy_samples(reports: Iterable[dict[str, Any]]) -> dict[str, Sample]:
+    """The proxies' request counters in their reports, as :meth:`RequestMeter.sample`'s
+    ``samples`` (bucket bounds back to floats)."""
+    out: dict[str, Sample] = {}
+    for rep in reports:
+        if rep.get("role") != "proxy":
+            continue
+        reqs = {
+            fn: {"ok": float(r.get("ok", 0.0)), "fail": float(r.get("fail", 0.0)),
+                 "buckets": {float(le): float(c) for le, c in r.get("buckets", {}).items()}}
+            for fn, r in (rep.get("requests") or {}).items()
+        }  # fmt: skip
+        out[str(rep.get("node_id"))] = (float(rep.get("time", 0.0)), reqs)
+    return out
 
 
 # --- everything ---------------------------------------------------------------------------
@@ -295,14 +424,18 @@ def snapshot(
     tasks: dict[str, str] | None = None,
     meter: RequestMeter | None = None,
     min_rows: int = 1024,
+    reports: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Everything the gpuvec page shows, as plain data (see the module docstring).
 
     ``engines`` default to the live engines of this process; only those with a query node
     and index builder (embedded ones) contribute. ``tasks`` maps the scheduler's task keys
-    to their states. Keys: ``time``, ``device`` (:func:`device_state`; None without an
-    embedded engine), ``engines`` (data directories),
-    ``collections``, ``segments``, ``builds``, ``compactions``, ``requests``."""
+    to their states. ``reports`` (cluster page: the nodes' reports in meta) adds where
+    segments are held, the query nodes, channels, and the proxies' request counters as
+    the request source. Keys: ``time``, ``device`` (:func:`device_state`; None without an
+    embedded engine), ``engines`` (data directories), ``collections``, ``segments``,
+    ``builds``, ``compactions``, ``requests``, ``nodes``, ``query_nodes``, ``channels``
+    (the last three empty without reports)."""
     if engines is None:
         from gpuvec.observability.engines import live
 
@@ -319,10 +452,18 @@ def snapshot(
         compaction_jobs += engine.compactor.recent()
     for catalog in catalogs:
         collections += catalog_collections(catalog, segments, min_rows)
+    nodes: list[dict[str, Any]] = []
+    query_nodes: list[dict[str, Any]] = []
+    channels: list[dict[str, Any]] = []
+    if reports is not None:
+        nodes, query_nodes, channels = apply_reports(reports, collections, segments)
     for seg in segments:
         owners.setdefault(seg["segment"], seg["collection"])
     builds = _builds(build_jobs, build_progress(events), dict(tasks or {}), owners)
     builds.sort(key=lambda b: (b["state"] != "Running", -(b.get("started") or 0.0)))
+    requests: dict[str, Any] = {}
+    if meter is not None:  # on the cluster page, the proxies' reports are the source
+        requests = meter.sample(samples=None if reports is None else proxy_samples(reports))
     return {
         "time": time.time(),
         # without an engine here (the cluster scheduler) the devices are the query nodes'
@@ -333,5 +474,8 @@ def snapshot(
         "segments": segments,
         "builds": builds,
         "compactions": _compactions(compaction_jobs),
-        "requests": meter.sample() if meter is not None else {},
+        "requests": requests,
+        "nodes": nodes,
+        "query_nodes": query_nodes,
+        "channels": channels,
     }

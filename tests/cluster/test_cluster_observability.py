@@ -1,9 +1,11 @@
 """Observability of the real local cluster: every gpuvec role process serves Prometheus
 ``/metrics`` with gpuvec's metric families, the proxy counts the requests it answered, and
-the Dask scheduler's dashboard serves gpuvec's page (its ``--preload``)."""
+the Dask scheduler's dashboard serves gpuvec's page (its ``--preload``), and every node
+reports to that page through etcd (``cluster/reports/``)."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 
 import numpy as np
@@ -12,6 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymilvus import MilvusClient
 
 from gpuvec.cluster.launcher import LocalCluster
+from gpuvec.cluster.settings import ClusterSettings
+from gpuvec.coord.catalog import Catalog
+from gpuvec.observability.reports import read_reports
+from gpuvec.observability.snapshot import snapshot
 
 pytestmark = [pytest.mark.etcd, pytest.mark.kafka]
 ROLES = ("coordinator", "streamingnode", "querynode", "proxy")
@@ -53,3 +59,42 @@ def test_the_scheduler_dashboard_serves_the_gpuvec_page(cluster: LocalCluster) -
         assert res.status == 200
         page = res.read().decode(errors="replace")
     assert "gpuvec" in page.lower()
+
+
+def test_every_node_reports_to_the_dashboard_through_etcd(
+    cluster: LocalCluster, milvus: MilvusClient
+) -> None:
+    milvus.create_collection("rep", dimension=4, consistency_level="Strong", num_shards=2)
+    vec = np.random.default_rng(1).standard_normal((300, 4)).astype(np.float32)
+    milvus.insert("rep", [{"id": i, "vector": vec[i]} for i in range(300)])
+    milvus.flush("rep")
+    milvus.load_collection("rep")  # waits until the query nodes serve every segment
+    milvus.search("rep", data=[vec[0].tolist()], limit=1)
+    meta = ClusterSettings.load(cluster.config_path).open_meta()
+    try:
+        cid = milvus.describe_collection("rep")["collection_id"]
+        sealed = {s.id for s in Catalog(meta).segments(cid)}
+        assert sealed, "the flush sealed nothing"
+        want = {role: len(cluster.processes[role]) for role in ("querynode", "streamingnode",
+                                                               "proxy")}  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            reps = read_reports(meta)
+            got = {r: [x for x in reps if x["role"] == r] for r in want}
+            held = {s["segment"] for x in got["querynode"] for s in x["segments"]
+                    if s["collection_id"] == cid}  # fmt: skip
+            searched = any("Search" in x["requests"] for x in got["proxy"])
+            if all(len(got[r]) >= n for r, n in want.items()) and held >= sealed and searched:
+                break
+            assert time.monotonic() < deadline, (want, reps, sealed)
+            time.sleep(0.5)
+        for q in got["querynode"]:
+            assert q["gpu"]["gpu"] is not None or q["gpu"]["reason"], q["gpu"]
+        channels = {c["channel"] for x in got["streamingnode"] for c in x["channels"]}
+        assert {f"c{cid}_dml_0", f"c{cid}_dml_1"} <= channels, channels
+        snap = snapshot([], catalogs=[Catalog(meta)], reports=reps)
+        wheres = {s["where"] for s in snap["segments"] if s["collection"] == "rep"}
+        assert wheres and all(w.startswith(("GPU (", "host (")) for w in wheres), wheres
+        assert len(snap["query_nodes"]) == want["querynode"]
+    finally:
+        meta.close()
