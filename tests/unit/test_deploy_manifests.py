@@ -440,3 +440,31 @@ def test_readme_documents_overrides() -> None:
         "gpuvec cluster up",
     ):
         assert cmd in text, cmd
+
+
+def test_compose_observability(services: dict[str, dict[str, Any]]) -> None:
+    """Every gpuvec role serves /metrics on 9091; the scheduler preloads gpuvec's page."""
+    for name, cmd in _gpuvec_services(services).items():
+        assert _flag(cmd, "--metrics-port") == "9091", name
+    sched = [str(c) for c in services["dask-scheduler"]["command"]]
+    assert _flag(sched, "--preload") == "gpuvec.observability.dashboard"
+    assert _flag(sched, "--gpuvec-config") == CONFIG_PATH
+
+
+def test_k8s_observability(k8s_docs: list[tuple[str, dict[str, Any]]]) -> None:
+    """The same in Kubernetes, with the metrics port declared on each role's container."""
+    roles = 0
+    for name, w in _workloads(k8s_docs).items():
+        container = _container(w)
+        argv = _argv(container)
+        if argv and argv[0] == "gpuvec":
+            roles += 1
+            assert _flag(argv, "--metrics-port") == "9091", name
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            assert ports.get("metrics") == 9091, name
+        elif argv[:2] == ["dask", "scheduler"]:
+            assert _flag(argv, "--preload") == "gpuvec.observability.dashboard", name
+            assert _flag(argv, "--gpuvec-config") == CONFIG_PATH, name
+            mounts = {m["mountPath"] for m in container["volumeMounts"]}
+            assert str(Path(CONFIG_PATH).parent) in mounts, name
+    assert roles >= 4
