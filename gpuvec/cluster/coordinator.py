@@ -35,6 +35,7 @@ from gpuvec.coord.indexing import IndexBuilder
 from gpuvec.coord.tso import TSO
 from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.errors import DeadlineExceededError, NotLeaderError
+from gpuvec.observability.reports import Reporter
 from gpuvec.storage.meta.base import Delete, DeletePrefix, Put
 from gpuvec.storage.meta.election import Election
 
@@ -42,6 +43,8 @@ log = logging.getLogger("gpuvec.coordinator")
 
 
 class CoordinatorNode:
+    role = "coordinator"  # its node report's role (gpuvec.observability.reports)
+
     def __init__(
         self,
         settings: ClusterSettings,
@@ -147,12 +150,14 @@ class CoordinatorNode:
             lambda *a: None,
         )
         self.leading.set()
+        reporter = Reporter(self.meta, self)  # its builds and compactions, for the dashboard
         try:
             self._coordinate()
         except NotLeaderError:
             log.error("coordinator %s lost its leadership; exiting", self.node_id)
             raise
         finally:
+            reporter.close()
             self.leading.clear()
 
     def _coordinate(self) -> None:

@@ -19,7 +19,9 @@ Report bodies (every one has ``role``, ``node_id``, ``pid``, ``time``):
   (the node writes the channels; it consumes none);
 * ``proxy``: ``requests`` — function → ``{ok, fail, buckets: {le: cumulative count}}`` from
   prometheus_client's registry (:func:`gpuvec.observability.snapshot.read_requests`, the
-  source of the embedded page's request table).
+  source of the embedded page's request table);
+* ``coordinator`` (the active one only, under its own lease): ``builds`` and
+  ``compactions`` — its ``IndexBuilder.recent()`` / ``Compactor.recent()`` records.
 
 Writing a report never breaks its node: failures are logged at debug level and retried on
 the next round.
@@ -128,10 +130,20 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
+def _coordinator(node: Any) -> dict[str, Any]:
+    """The active coordinator's recent index builds and compactions (it submits them)."""
+    indexer, compactor = getattr(node, "indexer", None), getattr(node, "compactor", None)
+    return {
+        "builds": indexer.recent() if indexer is not None else [],
+        "compactions": compactor.recent() if compactor is not None else [],
+    }
+
+
 _BUILDERS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "querynode": _querynode,
     "streamingnode": _streamingnode,
     "proxy": _proxy,
+    "coordinator": _coordinator,
 }
 
 

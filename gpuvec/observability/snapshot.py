@@ -457,6 +457,10 @@ def snapshot(
     channels: list[dict[str, Any]] = []
     if reports is not None:
         nodes, query_nodes, channels = apply_reports(reports, collections, segments)
+        for rep in reports:  # the active coordinator's builds and compactions
+            if rep.get("role") == "coordinator":
+                build_jobs += rep.get("builds") or []
+                compaction_jobs += rep.get("compactions") or []
     for seg in segments:
         owners.setdefault(seg["segment"], seg["collection"])
     builds = _builds(build_jobs, build_progress(events), dict(tasks or {}), owners)

@@ -77,6 +77,7 @@ def test_every_node_reports_to_the_dashboard_through_etcd(
         assert sealed, "the flush sealed nothing"
         want = {role: len(cluster.processes[role]) for role in ("querynode", "streamingnode",
                                                                "proxy")}  # fmt: skip
+        want["coordinator"] = 1  # only the active one reports
         deadline = time.monotonic() + 60
         while True:
             reps = read_reports(meta)
@@ -96,5 +97,17 @@ def test_every_node_reports_to_the_dashboard_through_etcd(
         wheres = {s["where"] for s in snap["segments"] if s["collection"] == "rep"}
         assert wheres and all(w.startswith(("GPU (", "host (")) for w in wheres), wheres
         assert len(snap["query_nodes"]) == want["querynode"]
+        # the active coordinator's compactions reach the page through its report
+        job = milvus.compact("rep")
+        deadline = time.monotonic() + 90
+        while True:
+            reps = read_reports(meta)
+            jobs = [c for r in reps if r["role"] == "coordinator" for c in r["compactions"]]
+            if any(c["job"] == job and c["state"] != "Executing" for c in jobs):
+                break
+            assert time.monotonic() < deadline, jobs
+            time.sleep(0.5)
+        snap = snapshot([], catalogs=[Catalog(meta)], reports=reps)
+        assert any(c["job"] == job and c["collection"] == "rep" for c in snap["compactions"])
     finally:
         meta.close()

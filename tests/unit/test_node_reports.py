@@ -61,7 +61,7 @@ def test_build_report_of_each_role() -> None:
     for rep in (qn, sn, px):
         assert json.loads(json.dumps(rep, allow_nan=False)) == rep  # plain JSON
     with pytest.raises(ValueError):
-        reports.build_report(SimpleNamespace(role="coordinator", node_id="c"))
+        reports.build_report(SimpleNamespace(role="datanode", node_id="d"))
 
 
 def test_reports_live_under_the_lease_and_never_raise(meta: SqliteMetaStore) -> None:
@@ -145,3 +145,26 @@ def test_proxy_report_buckets_round_trip_the_registry() -> None:
     (sample,) = proxy_samples([{"role": "proxy", "node_id": "p", "time": 1.0,
                                 "requests": json.loads(json.dumps(rec))}]).values()  # fmt: skip
     assert sample[1] == direct
+
+
+def test_coordinator_report_brings_builds_and_compactions_to_the_cluster_page() -> None:
+    build = {"key": "gpuvec-build-index-70-v-x", "collection": "docs", "segment": 70,
+             "field": "v", "index_type": "HNSW", "rows": 100, "state": "Finished",
+             "started": 1.0, "ended": 2.0, "error": None}  # fmt: skip
+    job = {"job": 5, "name": "docs", "collection": 7, "state": "Completed", "plans": 2,
+           "done": 2, "failed": 0, "rows": 150, "started": 1.0, "ended": 3.0}  # fmt: skip
+    coord = SimpleNamespace(role="coordinator", node_id="co-1",
+                            indexer=SimpleNamespace(recent=lambda: [build]),
+                            compactor=SimpleNamespace(recent=lambda: [job]))  # fmt: skip
+    rep = json.loads(json.dumps(reports.build_report(coord)))  # as read back from etcd
+    assert rep["builds"] == [build] and rep["compactions"] == [job]
+    meta = SimpleNamespace(id=7, name="docs", index_params=[], loaded=True)
+    catalog = SimpleNamespace(list=lambda: [meta], segments=lambda cid: [],
+                              segment_indexes=lambda cid: {})  # fmt: skip
+    snap = snapshot([], catalogs=[catalog], reports=[rep])
+    (c,) = snap["compactions"]
+    assert (c["job"], c["collection"], c["state"], c["progress"]) == (5, "docs", "Completed", 1.0)
+    assert [b["segment"] for b in snap["builds"]] == [70]
+    # an idle standby has no builder yet: an empty report, not an error
+    idle = reports.build_report(SimpleNamespace(role="coordinator", node_id="co-2"))
+    assert idle["builds"] == [] and idle["compactions"] == []
