@@ -7,7 +7,8 @@ is importable). Steps, each with a time guard:
 
 1. device information (name, memory, SMs, clocks → FP32 and memory-bandwidth peaks);
 2. ``pytest -m gpu -q tests/gpu`` in a subprocess (the CuPy path against the NumPy path);
-3. a short benchmark on 1M x 128 float32 (L2, k=10): ``gpuvec.ops.knn`` on the device
+3. what the dashboard and ``/metrics`` read of the device (NVML, CuPy memory figures);
+4. a short benchmark on 1M x 128 float32 (L2, k=10): ``gpuvec.ops.knn`` on the device
    vs the NumPy path on the same data in the same run, at nq = 1, 100, 10000, with
    ratios; cuBLAS SGEMM TFLOP/s vs the FP32 (non-tensor) peak; device-memory bandwidth
    (copy, and a read-only reduction) vs the peak.
@@ -219,6 +220,25 @@ def knn_bench(cp: Any) -> dict:
     return {"n": N, "dim": DIM, "k": K, "metric": "L2", "rows": rows}
 
 
+def observability() -> dict:
+    """What the dashboard and /metrics show of this GPU: NVML figures (when ``pynvml`` is
+    importable) and the embedded page's device state (CuPy memory figures)."""
+    out: dict = {}
+    try:
+        from gpuvec.observability.nvml import gpus
+
+        out["nvml"], out["nvml_reason"] = gpus()
+    except Exception as e:  # reported, not fatal
+        out["nvml_error"] = f"{type(e).__name__}: {e}"
+    try:
+        from gpuvec.observability.snapshot import device_state
+
+        out["device_state"] = device_state()
+    except Exception as e:  # e.g. dask not carried
+        out["device_state_error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
 def main() -> int:
     reason = backend.gpu_unavailable_reason()
     if reason is not None:
@@ -233,6 +253,8 @@ def main() -> int:
     print("device:")
     for key, val in info.items():
         print(f"  {key:28s} {val}")
+    doc["observability"] = observability()
+    print(f"observability: {json.dumps(doc['observability'], default=str)[:600]}")
     print(f"\n[{time.perf_counter() - T0:6.1f}s] pytest -m gpu tests/gpu")
     doc["tests"] = run_tests()
     print(f"\n[{time.perf_counter() - T0:6.1f}s] hardware limits")

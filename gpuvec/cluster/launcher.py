@@ -38,6 +38,7 @@ SESSIONS_PREFIX = "cluster/sessions/"
 LEADER_PREFIX = "election/coordinator"
 STOP_GRACE_S = 15.0
 PAGE_PRELOAD = "gpuvec.observability.dashboard"  # the scheduler's --preload: the gpuvec page
+DATANODE_PRELOAD = "gpuvec.observability.datanode"  # the data nodes': gpuvec's metrics
 
 
 class ClusterError(GpuvecError):
@@ -273,6 +274,7 @@ class LocalCluster:
         if role == "datanode":
             argv = [py, "-m", "distributed.cli.dask_worker", scheduler, "--name", f"data-{index}"]
             argv += ["--nthreads", "1", "--nworkers", "1", "--memory-limit", "0"]
+            argv += ["--preload", DATANODE_PRELOAD]  # gpuvec's metrics on its /metrics
             return argv + (["--resources", "GPU=1"] if self.state.get("gpu") else [])
         argv = [py, "-m", "gpuvec", role, "--config", config, "--metrics-port", str(metrics)]
         return [*argv, "--host", "127.0.0.1", "--port", port_s]

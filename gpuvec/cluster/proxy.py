@@ -30,11 +30,16 @@ from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.streamingnode import SERVED
 from gpuvec.cluster.wire import array_table
 from gpuvec.coord.catalog import PREFIX, Catalog, CollectionMeta
-from gpuvec.coord.indexing import NO_BUILD
-from gpuvec.errors import CollectionNotLoadedError, InvalidArgumentError, UnavailableError
+from gpuvec.coord.indexing import NO_BUILD, IndexBuilder
+from gpuvec.errors import (
+    CollectionNotLoadedError,
+    IndexBuildError,
+    InvalidArgumentError,
+    UnavailableError,
+)
 from gpuvec.observability import engines
 from gpuvec.observability.metrics import observe_write
-from gpuvec.observability.reports import REPORTS, Reporter
+from gpuvec.observability.reports import REPORTS, BuildFailures, Reporter
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
@@ -129,6 +134,7 @@ class ClusterEngine:
             self.meta, self.catalog, self.config.max_serviceable_wait_s, self.cache
         )
         engines.register(self)
+        self.failures = BuildFailures(self.meta)  # the coordinator's, for describe_index
         self.reporter = Reporter(self.meta, self)
 
     def _guard(
@@ -318,11 +324,10 @@ class ClusterEngine:
     # --- indexes -----------------------------------------------------------------------
     index_progress = DataNodeDuties.index_progress
 
-    @staticmethod
-    def build_failure(segment_id: int, field: str, iid: str) -> str | None:
-        """Build failures are known only to the active coordinator's memory, not to
-        proxies: a failed build shows as pending here (it is retried after a back-off)."""
-        return None
+    def build_failure(self, segment_id: int, field: str, iid: str) -> str | None:
+        """Why a segment's build failed, as the active coordinator's report in meta says
+        (``failures``; read at most once a second)."""
+        return self.failures.reason(IndexBuilder.key(segment_id, field, iid))
 
     def index_serving(self, coll: Collection, definition: dict[str, Any]) -> dict[str, Any]:
         progress = self.index_progress(coll, definition)
@@ -337,7 +342,14 @@ class ClusterEngine:
         while time.monotonic() < deadline:
             coll = self.get(name)
             defs = [d for d in coll.meta.index_params if d.get("index_type") not in NO_BUILD]
-            if all(self.index_progress(coll, d)["state"] == "Finished" for d in defs):
+            progress = [(d, self.index_progress(coll, d)) for d in defs]
+            for d, p in progress:
+                if p["state"] == "Failed":
+                    raise IndexBuildError(
+                        f"index {d['index_name']!r} of collection {name!r} failed to build: "
+                        f"{p['index_state_fail_reason']}"
+                    )
+            if all(p["state"] == "Finished" for _, p in progress):
                 return True
             time.sleep(0.1)
         return False

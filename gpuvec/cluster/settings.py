@@ -127,9 +127,7 @@ def toml_value(value: Any) -> str:
         return json.dumps(str(value))  # JSON string escapes are valid TOML basic strings
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise InvalidArgumentError(
-        f"cannot write {type(value).__name__} {value!r} to the TOML config"
-    )
+    raise InvalidArgumentError(f"cannot write {type(value).__name__} {value!r} to the TOML config")
 
 
 def toml_table(name: str, items: Mapping[str, Any]) -> list[str]:

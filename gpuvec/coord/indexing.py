@@ -73,6 +73,12 @@ class IndexBuilder:
         got = self.failed.get(self.key(segment_id, field, iid))
         return None if got is None else got[0]
 
+    def failures(self) -> dict[str, str]:
+        """Build key → why its last build failed, for every build still failed (the
+        active coordinator's report carries them to the proxies' ``describe_index``)."""
+        with self._lock:
+            return {key: reason for key, (reason, _) in self.failed.items()}
+
     def _fail(self, key: str, reason: str) -> None:
         log.warning("index build %s failed: %s", key, reason)
         self.failed[key] = (reason, time.monotonic())

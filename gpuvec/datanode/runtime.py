@@ -106,7 +106,8 @@ class DataNodeRuntime:
         """Start ``workers`` ``dask worker`` programs against ``address`` and wait for them."""
         cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address,
                "--nthreads", str(self.threads), "--death-timeout", "30",
-               "--host", "127.0.0.1", "--no-dashboard"]  # fmt: skip
+               "--host", "127.0.0.1", "--no-dashboard",
+               "--preload", "gpuvec.observability.datanode"]  # fmt: skip
         if resources:
             cmd += ["--resources", ",".join(f"{k}={v}" for k, v in resources.items())]
         on_main_linux = (

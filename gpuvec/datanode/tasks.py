@@ -26,6 +26,7 @@ import pyarrow as pa
 from gpuvec.errors import GpuvecError
 from gpuvec.index.registry import build_index, dump
 from gpuvec.index.threads import faiss_module
+from gpuvec.observability.datanode import observed
 from gpuvec.storage.objects.deltas import read_delta
 from gpuvec.storage.objects.segment import SegmentReader, write_segment
 from gpuvec.storage.objects.stores import delete_prefix, exists, open_store, put_bytes
@@ -72,6 +73,7 @@ def progress_reporter() -> Callable[[int, int], None] | None:
     return report
 
 
+@observed("index_build", rows=lambda out: out["rows"])
 def build_index_task(
     store: StoreSpec,
     segment_path: str,
@@ -82,7 +84,8 @@ def build_index_task(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Read a sealed segment's vectors, build the index, write its file; return where
-    it is, its size, the serving description and the build time."""
+    it is, its size, the serving description and the build time (timed and counted in
+    the data node's ``gpuvec_datanode_task_*`` metrics, as is a compaction)."""
     t0 = time.perf_counter()
     st = store.open()
     vectors = SegmentReader(st, segment_path).vectors(field)
@@ -133,6 +136,7 @@ def _deleted(pk: np.ndarray, ts: np.ndarray, keys: np.ndarray, latest: np.ndarra
     return (keys[pos] == pk) & (ts < latest[pos])
 
 
+@observed("compaction", rows=lambda out: out["rows"] + max(out["dropped"], 0))
 def compact_task(
     store: StoreSpec,
     segment_paths: list[str],

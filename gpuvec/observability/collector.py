@@ -8,6 +8,8 @@ of :mod:`.engines`): nothing here runs on the request path.
   streaming node's shards and handed-off segments, a cluster query node's segments;
 * GPU memory — bytes pinned by residency and its budget (only once the backend chose a
   GPU; a scrape never initialises the device), and the device's total and free memory;
+* GPU utilisation and memory per visible device, from NVML (:mod:`.nvml`; nothing without
+  a GPU or driver): in every process that registers the collector, data-node workers too;
 * consumer lag — for each channel a cluster query node tails, the Kafka offsets between its
   read position and the high watermark its consumer last saw (no broker call).
 
@@ -63,6 +65,18 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
     "gpuvec_gpu_memory_free_bytes": (
         "Free memory of the GPU in use, CuPy's unused pool included",
         ["node_id", "device"],
+    ),
+    "gpuvec_gpu_utilization_percent": (
+        "Percent of time a kernel ran on each visible GPU (NVML; absent without a GPU)",
+        ["node_id", "gpu", "name"],
+    ),
+    "gpuvec_gpu_device_memory_used_bytes": (
+        "Memory used on each visible GPU by every process (NVML; absent without a GPU)",
+        ["node_id", "gpu", "name"],
+    ),
+    "gpuvec_gpu_device_memory_total_bytes": (
+        "Memory of each visible GPU (NVML; absent without a GPU)",
+        ["node_id", "gpu", "name"],
     ),
     "gpuvec_querynode_consumer_lag": (
         "Kafka offsets a cluster query node's channel tail is behind the last high watermark",
@@ -161,6 +175,17 @@ def _gpu(sink: _Sink, residencies: list[Any]) -> None:
     sink.add("gpuvec_gpu_memory_free_bytes", [NODE_ID, device], free)
 
 
+def _nvml(sink: _Sink) -> None:
+    from gpuvec.observability.nvml import gpus
+
+    for dev in gpus()[0]:
+        labels = [NODE_ID, str(dev["index"]), dev["name"]]
+        if dev["utilization"] is not None:
+            sink.add("gpuvec_gpu_utilization_percent", labels, dev["utilization"])
+        sink.add("gpuvec_gpu_device_memory_used_bytes", labels, dev["memory_used"])
+        sink.add("gpuvec_gpu_device_memory_total_bytes", labels, dev["memory_total"])
+
+
 class EngineCollector(Collector):
     """The scrape-time gauges of the live runtimes (see the module docstring)."""
 
@@ -178,6 +203,7 @@ class EngineCollector(Collector):
             _gpu(sink, residencies)
         except Exception:
             log.debug("GPU memory metrics skipped", exc_info=True)
+        _nvml(sink)
         yield from sink.families()
 
 

@@ -20,8 +20,10 @@ run before the scheduler starts:
 The page refreshes every :data:`REFRESH_MS`: collections, segments and where they live, GPU
 memory against the residency budget, running and recent index builds (per-batch progress
 from the data-node tasks' scheduler events) and compactions, and request rates and p50 /
-p99 latency over time. The data comes from :func:`gpuvec.observability.snapshot.snapshot`,
-gathered off the scheduler's event loop so a slow meta store never stalls the scheduler.
+p99 latency over time, and the data nodes (Dask workers) with their GPU utilisation and
+memory (:mod:`gpuvec.observability.workers`). The data comes from
+:func:`gpuvec.observability.snapshot.snapshot`, gathered off the scheduler's event loop so
+a slow meta store never stalls the scheduler.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import click
 
 from gpuvec.datanode.tasks import PROGRESS_TOPIC
 from gpuvec.observability.pageformat import (
+    TABLES,
     _bar,
     _elapsed,
     _ms,
@@ -45,9 +48,11 @@ from gpuvec.observability.pageformat import (
     gpu_memory,
     human_bytes,
     node_counts,
+    worker_gpu,
 )
 from gpuvec.observability.reports import read_reports
 from gpuvec.observability.snapshot import RequestMeter, snapshot
+from gpuvec.observability.workers import worker_rows
 
 log = logging.getLogger(__name__)
 
@@ -59,49 +64,6 @@ SERIES = ("Search", "Query", "Insert")  # request functions plotted over time
 COLORS = {"Search": "#1f77b4", "Query": "#2ca02c", "Insert": "#d62728"}
 WIDTH = 1360
 
-# table → ([(column, title, width px)], most rows shown before it scrolls)
-TABLES: dict[str, tuple[list[tuple[str, str, int]], int]] = {
-    "collections": (
-        [("name", "collection", 180), ("rows", "rows", 110), ("growing", "growing segs", 90),
-         ("sealed", "sealed segs", 90), ("indexed", "indexed", 80), ("index", "index", 260),
-         ("load_state", "load state", 100)],
-        6,
-    ),
-    "builds": (
-        [("status", "build", 240), ("progress", "progress", 120),
-         ("collection", "collection", 110), ("segment", "segment", 70), ("field", "field", 70),
-         ("index_type", "type", 70), ("elapsed", "time", 60)],
-        8,
-    ),
-    "compactions": (
-        [("status", "compaction", 220), ("progress", "progress", 100),
-         ("collection", "collection", 110), ("elapsed", "time", 60)],
-        8,
-    ),
-    "segments": (
-        [("collection", "collection", 180), ("segment", "segment", 110), ("state", "state", 80),
-         ("where", "lives on", 110), ("rows", "rows", 110), ("bytes", "bytes", 110)],
-        8,
-    ),
-    "requests": (
-        [("function", "function", 160), ("count", "total", 90), ("rate", "req/s", 90),
-         ("errors", "errors/s", 90), ("p50", "p50 ms", 90), ("p99", "p99 ms", 90)],
-        6,
-    ),
-    "query_nodes": (
-        [("node_id", "query node", 300), ("gpu_segments", "on GPU", 70),
-         ("gpu_bytes", "GPU bytes", 100), ("host_segments", "on host", 70),
-         ("host_bytes", "host bytes", 100), ("memory", "GPU memory", 420)],
-        6,
-    ),
-    "channels": (
-        [("channel", "WAL channel", 150), ("collection", "collection", 150),
-         ("owner", "streaming node", 300), ("position", "position", 90),
-         ("unsealed", "unsealed", 90), ("growing_rows", "growing rows", 100),
-         ("lag", "query node lag", 110)],
-        8,
-    ),
-}  # fmt: skip
 ROW_PX, HEADER_PX = 25, 32  # a table is as tall as its rows, up to its limit above
 
 _catalogs: list[Any] = []  # cluster mode: catalogs opened by dask_setup
@@ -200,6 +162,7 @@ class GpuvecPage:
                 "requests": ("function", "count", "rate", "errors", "p50", "p99"),
                 "query_nodes": tuple(c for c, _, _ in TABLES["query_nodes"][0]),
                 "channels": tuple(c for c, _, _ in TABLES["channels"][0]),
+                "workers": tuple(c for c, _, _ in TABLES["workers"][0]),
             }.items()
         }  # fmt: skip
         cols = {"time": []} | {f"{f}_{k}": [] for f in SERIES for k in ("rate", "p50", "p99")}
@@ -218,6 +181,8 @@ class GpuvecPage:
             ),
             _title("Segments (GPU / host)"),
             tables["segments"],
+            _title("Data nodes: index builds and compactions run here"),
+            tables["workers"],
             self._cluster_box(column),
             _title("Requests"),
             self.requests_note,
@@ -272,15 +237,16 @@ class GpuvecPage:
         return [rate, latency]
 
     # --- refresh --------------------------------------------------------------------------
-    def _scheduler_state(self) -> tuple[list[Any], dict[str, str]]:
-        """Progress events and gpuvec task states (read on the scheduler's event loop)."""
+    def _scheduler_state(self) -> tuple[list[Any], dict[str, str], list[dict[str, Any]]]:
+        """Progress events, gpuvec task states and the workers (read on the scheduler's
+        event loop)."""
         events = list(self.scheduler.get_events(PROGRESS_TOPIC))
         tasks = {
             str(k): ts.state
             for k, ts in list(self.scheduler.tasks.items())
             if str(k).startswith("gpuvec-")
         }
-        return events, tasks
+        return events, tasks, worker_rows(self.scheduler)
 
     def gather(self, events: list[Any], tasks: dict[str, str]) -> dict[str, Any]:
         """One snapshot for the page (runs in a worker thread)."""
@@ -295,10 +261,11 @@ class GpuvecPage:
             return
         self._busy = True
         try:
-            events, tasks = self._scheduler_state()
+            events, tasks, workers = self._scheduler_state()
             loop = asyncio.get_running_loop()
             snap = await loop.run_in_executor(None, self.gather, events, tasks)
             self.show(snap)
+            self._show_workers(workers)
         except Exception as e:  # shown on the page; the next refresh tries again
             log.debug("gpuvec dashboard refresh failed", exc_info=True)
             why = html.escape(f"{type(e).__name__}: {e}")
@@ -388,6 +355,16 @@ class GpuvecPage:
                          else c["position"] - c["checkpoint"] for c in chans],
             "growing_rows": [f"{c['growing_rows']:,}" for c in chans],
             "lag": ["–" if c["lag"] is None else c["lag"] for c in chans],
+        })  # fmt: skip
+
+    def _show_workers(self, workers: list[dict[str, Any]]) -> None:
+        self._set("workers", {
+            "worker": [w["worker"] for w in workers],
+            "threads": [w["threads"] for w in workers],
+            "tasks": [f"{w['processing']} ({w['gpuvec_tasks']})" for w in workers],
+            "cpu": ["–" if w["cpu"] is None else f"{w['cpu']:.0f}%" for w in workers],
+            "memory": [human_bytes(w["memory"]) for w in workers],
+            "gpu": [worker_gpu(w) for w in workers],
         })  # fmt: skip
 
     def _show_requests(self, reqs: dict[str, dict[str, Any]], now: float, local: bool) -> None:

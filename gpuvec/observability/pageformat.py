@@ -1,11 +1,61 @@
-"""Text formatting for the ``/gpuvec`` dashboard page (:mod:`.dashboard`): byte sizes,
-times, progress bars, the page header and one-line statuses."""
+"""Text formatting for the ``/gpuvec`` dashboard page (:mod:`.dashboard`): its tables'
+columns, byte sizes, times, progress bars, the page header and one-line statuses."""
 
 from __future__ import annotations
 
 import html
 import math
 from typing import Any
+
+# table → ([(column, title, width px)], most rows shown before it scrolls)
+TABLES: dict[str, tuple[list[tuple[str, str, int]], int]] = {
+    "collections": (
+        [("name", "collection", 180), ("rows", "rows", 110), ("growing", "growing segs", 90),
+         ("sealed", "sealed segs", 90), ("indexed", "indexed", 80), ("index", "index", 260),
+         ("load_state", "load state", 100)],
+        6,
+    ),
+    "builds": (
+        [("status", "build", 240), ("progress", "progress", 120),
+         ("collection", "collection", 110), ("segment", "segment", 70), ("field", "field", 70),
+         ("index_type", "type", 70), ("elapsed", "time", 60)],
+        8,
+    ),
+    "compactions": (
+        [("status", "compaction", 220), ("progress", "progress", 100),
+         ("collection", "collection", 110), ("elapsed", "time", 60)],
+        8,
+    ),
+    "segments": (
+        [("collection", "collection", 180), ("segment", "segment", 110), ("state", "state", 80),
+         ("where", "lives on", 110), ("rows", "rows", 110), ("bytes", "bytes", 110)],
+        8,
+    ),
+    "requests": (
+        [("function", "function", 160), ("count", "total", 90), ("rate", "req/s", 90),
+         ("errors", "errors/s", 90), ("p50", "p50 ms", 90), ("p99", "p99 ms", 90)],
+        6,
+    ),
+    "query_nodes": (
+        [("node_id", "query node", 300), ("gpu_segments", "on GPU", 70),
+         ("gpu_bytes", "GPU bytes", 100), ("host_segments", "on host", 70),
+         ("host_bytes", "host bytes", 100), ("memory", "GPU memory", 420)],
+        6,
+    ),
+    "channels": (
+        [("channel", "WAL channel", 150), ("collection", "collection", 150),
+         ("owner", "streaming node", 300), ("position", "position", 90),
+         ("unsealed", "unsealed", 90), ("growing_rows", "growing rows", 100),
+         ("lag", "query node lag", 110)],
+        8,
+    ),
+    "workers": (
+        [("worker", "data node (Dask worker)", 260), ("threads", "threads", 60),
+         ("tasks", "tasks (gpuvec)", 100), ("cpu", "CPU", 60), ("memory", "memory", 90),
+         ("gpu", "GPU", 560)],
+        8,
+    ),
+}  # fmt: skip
 
 
 def human_bytes(n: float | None) -> str:
@@ -53,6 +103,7 @@ def device_html(device: dict[str, Any] | None, engines: list[str]) -> str:
         f"{human_bytes(device['total'])}, {human_bytes(device['free'])} free</div>"
         "<div style='width:600px;height:14px;background:#ddd;border:1px solid #999'>"
         f"<div style='width:{pct:.1f}%;height:100%;background:#4c9a2a'></div></div>"
+        + nvml_line(device.get("nvml") or [])
     )
 
 
@@ -83,3 +134,25 @@ def build_status(build: dict[str, Any]) -> str:
     if build["state"] == "Failed":
         return f"Failed: {build.get('error') or 'see the data node logs'}"
     return f"Finished ({rows:,} rows)"
+
+
+def worker_gpu(w: dict[str, Any]) -> str:
+    """A data node's GPU: ``NVIDIA H100: 37% busy · 1.2 GiB of 80.0 GiB``, or why none."""
+    gpu = w.get("gpu")
+    if not gpu:
+        return "no GPU (Dask's NVML sampling sees no NVIDIA device on this worker)"
+    util = gpu.get("utilization")
+    busy = "utilisation –" if util is None else f"{util:.0f}% busy"
+    return (f"{html.escape(str(gpu['name']))}: {busy} · {human_bytes(gpu.get('memory_used'))}"
+            f" of {human_bytes(gpu.get('memory_total'))}")  # fmt: skip
+
+
+def nvml_line(devices: list[dict[str, Any]]) -> str:
+    """The embedded page's line of NVML figures per visible GPU (empty without)."""
+    return "".join(
+        f"<div>GPU {d['index']} {html.escape(d['name'])}: "
+        f"{'–' if d['utilization'] is None else str(d['utilization']) + '%'} busy, "
+        f"{human_bytes(d['memory_used'])} of {human_bytes(d['memory_total'])} used "
+        "(all processes, NVML)</div>"
+        for d in devices
+    )

@@ -21,7 +21,10 @@ Report bodies (every one has ``role``, ``node_id``, ``pid``, ``time``):
   prometheus_client's registry (:func:`gpuvec.observability.snapshot.read_requests`, the
   source of the embedded page's request table);
 * ``coordinator`` (the active one only, under its own lease): ``builds`` and
-  ``compactions`` — its ``IndexBuilder.recent()`` / ``Compactor.recent()`` records.
+  ``compactions`` — its ``IndexBuilder.recent()`` / ``Compactor.recent()`` records;
+  ``failures`` — build key → reason of every build that failed and was not rebuilt since
+  (``IndexBuilder.failures()``): the proxies' ``describe_index`` reads them
+  (:class:`BuildFailures`) to answer ``Failed`` with Milvus's ``index_state_fail_reason``.
 
 Writing a report never breaks its node: failures are logged at debug level and retried on
 the next round.
@@ -136,6 +139,7 @@ def _coordinator(node: Any) -> dict[str, Any]:
     return {
         "builds": indexer.recent() if indexer is not None else [],
         "compactions": compactor.recent() if compactor is not None else [],
+        "failures": indexer.failures() if indexer is not None else {},
     }
 
 
@@ -227,3 +231,38 @@ def read_reports(meta: Any) -> list[dict[str, Any]]:
             out.append(rep)
     out.sort(key=lambda r: (str(r.get("role", "")), str(r.get("node_id", ""))))
     return out
+
+
+class BuildFailures:
+    """The active coordinator's failed builds as its report states them, read from meta at
+    most once per ``max_age`` seconds (a proxy's ``describe_index`` asks per segment)."""
+
+    def __init__(self, meta: Any, max_age: float = 1.0) -> None:
+        self.meta, self.max_age = meta, max_age
+        self._lock = threading.Lock()
+        self._read_at = -float("inf")
+        self._failures: dict[str, str] = {}
+
+    def reason(self, key: str) -> str | None:
+        """Why the build ``key`` (``IndexBuilder.key``) failed; None if it did not."""
+        with self._lock:
+            if time.monotonic() - self._read_at > self.max_age:
+                self._failures = self._read()
+                self._read_at = time.monotonic()
+            return self._failures.get(key)
+
+    def _read(self) -> dict[str, str]:
+        try:
+            kvs, _ = self.meta.range(f"{REPORTS}coordinator/")
+        except Exception:  # meta away: no failures known this round
+            log.debug("coordinator report not read", exc_info=True)
+            return {}
+        out: dict[str, str] = {}
+        for kv in kvs:
+            try:
+                failures = json.loads(kv.value).get("failures") or {}
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(failures, dict):
+                out.update({str(k): str(v) for k, v in failures.items()})
+        return out

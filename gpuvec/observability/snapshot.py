@@ -51,8 +51,10 @@ def device_state(residencies: Iterable[Any] = ()) -> dict[str, Any]:
     """The search backend and GPU memory: ``gpu`` (bool), ``backend`` (``cuda:…`` or
     ``cpu:numpy``), ``reason`` (why there is no GPU, else None), ``used`` and ``budget``
     (bytes of sealed segments pinned on the device, summed over ``residencies``),
-    ``total`` and ``free`` (device memory; None without a GPU)."""
+    ``total`` and ``free`` (device memory; None without a GPU), ``nvml`` (each visible
+    GPU's utilisation and memory, :func:`gpuvec.observability.nvml.gpus`; empty without)."""
     from gpuvec import ops
+    from gpuvec.observability.nvml import gpus
 
     gpu = ops.is_gpu()
     out: dict[str, Any] = {"gpu": gpu, "backend": ops.backend_name(),
@@ -63,6 +65,7 @@ def device_state(residencies: Iterable[Any] = ()) -> dict[str, Any]:
         out["budget"] += int(res.budget) if gpu else 0
     if gpu:
         out["free"], out["total"] = ops.device_memory()
+    out["nvml"] = gpus()[0] if gpu else []
     return out
 
 

@@ -5,6 +5,7 @@ reports to that page through etcd (``cluster/reports/``)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 import urllib.request
 
@@ -111,3 +112,57 @@ def test_every_node_reports_to_the_dashboard_through_etcd(
         assert any(c["job"] == job and c["collection"] == "rep" for c in snap["compactions"])
     finally:
         meta.close()
+
+
+def _datanode_metrics(cluster: LocalCluster) -> dict[str, list]:
+    """The gpuvec families on the data-node worker's /metrics (its Dask dashboard port)."""
+    from distributed import Client
+
+    with Client(f"tcp://127.0.0.1:{cluster.state['scheduler_port']}", timeout=30) as dask:
+        workers = dask.scheduler_info()["workers"].values()
+        ports = [w["services"]["dashboard"] for w in workers if "dashboard" in w["services"]]
+    assert ports, "the data-node worker serves no dashboard (and so no /metrics)"
+    out: dict[str, list] = {}
+    for port in ports:
+        for name, samples in scrape(int(port)).items():
+            out.setdefault(name, []).extend(samples)
+    return out
+
+
+def _build_failures(families: dict[str, list]) -> float:
+    return sum(s.value for s in families.get("gpuvec_datanode_task_latency_seconds", [])
+               if s.name.endswith("_count") and s.labels.get("task_type") == "index_build"
+               and s.labels.get("status") == "fail")  # fmt: skip
+
+
+def test_a_failed_build_reaches_pymilvus_and_the_data_node_metrics(
+    cluster: LocalCluster, milvus: MilvusClient
+) -> None:
+    """A build that cannot succeed (its segment's vectors are gone from object storage) is
+    ``Failed`` with its reason through the proxy: pymilvus's create_index raises it, and
+    describe_index says so; the data node counts the failed tasks on its own /metrics."""
+    from pymilvus import DataType, MilvusException
+
+    before = _build_failures(_datanode_metrics(cluster))
+    schema = milvus.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=4)
+    milvus.create_collection("doomed", schema=schema, consistency_level="Strong")
+    vec = np.random.default_rng(2).standard_normal((300, 4)).astype(np.float32)
+    milvus.insert("doomed", [{"id": i, "vector": vec[i].tolist()} for i in range(300)])
+    milvus.flush("doomed")
+    cid = milvus.describe_collection("doomed")["collection_id"]
+    objects = cluster.directory / "objects" / cluster.state["etcd_root"]
+    segments = objects / "collections" / str(cid) / "segments"
+    gone = list(segments.glob("*/v1/vectors/vector"))  # the array itself (a missing chunk
+    assert gone, f"no sealed segment of collection {cid} under {objects}"  # reads as zeros)
+    for path in gone:
+        shutil.rmtree(path)
+    idx = milvus.prepare_index_params()
+    idx.add_index("vector", index_type="HNSW", metric_type="L2", params={"M": 8})
+    with pytest.raises(MilvusException) as err:
+        milvus.create_index("doomed", idx, timeout=120)  # pymilvus waits for the build
+    assert "vector" in str(err.value), str(err.value)
+    info = milvus.describe_index("doomed", "vector")
+    assert info["state"] == "Failed", info
+    assert _build_failures(_datanode_metrics(cluster)) >= before + 1

@@ -203,6 +203,8 @@ def test_embedded_page_shows_a_running_build(tmp_path: Path) -> None:
         assert "browser_demo" in text, text[:2000]
         assert page_shows_build(dom, "browser_demo"), text[:4000]
         assert 'href="gpuvec"' in dom  # listed in the dashboard's navigation bar
+        assert "Data nodes" in text  # the Dask workers, each with its GPU or why none
+        assert ("no GPU (Dask" in text) or ("% busy" in text), text[:6000]
         assert shot.exists() and shot.stat().st_size > 20_000
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert client._engine.wait_for_indexes("browser_demo", timeout=240)

@@ -449,11 +449,14 @@ def test_compose_observability(services: dict[str, dict[str, Any]]) -> None:
     sched = [str(c) for c in services["dask-scheduler"]["command"]]
     assert _flag(sched, "--preload") == "gpuvec.observability.dashboard"
     assert _flag(sched, "--gpuvec-config") == CONFIG_PATH
+    worker = [str(c) for c in services["datanode"]["command"]]
+    assert _flag(worker, "--preload") == "gpuvec.observability.datanode"
+    assert _flag(worker, "--dashboard-address") == ":8788"  # the worker's /metrics
 
 
 def test_k8s_observability(k8s_docs: list[tuple[str, dict[str, Any]]]) -> None:
     """The same in Kubernetes, with the metrics port declared on each role's container."""
-    roles = 0
+    roles = workers = 0
     for name, w in _workloads(k8s_docs).items():
         container = _container(w)
         argv = _argv(container)
@@ -467,4 +470,11 @@ def test_k8s_observability(k8s_docs: list[tuple[str, dict[str, Any]]]) -> None:
             assert _flag(argv, "--gpuvec-config") == CONFIG_PATH, name
             mounts = {m["mountPath"] for m in container["volumeMounts"]}
             assert str(Path(CONFIG_PATH).parent) in mounts, name
+        elif argv[:2] == ["dask", "worker"]:
+            workers += 1
+            assert _flag(argv, "--preload") == "gpuvec.observability.datanode", name
+            assert _flag(argv, "--dashboard-address") == ":8788", name
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            assert ports.get("metrics") == 8788, name
     assert roles >= 4
+    assert workers >= 1

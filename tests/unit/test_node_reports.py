@@ -154,7 +154,7 @@ def test_coordinator_report_brings_builds_and_compactions_to_the_cluster_page() 
     job = {"job": 5, "name": "docs", "collection": 7, "state": "Completed", "plans": 2,
            "done": 2, "failed": 0, "rows": 150, "started": 1.0, "ended": 3.0}  # fmt: skip
     coord = SimpleNamespace(role="coordinator", node_id="co-1",
-                            indexer=SimpleNamespace(recent=lambda: [build]),
+                            indexer=SimpleNamespace(recent=lambda: [build], failures=dict),
                             compactor=SimpleNamespace(recent=lambda: [job]))  # fmt: skip
     rep = json.loads(json.dumps(reports.build_report(coord)))  # as read back from etcd
     assert rep["builds"] == [build] and rep["compactions"] == [job]
