@@ -1,8 +1,12 @@
 """Engine configuration: one dataclass with every tunable, defaults for the embedded mode.
 
-Values can be overridden by keyword arguments to :class:`gpuvec.MilvusClient` /
-:func:`gpuvec.cluster.embedded.open_embedded` or by ``GPUVEC_<NAME>`` environment variables
-(e.g. ``GPUVEC_SEAL_ROWS=100000``).
+Values come, in increasing precedence, from the defaults here, ``GPUVEC_<NAME>`` environment
+variables (e.g. ``GPUVEC_SEAL_ROWS=100000``; :meth:`Config.load`), a ``config=Config(...)``
+passed to :class:`gpuvec.MilvusClient`, and keyword arguments of ``MilvusClient`` named
+after a field (``MilvusClient("./db", seal_rows=100_000, dashboard_address=":8787")``;
+:meth:`Config.for_client`). A keyword that is neither a field nor one of pymilvus's
+connection keywords (:data:`CONNECTION_KEYWORDS`, meaningless in-process) is refused with
+an error naming it. A cluster reads the ``[engine]`` table of its TOML file instead.
 """
 
 from __future__ import annotations
@@ -65,15 +69,40 @@ class Config:
     @classmethod
     def for_client(cls, config: Config | None, kwargs: dict[str, Any]) -> Config:
         """The engine config of ``MilvusClient(uri, config=..., **kwargs)``: ``config`` (else
-        :meth:`load`'s) with the client keywords that are engine options, e.g.
-        ``dashboard_address=":8787"`` (a fixed port starts the dashboard at open)."""
-        opts = {k: kwargs[k] for k in CLIENT_OPTIONS if k in kwargs}
+        :meth:`load`'s) with every keyword named after a field, each checked against the
+        field's type (``dashboard_address=":8787"``, ``seal_rows=100_000``). pymilvus's
+        connection keywords are accepted and ignored; any other keyword raises
+        ``InvalidArgumentError`` naming it (nothing is silently dropped)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in kwargs if k not in fields and k not in CONNECTION_KEYWORDS)
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown MilvusClient keyword(s) {unknown}: neither a gpuvec config option "
+                f"(gpuvec.config.Config: {', '.join(fields)}) nor a pymilvus connection keyword"
+            )
+        opts = {k: v for k, v in kwargs.items() if k in fields}
         for key, value in opts.items():
-            if not isinstance(value, str):
-                raise InvalidArgumentError(f"{key} must be a string such as ':8787': {value!r}")
+            _check_type(key, fields[key].default, value)
         if config is None:
             return cls.load(**opts)
         return dataclasses.replace(config, **opts) if opts else config
 
 
-CLIENT_OPTIONS = ("dashboard_address",)  # Config fields MilvusClient also takes as keywords
+def _check_type(key: str, default: Any, value: Any) -> None:
+    want = type(default)
+    ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        example = "':8787'" if key == "dashboard_address" else repr(default)
+        example += f", not {value!r}"
+        article = "an" if want is int else "a"
+        raise InvalidArgumentError(f"{key} must be {article} {want.__name__} such as {example}")
+
+
+# pymilvus MilvusClient keywords about the network connection: meaningless in-process
+CONNECTION_KEYWORDS = frozenset({
+    "secure", "server_pem_path", "server_name", "client_pem_path", "client_key_path",
+    "ca_pem_path", "keep_alive", "keep_alive_timeout", "alias", "grpc_options",
+    "max_receive_message_length", "max_send_message_length",
+})  # fmt: skip

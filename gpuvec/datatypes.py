@@ -53,9 +53,9 @@ class DataType(IntEnum):
         raise SchemaError(f"unknown data type {value!r}")
 
 
-_INTS = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64)
+INT_TYPES = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64)
 INT_RANGES = {
-    t: (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for t, b in zip(_INTS, (8, 16, 32, 64), strict=True)
+    t: (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for t, b in zip(INT_TYPES, (8, 16, 32, 64), strict=True)
 }
-_FLOATS = (DataType.FLOAT, DataType.DOUBLE)
-SCALAR_TYPES = (DataType.BOOL, *_INTS, *_FLOATS, DataType.VARCHAR)  # also: ARRAY elements
+FLOAT_TYPES = (DataType.FLOAT, DataType.DOUBLE)
+SCALAR_TYPES = (DataType.BOOL, *INT_TYPES, *FLOAT_TYPES, DataType.VARCHAR)  # also: ARRAY elements

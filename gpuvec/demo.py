@@ -24,9 +24,7 @@ from tqdm import tqdm
 from gpuvec import ops
 from gpuvec.client import MilvusClient
 from gpuvec.config import Config
-from gpuvec.datanode.tasks import PROGRESS_TOPIC
 from gpuvec.errors import DeadlineExceededError
-from gpuvec.observability.snapshot import build_progress
 
 WORDS = ["king", "paris", "computer", "river", "music"]
 
@@ -51,18 +49,11 @@ def wait_for_index_progress(
 ) -> bool:
     """``wait_for_index`` with a tqdm bar of the rows indexed so far: committed builds plus
     what running builds have added (their per-batch progress events); False on timeout."""
-    engine = client._engine
     deadline = time.monotonic() + timeout
     with tqdm(desc="index build", unit="row", unit_scale=True) as bar:
         while True:
             info = client.describe_index(name, index_name)
-            events = engine.datanodes.client.get_events(PROGRESS_TOPIC)
-            progress = build_progress(events)
-            running = sum(
-                progress.get(job["key"], (0, 0))[0]
-                for job in engine.indexer.recent()
-                if job["collection"] == name and job["state"] == "Running"
-            )
+            running = int(info.get("building_rows", 0))  # rows running builds added so far
             bar.total = info["total_rows"]
             bar.n = min(bar.total, info["indexed_rows"] + running)
             bar.refresh()
@@ -80,8 +71,8 @@ def wait_for_index_progress(
 def keep_dashboard_open(client: MilvusClient) -> None:
     """Start the engine's data nodes if they are not up, print the gpuvec page's URL and
     wait for Ctrl-C."""
-    client._engine.datanodes.client  # noqa: B018 - starts the Dask scheduler and dashboard
-    print(f"\ngpuvec dashboard: {client._engine.dashboard_link}  (Ctrl-C to stop)", flush=True)
+    link = client.open_dashboard()  # starts the data nodes' Dask scheduler and dashboard
+    print(f"\ngpuvec dashboard: {link}  (Ctrl-C to stop)", flush=True)
     try:
         while True:
             time.sleep(3600)
@@ -125,7 +116,7 @@ def run_demo(
             + ("" if built else " (still building)"),
         )
     )
-    report.append(("dashboard (gpuvec page)", str(client._engine.dashboard_link)))
+    report.append(("dashboard (gpuvec page)", str(client.dashboard_link)))
 
     index = {w: i for i, w in enumerate(words)}
     probes = [w for w in WORDS if w in index]

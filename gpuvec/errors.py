@@ -152,6 +152,12 @@ class IndexBuildError(GpuvecError):
     code = 5  # merr ErrServiceInternal: the build, not the request, went wrong
 
 
+class NotSupportedYetError(GpuvecError):
+    """A Milvus feature gpuvec does not implement yet (the message says which)."""
+
+    code = 10  # ErrServiceUnimplemented
+
+
 class DatabaseNotFoundError(GpuvecError):
     """The named database does not exist."""
 

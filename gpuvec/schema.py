@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from gpuvec.datatypes import _FLOATS, _INTS, INT_RANGES, SCALAR_TYPES, DataType
+from gpuvec.datatypes import FLOAT_TYPES, INT_RANGES, INT_TYPES, SCALAR_TYPES, DataType
 from gpuvec.errors import FieldNotFoundError, InvalidArgumentError, SchemaError
 
 DYNAMIC_FIELD_NAME = "$meta"
@@ -44,7 +44,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 _SUPPORTED = (*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, DataType.FLOAT_VECTOR)
 _KEY_TYPES = (DataType.INT64, DataType.VARCHAR)
-_CLUSTERING_TYPES = (*_INTS, *_FLOATS, DataType.VARCHAR, DataType.FLOAT_VECTOR)
+_CLUSTERING_TYPES = (*INT_TYPES, *FLOAT_TYPES, DataType.VARCHAR, DataType.FLOAT_VECTOR)
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PARTITION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*\Z")
 # Words the filter language owns, plus Milvus's system columns: not usable as field names.
@@ -265,13 +265,13 @@ class FieldSchema:
         bad = fail(f"default_value {v!r} ({type(v).__name__}) does not match type {dt.name}")
         if (dt == DataType.BOOL) != isinstance(v, bool):
             raise bad
-        if dt in _INTS:
+        if dt in INT_TYPES:
             lo, hi = INT_RANGES[dt]
             if not isinstance(v, int):
                 raise bad
             if not lo <= v <= hi:
                 raise fail(f"default_value {v} is out of range for {dt.name}")
-        elif dt in _FLOATS:
+        elif dt in FLOAT_TYPES:
             if not isinstance(v, int | float) or not math.isfinite(v):
                 raise bad
             if dt == DataType.FLOAT and abs(v) > FLOAT32_MAX:

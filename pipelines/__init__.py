@@ -1,2 +1,4 @@
-"""Dask job definitions — bulk import, offline index build, compaction — installed as
-``gpuvec.pipelines`` (DESIGN §6). Jobs arrive with the index issue."""
+"""Offline Dask pipelines (bulk import, offline index build), installed as
+``gpuvec.pipelines`` (DESIGN §6). Not written yet: this package is empty. The data-node
+tasks that exist today (index build, compaction rewrite) are in
+:mod:`gpuvec.datanode.tasks`, scheduled by :mod:`gpuvec.coord.maintenance`."""

@@ -1,1 +1,3 @@
-"""Wiring of the roles: the embedded runtime now; node processes and Flight RPC later."""
+"""The cluster layout: each role as its own process (coordinator, streaming node, query
+node, proxy), their Arrow Flight RPC, discovery and assignment through etcd, settings and
+the local launcher (``gpuvec cluster up``). The embedded layout is :mod:`gpuvec.runtime`."""

@@ -18,9 +18,10 @@ from typing import Any
 from gpuvec.cluster.rpc import RpcClient, Tables
 from gpuvec.cluster.wire import dump_compare, dump_op, load_result
 from gpuvec.errors import NotLeaderError, UnavailableError
+from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Compare, MetaStore, Op, TxnResult
 
-ELECTION = "election/coordinator"
+ELECTION = K.COORDINATOR_ELECTION
 
 
 class CoordinatorClient:

@@ -27,15 +27,16 @@ from gpuvec.cluster.assign import plan_channels, plan_segments
 from gpuvec.cluster.rpc import RpcServer, Tables
 from gpuvec.cluster.sessions import CHANNELS, SEGMENTS, new_node_id, sessions
 from gpuvec.cluster.settings import ClusterSettings
-from gpuvec.cluster.streamingnode import SERVED
 from gpuvec.cluster.wire import dump_result, load_compare, load_op
 from gpuvec.coord.catalog import Catalog
 from gpuvec.coord.compaction import Compactor
 from gpuvec.coord.indexing import IndexBuilder
+from gpuvec.coord.maintenance import Maintenance
 from gpuvec.coord.tso import TSO
 from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.errors import DeadlineExceededError, NotLeaderError
 from gpuvec.observability.reports import Reporter
+from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Delete, DeletePrefix, Put
 from gpuvec.storage.meta.election import Election
 
@@ -161,23 +162,24 @@ class CoordinatorNode:
             self.leading.clear()
 
     def _coordinate(self) -> None:
-        last_index = 0.0
-        last_compaction = time.monotonic()  # the first automatic pass one interval from now
+        """Reconcile assignments every 0.25 s; once a second, one pass of the duty loop
+        shared with the embedded runtime (:class:`gpuvec.coord.maintenance.Maintenance`)."""
+        assert self.catalog is not None
+        duties = Maintenance(self.indexer, self.compactor, self.config.compaction_interval_s,
+                             fatal=(NotLeaderError,))  # fmt: skip
+        last_pass = 0.0
         while not self.stop_event.wait(0.25):
             if not self.election.is_leader:
                 raise NotLeaderError(f"coordinator {self.node_id} was deposed")
             self.reconcile()
-            now = time.monotonic()
-            if now - last_index >= 1.0:
-                last_index = now
-                self._schedule(compact=now - last_compaction >= self.config.compaction_interval_s)
-                if now - last_compaction >= self.config.compaction_interval_s:
-                    last_compaction = now
+            if time.monotonic() - last_pass >= 1.0:
+                last_pass = time.monotonic()
+                duties.run_once(self.catalog.list(), lambda meta: bool(meta.loaded))
 
     def _deleted_fraction(self, collection_id: int, segment_id: int) -> float:
         """A segment's deleted fraction as its query nodes report it (0 when none does:
         an unloaded collection is not compacted by the deletion rule)."""
-        kvs, _ = self.meta.range(f"{SERVED}{collection_id}/{segment_id}/")
+        kvs, _ = self.meta.range(K.served_of(collection_id, segment_id))
         values = []
         for kv in kvs:
             try:
@@ -185,18 +187,6 @@ class CoordinatorNode:
             except ValueError:
                 continue
         return max(values, default=0.0)
-
-    def _schedule(self, compact: bool) -> None:
-        assert self.catalog and self.indexer and self.compactor
-        for meta in self.catalog.list():
-            try:
-                self.indexer.schedule(meta)
-                if compact and meta.loaded:
-                    self.compactor.compact(meta)
-            except NotLeaderError:
-                raise
-            except Exception as e:  # the Dask cluster is unreachable, or a drop raced
-                log.warning("index/compaction of %s: %s", meta.name, e)
 
     def reconcile(self) -> None:
         """Bind channels and segments to live nodes; one guarded transaction per change."""

@@ -28,14 +28,15 @@ from typing import Any
 from gpuvec.cluster.settings import toml_table
 from gpuvec.errors import DeadlineExceededError, GpuvecError
 from gpuvec.ops import is_gpu
+from gpuvec.storage.meta import keys as K
 
 DEPLOY_LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "local"
 STATE_FILE = "cluster.json"
 CONFIG_FILE = "gpuvec.toml"
 ROLES = ("scheduler", "datanode", "coordinator", "streamingnode", "querynode", "proxy")
 SESSION_ROLES = ("streamingnode", "querynode")  # roles whose session keys up() waits for
-SESSIONS_PREFIX = "cluster/sessions/"
-LEADER_PREFIX = "election/coordinator"
+SESSIONS_PREFIX = K.SESSIONS
+LEADER_PREFIX = K.COORDINATOR_ELECTION
 STOP_GRACE_S = 15.0
 PAGE_PRELOAD = "gpuvec.observability.dashboard"  # the scheduler's --preload: the gpuvec page
 DATANODE_PRELOAD = "gpuvec.observability.datanode"  # the data nodes': gpuvec's metrics
@@ -458,7 +459,7 @@ class LocalCluster:
         that was not :meth:`kill` ed exits."""
         role = role_name(role)
         with contextlib.closing(self._meta()) as meta:
-            prefix = f"{SESSIONS_PREFIX}{role}/"
+            prefix = K.sessions_of(role)
             check = lambda: len(meta.range(prefix)[0]) >= count  # noqa: E731
             what = f"{count} session key(s) under {self.state['etcd_root']!r} + {prefix!r}"
             self._wait(what, check, time.monotonic() + timeout, role)

@@ -1,7 +1,7 @@
 """``gpuvec proxy``: the cluster's stateless access layer (DESIGN §1).
 
-:class:`ClusterEngine` has the interface of the embedded
-:class:`~gpuvec.cluster.embedded.Engine`, so the same :class:`gpuvec.MilvusClient` and
+:class:`ClusterEngine` implements :class:`gpuvec.runtime.base.Runtime`, as the embedded
+:class:`~gpuvec.runtime.embedded.Engine` does, so the same :class:`gpuvec.MilvusClient` and
 Milvus gRPC servicer run on top of it; only the work behind each method differs: DDL is a
 catalog transaction committed by the active coordinator, timestamps come from its TSO,
 writes go to the streaming node owning each shard's channel, and reads are scattered over
@@ -21,16 +21,13 @@ import numpy as np
 import pyarrow as pa
 
 from gpuvec.cluster.coordclient import CoordinatorClient, RemoteTSO
-from gpuvec.cluster.duties import DataNodeDuties
-from gpuvec.cluster.embedded import CONSISTENCY, Collection, Engine
 from gpuvec.cluster.metacache import MetaCache
 from gpuvec.cluster.scatter import RowsSegment, Scatter
 from gpuvec.cluster.sessions import new_node_id
 from gpuvec.cluster.settings import ClusterSettings
-from gpuvec.cluster.streamingnode import SERVED
 from gpuvec.cluster.wire import array_table
-from gpuvec.coord.catalog import PREFIX, Catalog, CollectionMeta
-from gpuvec.coord.indexing import NO_BUILD, IndexBuilder
+from gpuvec.coord.catalog import Catalog
+from gpuvec.coord.planning import index_progress
 from gpuvec.errors import (
     CollectionNotLoadedError,
     IndexBuildError,
@@ -39,66 +36,24 @@ from gpuvec.errors import (
 )
 from gpuvec.observability import engines
 from gpuvec.observability.metrics import observe_write
-from gpuvec.observability.reports import REPORTS, BuildFailures, Reporter
+from gpuvec.observability.reports import BuildFailures, Reporter
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
-from gpuvec.query.segdata import Hits
+from gpuvec.records import (
+    CONSISTENCY,
+    DEFAULT_PARTITION,
+    NO_BUILD,
+    CollectionMeta,
+    CollectionView,
+    Hits,
+)
+from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Compare, Delete, DeletePrefix, Op, Put, TxnResult
 
-COLLECTIONS = f"{PREFIX}collections/"
+COLLECTIONS = K.COLLECTIONS
 
 _HIGHER_BETTER = ("IP", "COSINE")
-
-
-class _CachedNames:
-    """Collection names known from the watched catalog (a miss reads the catalog)."""
-
-    def __init__(self, cache: MetaCache) -> None:
-        self.cache = cache
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.cache.get(Catalog.collection_key(name)) is not None
-
-    def values(self) -> list[Any]:
-        return []
-
-
-class _QueryView:
-    def __init__(self, engine: ClusterEngine) -> None:
-        self.engine = engine
-
-    def loaded(self, collection_id: int) -> bool:
-        """From the watched catalog (the catalog itself when the cache has no record)."""
-        metas = [json.loads(v) for v in self.engine.cache.items(COLLECTIONS).values()]
-        if not any(m["id"] == collection_id for m in metas):
-            metas = [vars(m) for m in self.engine.catalog.list()]
-        return any(m["loaded"] for m in metas if m["id"] == collection_id)
-
-    def stats(self, collection_id: int) -> dict[str, int]:
-        segs = self.engine.catalog.segments(collection_id)
-        return {"sealed_segments": len(segs), "sealed_rows": sum(s.rows for s in segs),
-                "gpu_resident": 0}  # fmt: skip
-
-
-class _CoordinatorView:
-    """The coordinator's compactor and Dask dashboard, reached over RPC."""
-
-    def __init__(self, coord: CoordinatorClient) -> None:
-        self.coord = coord
-
-    def compact(self, meta: CollectionMeta, manual: bool = False) -> int | None:
-        out, _ = self.coord.call("compact", {"name": meta.name, "manual": manual})
-        return out["job"]
-
-    def state(self, job: int) -> str:
-        out, _ = self.coord.call("compaction_state", {"job": job})
-        return str(out["state"])
-
-    @property
-    def dashboard_link(self) -> str | None:
-        out, _ = self.coord.call("status")
-        return out.get("dashboard")
 
 
 def _hits(table: pa.Table, nq: int, k: int, metric: str) -> Hits:
@@ -116,6 +71,7 @@ def _hits(table: pa.Table, nq: int, k: int, metric: str) -> Hits:
 
 class ClusterEngine:
     role = "proxy"  # its dashboard report: cluster/reports/proxy/<node id>
+    kind = "cluster"
 
     def __init__(self, settings: ClusterSettings) -> None:
         self.settings, self.config = settings, settings.engine
@@ -123,13 +79,9 @@ class ClusterEngine:
         self.meta = settings.open_meta()
         self.coord = CoordinatorClient(self.meta)
         self.tso = RemoteTSO(self.coord)
-        self.cache = MetaCache(self.meta, (COLLECTIONS, "cluster/"), ignore=(REPORTS,))
+        self.cache = MetaCache(self.meta, (COLLECTIONS, K.CLUSTER), ignore=(K.REPORTS,))
         self.catalog = Catalog(self.meta, guard=self._guard)
         self.lock = threading.RLock()
-        self.collections = _CachedNames(self.cache)
-        self.query = _QueryView(self)
-        self.compactor = _CoordinatorView(self.coord)
-        self.datanodes = self.compactor
         self.scatter = Scatter(
             self.meta, self.catalog, self.config.max_serviceable_wait_s, self.cache
         )
@@ -150,24 +102,45 @@ class ClusterEngine:
             self.cache.refresh([op.key for op in success if isinstance(op, Put | Delete)])
         return res
 
+    def guarded_txn(
+        self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> TxnResult:
+        return self._guard(compare, success, failure)
+
     # --- DDL ---------------------------------------------------------------------------
-    def get(self, name: str) -> Collection:
+    def get(self, name: str) -> CollectionView:
         raw = self.cache.get(Catalog.collection_key(name))
         if raw is None:
-            return Collection(self.catalog.get(name), [])
-        return Collection(CollectionMeta(**json.loads(raw)), [])
+            return CollectionView(self.catalog.get(name))
+        return CollectionView(CollectionMeta(**json.loads(raw)))
+
+    def serves(self, name: str) -> bool:
+        """Known from the watched catalog (a miss reads the catalog)."""
+        return self.cache.get(Catalog.collection_key(name)) is not None
+
+    def is_loaded(self, collection_id: int) -> bool:
+        """From the watched catalog (the catalog itself when the cache has no record)."""
+        metas = [json.loads(v) for v in self.cache.items(COLLECTIONS).values()]
+        if not any(m["id"] == collection_id for m in metas):
+            metas = [vars(m) for m in self.catalog.list()]
+        return any(m["loaded"] for m in metas if m["id"] == collection_id)
+
+    def segment_stats(self, collection_id: int) -> dict[str, int]:
+        segs = self.catalog.segments(collection_id)
+        return {"sealed_segments": len(segs), "sealed_rows": sum(s.rows for s in segs),
+                "gpu_resident": 0}  # fmt: skip
 
     def create_collection(
         self, name: str, schema: Any, *, num_shards: int, consistency_level: str,
         index_params: list[dict[str, Any]], load: bool,
-    ) -> Collection:  # fmt: skip
+    ) -> CollectionView:  # fmt: skip
         meta = self.catalog.create(
             name, schema, num_shards=num_shards, consistency_level=consistency_level,
             index_params=index_params,
         )  # fmt: skip
         if load:
             self.load(name)
-        return Collection(meta, [])
+        return CollectionView(meta)
 
     def drop_collection(self, name: str) -> None:
         self.catalog.drop(name)
@@ -193,7 +166,7 @@ class ClusterEngine:
         """Until every committed segment is served by a query node (Milvus's load)."""
         deadline = time.monotonic() + timeout
         while True:
-            kvs, _ = self.meta.range(f"{SERVED}{meta.id}/")
+            kvs, _ = self.meta.range(K.served_of(meta.id))
             served = {int(kv.key.split("/")[-2]) for kv in kvs}
             missing = [s.id for s in self.catalog.segments(meta.id) if s.id not in served]
             if not missing:
@@ -209,15 +182,13 @@ class ClusterEngine:
         if self.catalog.get(name).loaded:
             self.catalog.update(name, lambda m: setattr(m, "loaded", False))
 
-    partition_ids = Engine.partition_ids
-
     # --- writes ------------------------------------------------------------------------
     def write(
-        self, coll: Collection, *, inserts: pa.Table | None, delete_pks: np.ndarray | None,
+        self, coll: CollectionView, *, inserts: pa.Table | None, delete_pks: np.ndarray | None,
         partition: str | None,
     ) -> int:  # fmt: skip
         meta = coll.meta
-        pid = Engine.partition_ids(self, coll, [partition or "_default"])
+        pid = coll.partition_ids([partition or DEFAULT_PARTITION])
         assert pid is not None
         pk_name = coll.schema.primary_field.name  # type: ignore[union-attr]
         ts = 0
@@ -235,7 +206,7 @@ class ClusterEngine:
         self.scatter.channel_call(meta, meta.channels, "seal", {})
 
     # --- reads -------------------------------------------------------------------------
-    def read_ts(self, coll: Collection, level: str | None, session_ts: int) -> int:
+    def read_ts(self, coll: CollectionView, level: str | None, session_ts: int) -> int:
         """A fresh timestamp: every node is made to have applied all writes before it
         (streaming nodes sync, query nodes catch up to their positions), which satisfies
         every consistency level's guarantee."""
@@ -244,7 +215,7 @@ class ClusterEngine:
             raise InvalidArgumentError(f"consistency_level must be one of {CONSISTENCY}: {level!r}")
         return self.tso.allocate()
 
-    def _require_loaded(self, coll: Collection) -> None:
+    def _require_loaded(self, coll: CollectionView) -> None:
         if not coll.meta.loaded:
             raise CollectionNotLoadedError(f"collection not loaded[collection={coll.meta.name}]")
 
@@ -255,7 +226,7 @@ class ClusterEngine:
         return {"filter": flt.text, "filter_params": flt.params}
 
     def search(
-        self, coll: Collection, field: str, queries: np.ndarray, k: int, metric: str,
+        self, coll: CollectionView, field: str, queries: np.ndarray, k: int, metric: str,
         partitions: set[int] | None, read_ts: int, flt: CompiledFilter | None = None,
         search_params: dict[str, Any] | None = None, columns: tuple[str, ...] = (),
     ) -> tuple[list[RowsSegment], np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
@@ -286,7 +257,7 @@ class ClusterEngine:
         return segs, dist, seg, row
 
     def _rows(
-        self, coll: Collection, args: dict[str, Any], partitions: set[int] | None, read_ts: int,
+        self, coll: CollectionView, args: dict[str, Any], partitions: set[int] | None, read_ts: int,
         columns: tuple[str, ...],
     ) -> list[tuple[RowsSegment, np.ndarray]]:  # fmt: skip
         self._require_loaded(coll)
@@ -300,7 +271,7 @@ class ClusterEngine:
         ]
 
     def match(
-        self, coll: Collection, flt: CompiledFilter | None, partitions: set[int] | None,
+        self, coll: CollectionView, flt: CompiledFilter | None, partitions: set[int] | None,
         read_ts: int, columns: tuple[str, ...] = (),
     ) -> list[tuple[RowsSegment, np.ndarray]]:  # fmt: skip
         if flt is not None:
@@ -312,24 +283,25 @@ class ClusterEngine:
         return self._rows(coll, self._filter_args(flt), partitions, read_ts, columns)
 
     def lookup(
-        self, coll: Collection, pks: np.ndarray, partitions: set[int] | None, read_ts: int,
+        self, coll: CollectionView, pks: np.ndarray, partitions: set[int] | None, read_ts: int,
         columns: tuple[str, ...] = (),
     ) -> list[tuple[RowsSegment, np.ndarray]]:  # fmt: skip
         return self._rows(coll, {"pks": pks.tolist()}, partitions, read_ts, columns)
 
-    def row_count(self, coll: Collection, partition_ids: set[int]) -> int:
+    def row_count(self, coll: CollectionView, partition_ids: set[int]) -> int:
         found = self._rows(coll, {}, partition_ids, self.tso.allocate(), ())
         return sum(len(r) for _, r in found)
 
     # --- indexes -----------------------------------------------------------------------
-    index_progress = DataNodeDuties.index_progress
+    def index_progress(self, coll: CollectionView, definition: dict[str, Any]) -> dict[str, Any]:
+        """:func:`gpuvec.coord.planning.index_progress` over the catalog, with the build
+        failures the active coordinator's report states (read at most once a second)."""
+        cid = coll.meta.id
+        return index_progress(self.catalog.segments(cid), self.catalog.segment_indexes(cid),
+                              definition, self.config.index_min_rows,
+                              self.failures.reason)  # fmt: skip
 
-    def build_failure(self, segment_id: int, field: str, iid: str) -> str | None:
-        """Why a segment's build failed, as the active coordinator's report in meta says
-        (``failures``; read at most once a second)."""
-        return self.failures.reason(IndexBuilder.key(segment_id, field, iid))
-
-    def index_serving(self, coll: Collection, definition: dict[str, Any]) -> dict[str, Any]:
+    def index_serving(self, coll: CollectionView, definition: dict[str, Any]) -> dict[str, Any]:
         progress = self.index_progress(coll, definition)
         return {
             "sealed_segments": len(self.catalog.segments(coll.meta.id)),
@@ -353,6 +325,30 @@ class ClusterEngine:
                 return True
             time.sleep(0.1)
         return False
+
+    # --- the coordinator's compactions and dashboard, over its RPC ---------------------
+    def compact(self, meta: CollectionMeta, manual: bool = False) -> int | None:
+        out, _ = self.coord.call("compact", {"name": meta.name, "manual": manual})
+        return out["job"]
+
+    def compaction_state(self, job: int) -> str:
+        out, _ = self.coord.call("compaction_state", {"job": job})
+        return str(out["state"])
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The data nodes' Dask dashboard as the active coordinator knows it."""
+        out, _ = self.coord.call("status")
+        return out.get("dashboard")
+
+    def open_dashboard(self) -> str | None:
+        return self.dashboard_link  # the cluster's scheduler runs on its own
+
+    def health(self) -> str:
+        """'' while a coordinator leads (its election key is held); otherwise why not."""
+        if self.meta.get(K.COORDINATOR_ELECTION) is None:
+            return "no active coordinator (election/coordinator is vacant)"
+        return ""
 
     def close(self) -> None:
         engines.unregister(self)

@@ -31,15 +31,16 @@ from gpuvec.cluster.rpc import Tables
 from gpuvec.cluster.serving import match_table, search_table
 from gpuvec.cluster.sessions import SEGMENTS
 from gpuvec.cluster.settings import ClusterSettings
-from gpuvec.cluster.streamingnode import SERVED
 from gpuvec.cluster.wire import table_array
 from gpuvec.cluster.worker import WorkerNode
-from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.catalog import Catalog
 from gpuvec.errors import CompactedError, DeadlineExceededError, GpuvecError, NotOwnerError
 from gpuvec.query.node import QueryNode, load_segment
 from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
+from gpuvec.records import CollectionMeta
 from gpuvec.schema import DataType
+from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Delete, Put
 from gpuvec.storage.wal.record import RecordKind
 
@@ -152,7 +153,7 @@ class QueryNodeProcess(WorkerNode):
             gone = held - sids
             if gone:  # after loading the new ones: a compaction's swap never leaves a gap
                 self.query.replace(cid, sorted(gone), None)
-                self.meta.txn([], [Delete(f"{SERVED}{cid}/{sid}/{self.node_id}") for sid in gone])
+                self.meta.txn([], [Delete(K.served_key(cid, sid, self.node_id)) for sid in gone])
         for cid in [c for c in list(self.metas) if c not in mine]:
             self._close_collection(cid)
 
@@ -191,12 +192,12 @@ class QueryNodeProcess(WorkerNode):
             if sid == sm.id:
                 self._attach(meta, sid, field, rec)
         self.meta.txn(
-            [], [Put(f"{SERVED}{meta.id}/{sm.id}/{self.node_id}", b"0", self.session.keeper.id)]
+            [], [Put(K.served_key(meta.id, sm.id, self.node_id), b"0", self.session.keeper.id)]
         )
         log.info("serving segment %s of %s (%d rows)", sm.id, meta.name, sm.rows)
 
     def _attach(self, meta: CollectionMeta, sid: int, field: str, rec: dict[str, Any]) -> None:
-        from gpuvec.coord.indexing import index_id
+        from gpuvec.records import index_id
 
         if any(index_id(d) == rec.get("index_id") for d in meta.index_params):
             self.query.attach_index(meta.id, sid, field, rec)
@@ -220,7 +221,7 @@ class QueryNodeProcess(WorkerNode):
                 frac = round(self.query.deleted_fraction(cid, seg.segment_id), 2)
                 if abs(frac - self._reported.get(seg.segment_id, 0.0)) >= 0.01:
                     self._reported[seg.segment_id] = frac
-                    key = f"{SERVED}{cid}/{seg.segment_id}/{self.node_id}"
+                    key = K.served_key(cid, seg.segment_id, self.node_id)
                     ops.append(Put(key, str(frac).encode(), self.session.keeper.id))
         if ops:
             self.meta.txn([], ops)
@@ -235,7 +236,7 @@ class QueryNodeProcess(WorkerNode):
                 if tail is not None:
                     tail.close()
         if held:
-            self.meta.txn([], [Delete(f"{SERVED}{cid}/{sid}/{self.node_id}") for sid in held])
+            self.meta.txn([], [Delete(K.served_key(cid, sid, self.node_id)) for sid in held])
 
     def _tail(self) -> None:
         with self.lock:

@@ -24,8 +24,9 @@ import pyarrow.compute as pc
 from gpuvec.cluster.rpc import ClientPool, Tables
 from gpuvec.cluster.sessions import channel_owners, segment_servers, sessions
 from gpuvec.cluster.wire import table_array
-from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.catalog import Catalog
 from gpuvec.errors import FencedError, UnavailableError
+from gpuvec.records import CollectionMeta
 from gpuvec.storage.meta.base import MetaStore
 
 _T = TypeVar("_T")

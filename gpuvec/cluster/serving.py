@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from gpuvec.coord.catalog import CollectionMeta
 from gpuvec.proxy.fetch import fetch_rows
 from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
 from gpuvec.proxy.reduce import reduce_hits
-from gpuvec.query.segdata import Hits, SegmentData, visible_matches, visible_rows_of
+from gpuvec.query.segdata import SegmentData, visible_matches, visible_rows_of
+from gpuvec.records import CollectionMeta, Hits
 
 _COMPILER = FilterCompiler()
 

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from typing import Any
 
 from gpuvec.errors import InvalidArgumentError
+from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import MetaStore, Put
 from gpuvec.storage.meta.lease import LeaseKeeper
 
-SESSIONS = "cluster/sessions/"
-CHANNELS = "cluster/channels/"
-SEGMENTS = "cluster/segments/"
+SESSIONS = K.SESSIONS
+CHANNELS = K.CHANNELS
+SEGMENTS = K.ASSIGNED
 ROLES = ("coordinator", "streamingnode", "querynode", "proxy")
 
 

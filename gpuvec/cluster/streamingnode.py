@@ -29,14 +29,16 @@ from gpuvec.cluster.sessions import CHANNELS, channel_owners
 from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.wire import table_array
 from gpuvec.cluster.worker import WorkerNode
-from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.catalog import Catalog
 from gpuvec.errors import NotOwnerError
 from gpuvec.query.segdata import SegmentData
+from gpuvec.records import CollectionMeta
+from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Compare, Op, TxnResult
 from gpuvec.streaming.shard import Shard
 
 log = logging.getLogger("gpuvec.streamingnode")
-SERVED = "cluster/served/"
+SERVED = K.SERVED
 _CHANNEL = re.compile(r"^c(\d+)_dml_(\d+)$")
 
 
@@ -158,7 +160,7 @@ class StreamingNode(WorkerNode):
             served: set[int] = set()
             committed: set[int] = set()
             if loaded:
-                kvs, _ = self.meta.range(f"{SERVED}{cid}/")
+                kvs, _ = self.meta.range(K.served_of(cid))
                 served = {int(kv.key.split("/")[-2]) for kv in kvs}
                 committed = {s.id for s in self.catalog.segments(cid)}
             with self.lock:

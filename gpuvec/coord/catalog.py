@@ -1,14 +1,9 @@
 """The catalog: collections, partitions and sealed segments as records in meta storage.
 
-Keys (all JSON values)::
-
-    catalog/next_id                       id allocator (collections, partitions, segments)
-    catalog/collections/<name>            CollectionMeta
-    catalog/segments/<cid>/<sid>          SegmentMeta: a committed sealed segment
-    catalog/deltas/<cid>/<channel>/<pos>  path of a delta log (pk, ts of deletes) covering
-                                          the channel's WAL up to <pos>
-    catalog/checkpoints/<channel>         WAL position below which the channel's data is in
-                                          sealed segments and delta logs
+Its keys are the ``catalog/`` ones of :mod:`gpuvec.storage.meta.keys` (collections,
+segments, index builds, delta logs, channel checkpoints, the id allocator); its records
+(:class:`~gpuvec.records.CollectionMeta`, :class:`~gpuvec.records.SegmentMeta`) live in
+:mod:`gpuvec.records`, which every role may import.
 
 Every change is one compare-and-swap transaction (through the coordinator's leader guard
 when one is given), so a failed or concurrent DDL leaves nothing half-applied.
@@ -19,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from gpuvec.errors import (
@@ -28,51 +23,15 @@ from gpuvec.errors import (
     InvalidArgumentError,
     PartitionNotFoundError,
 )
+from gpuvec.records import DEFAULT_PARTITION, CollectionMeta, SegmentMeta
 from gpuvec.schema import CollectionSchema
+from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Compare, Delete, DeletePrefix, MetaStore, Op, Put, TxnResult
 
-PREFIX = "catalog/"
-DEFAULT_PARTITION = "_default"
+PREFIX = K.CATALOG
 MAX_PARTITIONS = 1024
 
 Guard = Callable[[Sequence[Compare], Sequence[Op]], TxnResult]
-
-
-@dataclass
-class CollectionMeta:
-    id: int
-    name: str
-    schema: dict[str, Any]
-    num_shards: int
-    consistency_level: str
-    partitions: dict[str, int]
-    created_ts: int
-    properties: dict[str, Any] = field(default_factory=dict)
-    index_params: list[dict[str, Any]] = field(default_factory=list)
-    loaded: bool = False
-    # while ``loaded``: None = every partition (also ones created later, as Milvus does
-    # after load_collection), else the names passed to load_partitions
-    loaded_partitions: list[str] | None = None
-
-    @property
-    def channels(self) -> list[str]:
-        return [f"c{self.id}_dml_{i}" for i in range(self.num_shards)]
-
-    def collection_schema(self) -> CollectionSchema:
-        return CollectionSchema.from_dict(self.schema)
-
-
-@dataclass
-class SegmentMeta:
-    id: int
-    collection_id: int
-    partition_id: int
-    channel: str
-    path: str
-    rows: int
-    ts_min: int
-    ts_max: int
-    checkpoint: int  # WAL position after the last record the segment covers
 
 
 def _dump(obj: Any) -> bytes:
@@ -82,29 +41,34 @@ def _dump(obj: Any) -> bytes:
 class Catalog:
     def __init__(self, meta: MetaStore, guard: Guard | None = None) -> None:
         self.meta = meta
-        self._txn: Guard = guard or (lambda c, s: meta.txn(c, s))
+        self._guard: Guard = guard or (lambda c, s: meta.txn(c, s))
+
+    def txn(self, compare: Sequence[Compare], ops: Sequence[Op]) -> TxnResult:
+        """A meta transaction through the catalog's guard (the leader's, when given):
+        how the namespace records and anything else of the leader's commit."""
+        return self._guard(compare, ops)
 
     def _commit(self, compare: Sequence[Compare], ops: Sequence[Op], what: str) -> int:
-        res = self._txn(compare, ops)
+        res = self.txn(compare, ops)
         if not res.succeeded:
             raise InvalidArgumentError(f"{what} raced with another change; retry")
         return res.revision
 
     def allocate_ids(self, count: int = 1) -> int:
         """Reserve ``count`` ids; return the first."""
-        key = PREFIX + "next_id"
+        key = K.NEXT_ID
         for _ in range(100):
             kv = self.meta.get(key)
             first = int(kv.value) if kv else 1
             cmp = Compare(key, "mod_revision", "==", kv.mod_revision if kv else 0)
-            if self._txn([cmp], [Put(key, str(first + count).encode())]).succeeded:
+            if self.txn([cmp], [Put(key, str(first + count).encode())]).succeeded:
                 return first
         raise InvalidArgumentError("id allocation kept racing; giving up")
 
     # --- collections -------------------------------------------------------------------------
     @staticmethod
     def _ckey(name: str) -> str:
-        return f"{PREFIX}collections/{name}"
+        return K.collection_key(name)
 
     collection_key = _ckey  # the record's key, for other modules' compare-and-swap guards
 
@@ -124,7 +88,7 @@ class Catalog:
         return self.meta.get(self._ckey(name)) is not None
 
     def list(self) -> list[CollectionMeta]:
-        kvs, _ = self.meta.range(PREFIX + "collections/")
+        kvs, _ = self.meta.range(K.COLLECTIONS)
         return [CollectionMeta(**json.loads(kv.value)) for kv in kvs]
 
     def create(
@@ -155,7 +119,7 @@ class Catalog:
             index_params=list(index_params or []),
         )
         key = self._ckey(name)
-        if not self._txn([Compare(key, "version", "==", 0)], [Put(key, _dump(meta))]).succeeded:
+        if not self.txn([Compare(key, "version", "==", 0)], [Put(key, _dump(meta))]).succeeded:
             raise CollectionAlreadyExistsError(f"collection {name!r} already exists")
         return meta
 
@@ -165,7 +129,7 @@ class Catalog:
             meta, rev = self._get_rev(name)
             change(meta)
             key = self._ckey(name)
-            if self._txn(
+            if self.txn(
                 [Compare(key, "mod_revision", "==", rev)], [Put(key, _dump(meta))]
             ).succeeded:
                 return meta
@@ -178,11 +142,11 @@ class Catalog:
             [Compare(key, "mod_revision", "==", rev)],
             [
                 Delete(key),
-                DeletePrefix(f"{PREFIX}segments/{meta.id}/"),
-                DeletePrefix(f"{PREFIX}deltas/{meta.id}/"),
-                DeletePrefix(f"{PREFIX}indexes/{meta.id}/"),
+                DeletePrefix(K.segments_of(meta.id)),
+                DeletePrefix(K.deltas_of(meta.id)),
+                DeletePrefix(K.indexes_of(meta.id)),
             ]
-            + [Delete(f"{PREFIX}checkpoints/{ch}") for ch in meta.channels],
+            + [Delete(K.checkpoint_key(ch)) for ch in meta.channels],
             f"drop of collection {name!r}",
         )
         return meta
@@ -217,11 +181,11 @@ class Catalog:
             [Compare(key, "mod_revision", "==", rev)],
             [
                 Put(key, _dump(meta)),
-                DeletePrefix(f"{PREFIX}segments/{old.id}/"),
-                DeletePrefix(f"{PREFIX}deltas/{old.id}/"),
-                DeletePrefix(f"{PREFIX}indexes/{old.id}/"),
+                DeletePrefix(K.segments_of(old.id)),
+                DeletePrefix(K.deltas_of(old.id)),
+                DeletePrefix(K.indexes_of(old.id)),
             ]
-            + [Delete(f"{PREFIX}checkpoints/{ch}") for ch in old.channels],
+            + [Delete(K.checkpoint_key(ch)) for ch in old.channels],
             f"truncate of collection {name!r}",
         )
         return meta
@@ -255,7 +219,7 @@ class Catalog:
 
     # --- segments and checkpoints ------------------------------------------------------------
     def segments(self, collection_id: int) -> list[SegmentMeta]:
-        kvs, _ = self.meta.range(f"{PREFIX}segments/{collection_id}/")
+        kvs, _ = self.meta.range(K.segments_of(collection_id))
         return sorted((SegmentMeta(**json.loads(kv.value)) for kv in kvs), key=lambda s: s.id)
 
     def commit_seal(
@@ -268,17 +232,15 @@ class Catalog:
     ) -> None:
         """Make a channel's newly sealed segments and delta log visible and move its
         checkpoint, in one transaction (the WAL before ``checkpoint`` is then redundant)."""
-        ops: list[Op] = [
-            Put(f"{PREFIX}segments/{collection_id}/{s.id}", _dump(s)) for s in segments
-        ]
+        ops: list[Op] = [Put(K.segment_key(collection_id, s.id), _dump(s)) for s in segments]
         if delta_path:
             ops.append(
                 Put(
-                    f"{PREFIX}deltas/{collection_id}/{channel}/{checkpoint:020d}",
+                    K.delta_key(collection_id, channel, checkpoint),
                     delta_path.encode(),
                 )
             )
-        ops.append(Put(f"{PREFIX}checkpoints/{channel}", str(checkpoint).encode()))
+        ops.append(Put(K.checkpoint_key(channel), str(checkpoint).encode()))
         self._commit([], ops, f"seal of channel {channel!r}")
 
     def commit_compaction(
@@ -287,12 +249,12 @@ class Catalog:
         """Replace ``old`` segments by ``new`` (None: every row was dropped) in one
         transaction, only if every old segment is still committed (a concurrent compaction
         or drop wins). Their index records go with them. Returns whether it committed."""
-        keys = [f"{PREFIX}segments/{collection_id}/{s.id}" for s in old]
+        keys = [K.segment_key(collection_id, s.id) for s in old]
         ops: list[Op] = [Delete(k) for k in keys]
-        ops += [DeletePrefix(f"{PREFIX}indexes/{collection_id}/{s.id}/") for s in old]
+        ops += [DeletePrefix(K.indexes_of(collection_id, s.id)) for s in old]
         if new is not None:
-            ops.append(Put(f"{PREFIX}segments/{collection_id}/{new.id}", _dump(new)))
-        return self._txn([Compare(k, "version", ">", 0) for k in keys], ops).succeeded
+            ops.append(Put(K.segment_key(collection_id, new.id), _dump(new)))
+        return self.txn([Compare(k, "version", ">", 0) for k in keys], ops).succeeded
 
     # --- segment indexes (built by data nodes) ------------------------------------------------
     def commit_index(
@@ -300,9 +262,9 @@ class Catalog:
     ) -> bool:
         """Register a built index file of a segment's field, only while the segment is still
         committed (a compacted-away segment never gains an index). Returns whether it did."""
-        seg_key = f"{PREFIX}segments/{collection_id}/{segment_id}"
-        key = f"{PREFIX}indexes/{collection_id}/{segment_id}/{field}"
-        res = self._txn(
+        seg_key = K.segment_key(collection_id, segment_id)
+        key = K.index_key(collection_id, segment_id, field)
+        res = self.txn(
             [Compare(seg_key, "version", ">", 0)],
             [Put(key, json.dumps(record, separators=(",", ":")).encode())],
         )
@@ -310,7 +272,7 @@ class Catalog:
 
     def segment_indexes(self, collection_id: int) -> dict[tuple[int, str], dict[str, Any]]:
         """``(segment id, field) → index record`` of the collection's built indexes."""
-        kvs, _ = self.meta.range(f"{PREFIX}indexes/{collection_id}/")
+        kvs, _ = self.meta.range(K.indexes_of(collection_id))
         out = {}
         for kv in kvs:
             sid, field_name = kv.key.split("/")[-2:]
@@ -320,24 +282,24 @@ class Catalog:
     def drop_indexes(self, collection_id: int, field: str | None = None) -> None:
         """Forget the collection's index records (of one field, or all)."""
         if field is None:
-            self._commit([], [DeletePrefix(f"{PREFIX}indexes/{collection_id}/")], "drop index")
+            self._commit([], [DeletePrefix(K.indexes_of(collection_id))], "drop index")
             return
         for (sid, f), _ in self.segment_indexes(collection_id).items():
             if f == field:
-                self._commit([], [Delete(f"{PREFIX}indexes/{collection_id}/{sid}/{f}")], "drop")
+                self._commit([], [Delete(K.index_key(collection_id, sid, f))], "drop")
 
     def delta_logs(self, collection_id: int) -> list[str]:
         """Paths of the collection's delta logs, oldest first per channel."""
-        kvs, _ = self.meta.range(f"{PREFIX}deltas/{collection_id}/")
+        kvs, _ = self.meta.range(K.deltas_of(collection_id))
         return [kv.value.decode() for kv in kvs]
 
     def checkpoint(self, channel: str) -> int:
-        kv = self.meta.get(f"{PREFIX}checkpoints/{channel}")
+        kv = self.meta.get(K.checkpoint_key(channel))
         return int(kv.value) if kv else 0
 
     def set_checkpoint(self, channel: str, position: int) -> None:
         self._commit(
             [],
-            [Put(f"{PREFIX}checkpoints/{channel}", str(position).encode())],
+            [Put(K.checkpoint_key(channel), str(position).encode())],
             f"checkpoint of {channel!r}",
         )

@@ -1,10 +1,9 @@
-"""The coordinator's compactions (DESIGN §4): which sealed segments to rewrite, running the
-rewrite as a Dask data-node task, committing the switch and collecting the garbage.
+"""The coordinator's compactions (DESIGN §4): running the rewrites as Dask data-node tasks,
+committing the switch and collecting the garbage.
 
-Policy (per partition and channel): merge two or more *small* segments (fewer than
-``compaction_small_rows`` rows) into one; rewrite a segment alone when more than
-``compaction_deleted_ratio`` of its rows are deleted. ``compact()`` (manual) merges every
-group of two or more segments and rewrites every segment with deletes.
+Which segments to rewrite is :func:`gpuvec.coord.planning.plan_compactions` (pure; its
+docstring states the policy: merge small segments of a partition and channel, rewrite
+segments with many deletes; ``compact()`` (manual) rewrites more).
 
 A compaction drops rows deleted at or before its *horizon* (now − ``compaction_retention_s``)
 and keeps later-deleted rows, which the delta logs keep hiding: a read at any timestamp
@@ -28,12 +27,15 @@ from collections.abc import Callable
 from typing import Any
 
 from gpuvec.config import Config
-from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
+from gpuvec.coord.catalog import Catalog
+from gpuvec.coord.planning import plan_compactions
 from gpuvec.coord.tso import compose, now_ts, physical_ms
 from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.datanode.tasks import StoreSpec, compact_task
 from gpuvec.observability.internals import track_compaction
+from gpuvec.records import CollectionMeta, SegmentMeta
 from gpuvec.schema import DataType
+from gpuvec.storage.objects.paths import segment_path
 from gpuvec.storage.objects.stores import delete_prefix
 
 log = logging.getLogger(__name__)
@@ -65,23 +67,15 @@ class Compactor:
 
     # --- planning ------------------------------------------------------------------------
     def plan(self, meta: CollectionMeta, manual: bool = False) -> list[list[SegmentMeta]]:
-        groups: dict[tuple[int, str], list[SegmentMeta]] = {}
-        for sm in self.catalog.segments(meta.id):
-            groups.setdefault((sm.partition_id, sm.channel), []).append(sm)
-        plans = []
-        for segs in groups.values():
-            dirty = [s for s in segs if self.deleted_fraction(meta.id, s.id) > 0]
-            if manual:
-                if len(segs) >= 2 or dirty:
-                    plans.append(segs)
-                continue
-            small = [s for s in segs if s.rows < self.config.compaction_small_rows]
-            if len(small) >= 2:
-                plans.append(small)
-                segs = [s for s in segs if s not in small]
-            ratio = self.config.compaction_deleted_ratio
-            plans += [[s] for s in segs if self.deleted_fraction(meta.id, s.id) > ratio]
-        return plans
+        """The rewrites a job for ``meta`` would run now (:func:`plan_compactions` over the
+        catalog's segments and the query nodes' deleted fractions)."""
+        return plan_compactions(
+            self.catalog.segments(meta.id),
+            lambda s: self.deleted_fraction(meta.id, s.id),
+            self.config.compaction_small_rows,
+            self.config.compaction_deleted_ratio,
+            manual,
+        )
 
     # --- running -------------------------------------------------------------------------
     def compact(self, meta: CollectionMeta, manual: bool = False) -> int | None:
@@ -113,7 +107,7 @@ class Compactor:
         deltas = self.catalog.delta_logs(meta.id)
         for old in plans:
             new_id = self.catalog.allocate_ids()
-            new_path = f"collections/{meta.id}/segments/{new_id}/v1"
+            new_path = segment_path(meta.id, new_id)
             try:
                 fut = self.runtime.submit(
                     compact_task,

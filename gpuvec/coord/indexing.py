@@ -1,10 +1,10 @@
-"""The coordinator's index builds (DESIGN §1): which sealed segments need an index file,
-submitting their builds to the data nodes as Dask tasks, and committing finished builds.
+"""The coordinator's index builds (DESIGN §1): submitting the builds that sealed segments
+need to the data nodes as Dask tasks, and committing finished builds.
 
-For every index definition of a collection whose type needs a build (everything but FLAT
-and GPU_BRUTE_FORCE) and every committed sealed segment of at least ``min_rows`` rows
-without a current build, :meth:`IndexBuilder.schedule` submits
-``gpuvec-build-index-<segment>-<field>-<index id>``. When a build returns, its record is
+Which builds are needed is decided by :func:`gpuvec.coord.planning.plan_builds` (a pure
+function of the catalog's records); :meth:`IndexBuilder.schedule` reads the catalog, asks
+it, and submits each ``gpuvec-build-index-<segment>-<field>-<index id>`` not already in
+flight or failed within ``retry_failed_s``. When a build returns, its record is
 committed in meta in a guarded transaction (only while the segment is still committed) and
 handed to ``on_built`` (the query node swaps the index in). A failed build (after Dask's
 retries) — or one that could not even be submitted (no data nodes) — is logged once and
@@ -18,8 +18,6 @@ failed, with their segment, rows and times) for the dashboard.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -27,21 +25,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.catalog import Catalog
+from gpuvec.coord.planning import build_key, plan_builds
 from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.datanode.tasks import StoreSpec, build_index_task
 from gpuvec.observability.internals import track_index_build
+from gpuvec.records import NO_BUILD, CollectionMeta
 
 log = logging.getLogger(__name__)
 
-NO_BUILD = ("FLAT", "GPU_BRUTE_FORCE")
 RECENT_JOBS = 64  # builds kept for the dashboard (running ones and the latest ended)
-
-
-def index_id(definition: dict[str, Any]) -> str:
-    """A stable id of an index definition: another type, metric or params → another id."""
-    keep = {k: definition.get(k) for k in ("field_name", "index_type", "metric_type", "params")}
-    return hashlib.sha1(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class IndexBuilder:
@@ -63,15 +56,18 @@ class IndexBuilder:
         self._jobs: deque[dict[str, Any]] = deque(maxlen=RECENT_JOBS)
         self._job: dict[str, dict[str, Any]] = {}  # running build key → its entry in _jobs
 
-    @staticmethod
-    def key(segment_id: int, field: str, iid: str) -> str:
-        """The Dask task key of one segment's build of one index definition."""
-        return f"gpuvec-build-index-{segment_id}-{field}-{iid}"
+    key = staticmethod(build_key)
 
-    def failure(self, segment_id: int, field: str, iid: str) -> str | None:
-        """Why the last build of this segment and definition failed (None: it did not)."""
-        got = self.failed.get(self.key(segment_id, field, iid))
+    def failure(self, key: str) -> str | None:
+        """Why the last build ``key`` failed (None: it did not, or it was rebuilt since)."""
+        got = self.failed.get(key)
         return None if got is None else got[0]
+
+    def _held_back(self, key: str) -> bool:
+        """In flight, or failed less than ``retry_failed_s`` ago (call with ``_lock``)."""
+        failed = self.failed.get(key)
+        recent = failed is not None and time.monotonic() - failed[1] < self.retry_failed_s
+        return recent or key in self._inflight
 
     def failures(self) -> dict[str, str]:
         """Build key → why its last build failed, for every build still failed (the
@@ -109,44 +105,37 @@ class IndexBuilder:
 
     def schedule(self, meta: CollectionMeta) -> int:
         """Submit the builds ``meta``'s committed segments still need; return how many."""
-        defs = [d for d in meta.index_params if d.get("index_type") not in NO_BUILD]
-        if not defs:
+        if not any(d.get("index_type") not in NO_BUILD for d in meta.index_params):
             return 0
         built = self.catalog.segment_indexes(meta.id)
+        segments = self.catalog.segments(meta.id)
+        with self._lock:
+            actions = plan_builds(meta.index_params, segments, built, self.min_rows,
+                                  self._held_back)  # fmt: skip
         submitted = 0
-        for sm in self.catalog.segments(meta.id):
-            if sm.rows < self.min_rows:
-                continue
-            for d in defs:
-                iid, field = index_id(d), d["field_name"]
-                if built.get((sm.id, field), {}).get("index_id") == iid:
+        for a in actions:
+            d = a.definition
+            with self._lock:
+                if self._held_back(a.key):  # submitted by a concurrent pass meanwhile
                     continue
-                key = self.key(sm.id, field, iid)
-                failed = self.failed.get(key)
-                if failed is not None and time.monotonic() - failed[1] < self.retry_failed_s:
+                try:
+                    fut = self.runtime.submit(
+                        build_index_task,
+                        self.store, a.segment.path, a.field, a.index_id,
+                        d["index_type"], d["metric_type"], dict(d.get("params") or {}),
+                        key=a.key, gpu=d["index_type"].startswith("GPU_"),
+                    )  # fmt: skip
+                except Exception as e:  # no data nodes: the build cannot even start
+                    self._fail(a.key, f"could not submit to the data nodes: {e}")
                     continue
-                with self._lock:
-                    if key in self._inflight:
-                        continue
-                    try:
-                        fut = self.runtime.submit(
-                            build_index_task,
-                            self.store, sm.path, field, iid,
-                            d["index_type"], d["metric_type"], dict(d.get("params") or {}),
-                            key=key, gpu=d["index_type"].startswith("GPU_"),
-                        )  # fmt: skip
-                    except Exception as e:  # no data nodes: the build cannot even start
-                        self._fail(key, f"could not submit to the data nodes: {e}")
-                        continue
-                    self._inflight[key] = fut
-                    self._record(key, meta, sm, d)
-                submitted += 1
-                track_index_build(fut, d["index_type"])
-                fut.add_done_callback(
-                    lambda f, key=key, cid=meta.id, sid=sm.id, d=d, iid=iid: self._done(
-                        f, key, cid, sid, d, iid
-                    )
-                )
+                self._inflight[a.key] = fut
+                self._record(a.key, meta, a.segment, d)
+            submitted += 1
+            track_index_build(fut, d["index_type"])
+            fut.add_done_callback(
+                lambda f, a=a, cid=meta.id: self._done(f, a.key, cid, a.segment.id,
+                                                       a.definition, a.index_id)
+            )  # fmt: skip
         return submitted
 
     def _done(self, fut: Any, key: str, cid: int, sid: int, d: dict, iid: str) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gpuvec.coord.catalog import PREFIX, Catalog
+from gpuvec.coord.catalog import Catalog
 from gpuvec.errors import (
     AliasAlreadyExistsError,
     AliasCollectionConflictError,
@@ -35,12 +35,13 @@ from gpuvec.errors import (
     DatabaseNotFoundError,
     InvalidArgumentError,
 )
+from gpuvec.records import DEFAULT_DB
+from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Compare, Delete, DeletePrefix, Op, Put
 
-DEFAULT_DB = "default"
 MAX_DATABASES = 64  # Milvus's rootCoord.maxDatabaseNum default, "default" included
-DB_PREFIX = PREFIX + "databases/"
-ALIAS_PREFIX = PREFIX + "aliases/"
+DB_PREFIX = K.DATABASES
+ALIAS_PREFIX = K.ALIASES
 
 
 @dataclass
@@ -62,12 +63,8 @@ def _dump(obj: Any) -> bytes:
     return json.dumps(asdict(obj), separators=(",", ":")).encode()
 
 
-def _db_key(name: str) -> str:
-    return DB_PREFIX + name
-
-
-def _alias_key(db: str, alias: str) -> str:
-    return f"{ALIAS_PREFIX}{db}/{alias}"
+_db_key = K.database_key
+_alias_key = K.alias_key
 
 
 class Namespaces:
@@ -79,7 +76,7 @@ class Namespaces:
         self.meta = catalog.meta
 
     def _commit(self, compare: Sequence[Compare], ops: Sequence[Op], what: str) -> None:
-        if not self.catalog._txn(compare, ops).succeeded:
+        if not self.catalog.txn(compare, ops).succeeded:
             raise InvalidArgumentError(f"{what} raced with another change; retry")
 
     # --- databases ---------------------------------------------------------------------------
@@ -118,7 +115,7 @@ class Namespaces:
             created_ts=int(time.time() * 1000),
         )
         key = _db_key(name)
-        if not self.catalog._txn(
+        if not self.catalog.txn(
             [Compare(key, "version", "==", 0)], [Put(key, _dump(db))]
         ).succeeded:
             raise DatabaseAlreadyExistsError(f"database already exist: {name}")
@@ -132,7 +129,7 @@ class Namespaces:
         _, rev = self._get_db(name)
         self._commit(
             [Compare(_db_key(name), "mod_revision", "==", rev)],
-            [Delete(_db_key(name)), DeletePrefix(f"{ALIAS_PREFIX}{name}/")],
+            [Delete(_db_key(name)), DeletePrefix(K.aliases_of(name))],
             f"drop of database {name!r}",
         )
 
@@ -159,7 +156,7 @@ class Namespaces:
 
     def list_aliases(self, db: str, collection: str | None = None) -> list[AliasMeta]:
         """Aliases of a database (of one collection, given its engine name), by name."""
-        kvs, _ = self.meta.range(f"{ALIAS_PREFIX}{db}/")
+        kvs, _ = self.meta.range(K.aliases_of(db))
         out = [AliasMeta(**json.loads(kv.value)) for kv in kvs]
         return sorted(
             (a for a in out if collection is None or a.collection == collection),
@@ -186,7 +183,7 @@ class Namespaces:
         if not new and kv is None:
             raise AliasNotFoundError(f"alias not found[database={db}][alias={alias}]")
         rec = AliasMeta(alias=alias, db_name=db, collection=collection)
-        res = self.catalog._txn(
+        res = self.catalog.txn(
             [
                 Compare(Catalog.collection_key(collection), "version", ">", 0),
                 Compare(Catalog.collection_key(name_taken), "version", "==", 0),

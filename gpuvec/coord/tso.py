@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 
 from gpuvec.errors import InvalidArgumentError
 from gpuvec.storage.meta.base import Compare, MetaStore, Op, Put, TxnResult
+from gpuvec.storage.meta.keys import TSO_WINDOW
 
 LOGICAL_BITS = 18
 LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
-KEY = "tso/window"
+KEY = TSO_WINDOW
 
 Guard = Callable[[Sequence[Compare], Sequence[Op]], TxnResult]
 

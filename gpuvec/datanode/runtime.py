@@ -151,6 +151,17 @@ class DataNodeRuntime:
 
         return None if self.scheduler_address else page_link(self.dashboard_link)
 
+    def events(self, topic: str) -> list[Any]:
+        """The scheduler's events of ``topic`` (``(time, message)`` pairs); empty before
+        the data nodes started (never starts them)."""
+        client = self._client
+        if client is None:
+            return []
+        try:
+            return list(client.get_events(topic))
+        except Exception:  # closing, or the scheduler is unreachable: no progress known
+            return []
+
     def gpu_workers(self) -> bool:
         info = self.client.scheduler_info()
         return any((w.get("resources") or {}).get("GPU") for w in info["workers"].values())

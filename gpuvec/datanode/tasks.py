@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from gpuvec.index.registry import build_index, dump
 from gpuvec.index.threads import faiss_module
 from gpuvec.observability.datanode import observed
 from gpuvec.storage.objects.deltas import read_delta
+from gpuvec.storage.objects.paths import index_path
 from gpuvec.storage.objects.segment import SegmentReader, write_segment
 from gpuvec.storage.objects.stores import delete_prefix, exists, open_store, put_bytes
 
@@ -45,10 +46,6 @@ class StoreSpec:
 
 PROGRESS_TOPIC = "gpuvec-build-progress"
 PROGRESS_EVERY_S = 0.25  # the least time between two progress events of one build
-
-
-def index_path(segment_path: str, index_id: int, field: str) -> str:
-    return f"{segment_path}/index/{index_id}/{field}.gpuvecix"
 
 
 def progress_reporter() -> Callable[[int, int], None] | None:
@@ -71,6 +68,16 @@ def progress_reporter() -> Callable[[int, int], None] | None:
         worker.log_event(PROGRESS_TOPIC, {"key": key, "done": int(done), "total": int(total)})
 
     return report
+
+
+def build_progress(events: Iterable[tuple[float, Any]]) -> dict[str, tuple[int, int]]:
+    """The latest ``(done, total)`` rows of each build key in the scheduler's progress
+    events (``(time, {"key", "done", "total"})`` pairs, oldest first)."""
+    out: dict[str, tuple[int, int]] = {}
+    for _, msg in events:
+        if isinstance(msg, dict) and "key" in msg:
+            out[str(msg["key"])] = (int(msg.get("done", 0)), int(msg.get("total", 0)))
+    return out
 
 
 @observed("index_build", rows=lambda out: out["rows"])

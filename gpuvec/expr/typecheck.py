@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gpuvec.datatypes import _FLOATS, _INTS, DataType
+from gpuvec.datatypes import FLOAT_TYPES, INT_TYPES, DataType
 from gpuvec.expr import arith, nodes
 from gpuvec.expr import plan as p
 from gpuvec.expr.errors import FilterError, error_at, show_int
@@ -36,7 +36,7 @@ _UNSUPPORTED_FUNCS = frozenset(
         "st_dwithin", "st_isvalid",
     }
 )  # fmt: skip
-_SCALAR_KIND = {t: p.INT for t in _INTS} | {t: p.FLOAT for t in _FLOATS}
+_SCALAR_KIND = {t: p.INT for t in INT_TYPES} | {t: p.FLOAT for t in FLOAT_TYPES}
 _SCALAR_KIND |= {DataType.BOOL: p.BOOL, DataType.VARCHAR: p.STR, DataType.JSON: p.JSON}
 _SCALAR_KIND |= {DataType.ARRAY: p.ARRAY}
 

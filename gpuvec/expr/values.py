@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuvec.datatypes import _FLOATS, _INTS, DataType
+from gpuvec.datatypes import FLOAT_TYPES, INT_TYPES, DataType
 from gpuvec.expr import arith
 from gpuvec.expr import plan as p
 from gpuvec.expr.jsoncache import K_BOOL, K_FLOAT, K_INT, K_LIST, K_OBJ, K_STR, JsonValues
@@ -65,9 +65,9 @@ def validity(arr: pa.Array) -> np.ndarray | None:
 
 
 def slot_of(dtype: DataType) -> str:
-    if dtype in _INTS:
+    if dtype in INT_TYPES:
         return p.INT
-    if dtype in _FLOATS:
+    if dtype in FLOAT_TYPES:
         return p.FLOAT
     return p.BOOL if dtype == DataType.BOOL else p.STR
 

@@ -67,7 +67,7 @@ import numpy as np
 
 from gpuvec.index.base import SearchResult, finish
 from gpuvec.ops import knn, pad_value, sq_norms, to_host
-from gpuvec.ops.backend import is_cupy_array
+from gpuvec.ops.backend import array_module, is_cupy_array
 
 __all__ = [
     "FALLBACK_FRACTION",
@@ -113,10 +113,9 @@ def exact_cheaper(
 
 def _gather(base: Any, rows: np.ndarray) -> Any:
     """``base[rows]`` on the base's own device (NumPy fancy indexing or CuPy take)."""
-    if is_cupy_array(base):
-        import cupy
-
-        return cupy.take(base, cupy.asarray(rows), axis=0)
+    if is_cupy_array(base):  # the device's array module, from gpuvec.ops (never CuPy here)
+        xp = array_module(base)
+        return xp.take(base, xp.asarray(rows), axis=0)
     return np.ascontiguousarray(np.asarray(base)[rows], dtype=np.float32)
 
 
@@ -163,18 +162,12 @@ class _Subset:
         if metric == "L2":
             return cls(rows, vec, "L2", sq_norms(vec))
         if metric == "COSINE":
-            xp = np if isinstance(vec, np.ndarray) else _cupy()
+            xp = array_module(vec)
             norms = xp.sqrt(sq_norms(vec))
             inv = xp.where(norms > 0, 1.0 / xp.maximum(norms, xp.float32(1e-30)), 0.0)
             vec = xp.ascontiguousarray(vec * inv.astype(xp.float32)[:, None])
             return cls(rows, vec, "IP", None)
         return cls(rows, vec, metric, None)
-
-
-def _cupy() -> Any:
-    import cupy
-
-    return cupy
 
 
 def exact_subset_knn(

@@ -34,6 +34,7 @@ from typing import Any
 
 __all__ = [
     "AUTOINDEX_BUILD",
+    "INDEX_SEARCH_KNOBS",
     "INDEX_TYPES",
     "INT_MAX",
     "KNOWN_SEARCH",
@@ -318,3 +319,11 @@ KNOWN_SEARCH = frozenset(
     | set(RANGE_NAMES)
     | set(_OTHER_MILVUS_SEARCH)
 )
+
+
+# the search parameters an index's own search reads: a segment hands exactly these to its
+# index (request-level keys such as radius stay with the caller)
+INDEX_SEARCH_KNOBS = frozenset(
+    ("nprobe", "ef", "level", "itopk_size", "search_width", "min_iterations",
+     "max_iterations", "team_size", "refine_ratio", "max_empty_result_buckets")
+)  # fmt: skip

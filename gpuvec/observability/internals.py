@@ -1,7 +1,8 @@
 """Prometheus metrics of gpuvec's background work and write path, named after Milvus's
 families: index builds and compactions (``gpuvec_datacoord_*``, recorded where the
 coordinator submits them to the data nodes) and WAL appends (``gpuvec_streaming_wal_*``,
-recorded by the local and Kafka WAL writers).
+recorded by the local and Kafka WAL writers: :mod:`gpuvec.storage.wal.metrics`, re-exported
+here).
 
 A build or compaction is timed from its submission to its data-node task's end (queueing
 included, as a user waits for it); the in-flight gauges rise on submission and fall when
@@ -14,9 +15,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Gauge, Histogram
 
-from gpuvec.observability.metrics import LATENCY_BUCKETS, NODE_ID
+from gpuvec.observability.metrics import NODE_ID
+from gpuvec.storage.wal.metrics import (  # noqa: F401 - the WAL family, listed here too
+    WAL_APPEND_BYTES,
+    WAL_APPEND_LATENCY,
+    WAL_APPEND_RECORDS,
+    WalAppendMetrics,
+)
 
 TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -41,22 +48,6 @@ COMPACTION_TASKS = Gauge(
     "gpuvec_datacoord_compaction_task_num",
     "Compaction rewrites submitted to the data nodes and not yet ended",
     ["node_id"],
-)
-WAL_APPEND_LATENCY = Histogram(
-    "gpuvec_streaming_wal_append_latency_seconds",
-    "WAL append (one atomic batch) latency in seconds, by WAL type (local / kafka)",
-    ["node_id", "wal_type"],
-    buckets=LATENCY_BUCKETS,
-)
-WAL_APPEND_RECORDS = Counter(
-    "gpuvec_streaming_wal_append_messages",
-    "Records appended to the WAL, by WAL type",
-    ["node_id", "wal_type"],
-)
-WAL_APPEND_BYTES = Counter(
-    "gpuvec_streaming_wal_append_bytes",
-    "Bytes appended to the WAL (record headers and payloads), by WAL type",
-    ["node_id", "wal_type"],
 )
 
 
@@ -94,19 +85,3 @@ def track_index_build(fut: Any, index_type: str) -> None:
 def track_compaction(fut: Any) -> None:
     """Time the compaction task ``fut`` from now to its end; count it meanwhile."""
     _track(fut, COMPACTION_TASKS, COMPACTION_LATENCY)
-
-
-class WalAppendMetrics:
-    """The WAL append metrics' children for one WAL type, resolved once (a writer then
-    pays no label lookup per append)."""
-
-    def __init__(self, wal_type: str) -> None:
-        self._latency = WAL_APPEND_LATENCY.labels(NODE_ID, wal_type)
-        self._records = WAL_APPEND_RECORDS.labels(NODE_ID, wal_type)
-        self._bytes = WAL_APPEND_BYTES.labels(NODE_ID, wal_type)
-
-    def observe(self, records: int, nbytes: int, seconds: float) -> None:
-        """Record one successful append of ``records`` records, ``nbytes`` bytes."""
-        self._latency.observe(seconds)
-        self._records.inc(records)
-        self._bytes.inc(nbytes)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,9 +28,8 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter, Histogram
 
-NODE_ID = os.environ.get("GPUVEC_NODE_ID", str(os.getpid()))
-
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
+# defined once, in the lowest layer that records metrics (the WAL writers)
+from gpuvec.storage.wal.metrics import LATENCY_BUCKETS, NODE_ID
 
 REQUESTS = Counter(
     "gpuvec_proxy_req_count",

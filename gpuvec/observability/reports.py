@@ -40,18 +40,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import MetaStore, Put
 
 log = logging.getLogger(__name__)
 
-REPORTS = "cluster/reports/"
+REPORTS = K.REPORTS
 REPORT_PERIOD_S = 2.0
 REPORT_TTL_S = 5  # a proxy's report lease (worker nodes use their session lease)
 MAX_SEGMENTS = 2000  # per query node report; the rest are counted, not listed
 
 
-def report_key(role: str, node_id: str) -> str:
-    return f"{REPORTS}{role}/{node_id}"
+report_key = K.report_key
 
 
 # --- building -----------------------------------------------------------------------------
@@ -59,7 +59,7 @@ def _gpu_state(query: Any) -> dict[str, Any]:
     """Residency and device memory of a query node, without choosing the backend."""
     from gpuvec.ops import backend
 
-    chosen = backend._backend  # None until the node first needed its backend
+    chosen = backend.chosen()  # None until the node first needed its backend
     residency = getattr(query, "residency", None)
     used = int(getattr(residency, "used", 0) or 0)
     out: dict[str, Any] = {"gpu": None, "backend": None, "reason": "backend not chosen yet",

@@ -2,7 +2,7 @@
 
 :func:`snapshot` returns one dict, built from whatever this process can see:
 
-* **engines** (embedded :class:`~gpuvec.cluster.embedded.Engine` objects, normally
+* **engines** (embedded :class:`~gpuvec.runtime.embedded.Engine` objects, normally
   :func:`gpuvec.observability.engines.live`): collections with their rows, growing and
   sealed segment counts, indexed fraction and load state; every segment with where it lives
   (GPU or host) and its bytes; GPU memory used against the residency budget; the index
@@ -31,7 +31,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from gpuvec.coord.indexing import NO_BUILD, index_id
+from gpuvec.datanode.tasks import build_progress
+from gpuvec.records import NO_BUILD, index_id
 
 REQUESTS_METRIC = "gpuvec_proxy_req_count"
 LATENCY_METRIC = "gpuvec_proxy_req_latency_seconds"
@@ -231,16 +232,6 @@ def apply_reports(
 
 
 # --- jobs ---------------------------------------------------------------------------------
-def build_progress(events: Iterable[tuple[float, Any]]) -> dict[str, tuple[int, int]]:
-    """The latest ``(done, total)`` rows of each build key in the scheduler's progress
-    events (``(time, {"key", "done", "total"})`` pairs, oldest first)."""
-    out: dict[str, tuple[int, int]] = {}
-    for _, msg in events:
-        if isinstance(msg, dict) and "key" in msg:
-            out[str(msg["key"])] = (int(msg.get("done", 0)), int(msg.get("total", 0)))
-    return out
-
-
 def parse_build_key(key: str) -> tuple[int | None, str]:
     """``(segment id, field)`` of ``gpuvec-build-index-<segment>-<field>-<index id>``
     (field names are identifiers, so they hold no ``-``)."""

@@ -35,7 +35,7 @@ EMBEDDED_ROLES = ("MixCoord", "StreamingNode", "QueryNode", "DataNode")
 
 def is_cluster(engine: Any) -> bool:
     """Whether ``engine`` is a cluster proxy's (it has no in-process shards)."""
-    return not isinstance(getattr(engine, "collections", None), dict)
+    return getattr(engine, "kind", "") == "cluster"
 
 
 def _hardware(engine: Any) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def _collections(engine: Any) -> list[dict[str, Any]]:
     out = []
     for meta in engine.catalog.list():
         db, name = split(meta.name)
-        stats = engine.query.stats(meta.id)
+        stats = engine.segment_stats(meta.id)
         entry: dict[str, Any] = {
             "name": name, "db_name": db, "id": meta.id, "num_shards": meta.num_shards,
             "loaded": bool(meta.loaded),
@@ -134,7 +134,7 @@ def components(engine: Any, reasons: list[str]) -> list[dict[str, Any]]:
              "reason": "; ".join(reasons)}  # fmt: skip
     out = [proxy]
     if is_cluster(engine):
-        from gpuvec.cluster.sessions import SESSIONS
+        from gpuvec.storage.meta.keys import SESSIONS
 
         kvs, _ = engine.meta.range(SESSIONS)
         for kv in kvs:

@@ -128,6 +128,11 @@ def is_gpu() -> bool:
     return _get().gpu
 
 
+def chosen() -> _Backend | None:
+    """The backend if it was already chosen, else None (never chooses it)."""
+    return _backend
+
+
 def resolved_gpu() -> bool:
     """True when the backend was already chosen and is CuPy on a device; never resolves
     it (a metrics scrape must not be what first touches the GPU)."""

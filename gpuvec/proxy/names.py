@@ -18,16 +18,17 @@ current database is too; results show user-facing names.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable
 
 from gpuvec.coord.catalog import Catalog
-from gpuvec.coord.namespaces import DEFAULT_DB, Namespaces
+from gpuvec.coord.namespaces import Namespaces
 from gpuvec.errors import (
     AliasCollectionConflictError,
     CollectionNotFoundError,
     DatabaseNotFoundError,
     InvalidArgumentError,
 )
+from gpuvec.records import DEFAULT_DB
 from gpuvec.schema import validate_name
 
 SEP = "."
@@ -59,14 +60,17 @@ def check_db_name(db: str) -> str:
 class NameResolver:
     """Resolves names within a database against the catalog and alias records.
 
-    ``live`` holds the engine names of the collections the runtime serves; a name found
-    there needs no meta read (the hot path of every data call)."""
+    ``live(name)`` says whether the runtime serves a collection of that engine name
+    (``Runtime.serves``); a name it knows needs no meta read (the hot path of every data
+    call)."""
 
-    def __init__(self, catalog: Catalog, namespaces: Namespaces, live: Container[str]) -> None:
+    def __init__(
+        self, catalog: Catalog, namespaces: Namespaces, live: Callable[[str], bool]
+    ) -> None:
         self.catalog, self.namespaces, self.live = catalog, namespaces, live
 
     def _exists(self, engine_name: str) -> bool:
-        return engine_name in self.live or self.catalog.exists(engine_name)
+        return self.live(engine_name) or self.catalog.exists(engine_name)
 
     def require_db(self, db: str) -> str:
         db = check_db_name(db)

@@ -1,17 +1,16 @@
-"""Validation of read-request parameters shared by the client and (later) the gRPC
-proxy: query vectors, metric, vector field, result window and primary-key arrays."""
+"""Validation of read-request parameters in the client facade (and so for the gRPC server
+and the cluster proxy, which run the same facade): query vectors, metric, vector field,
+result window and primary-key arrays."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from gpuvec.errors import InvalidArgumentError
+from gpuvec.records import CollectionView
 from gpuvec.schema import CollectionSchema, FieldSchema
-
-if TYPE_CHECKING:
-    from gpuvec.cluster.embedded import Collection
 
 MAX_TOPK = 16384
 
@@ -52,7 +51,7 @@ def vector_field(schema: CollectionSchema, anns_field: str | None) -> FieldSchem
     return vecs[0]
 
 
-def metric_of(coll: Collection, field: str, search_params: dict | None) -> str:
+def metric_of(coll: CollectionView, field: str, search_params: dict | None) -> str:
     index = next((i for i in coll.meta.index_params if i["field_name"] == field), None)
     indexed = index["metric_type"] if index else "COSINE"
     asked = str((search_params or {}).get("metric_type") or indexed).upper()

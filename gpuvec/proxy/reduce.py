@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpuvec import ops
-from gpuvec.query.segdata import Hits
+from gpuvec.records import Hits
 
 _ROW_BITS = 40
 

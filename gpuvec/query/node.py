@@ -18,9 +18,10 @@ import pyarrow as pa
 from zarr.abc.store import Store
 
 from gpuvec import ops
-from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.catalog import Catalog
 from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
+from gpuvec.records import CollectionMeta
 from gpuvec.schema import DataType
 from gpuvec.storage.objects.deltas import read_delta
 from gpuvec.storage.objects.segment import SegmentReader
@@ -135,7 +136,7 @@ class QueryNode:
 
     def attach_indexes(self, meta: CollectionMeta, catalog: Catalog) -> int:
         """Attach every committed index build that matches a current index definition."""
-        from gpuvec.coord.indexing import index_id
+        from gpuvec.records import index_id
 
         current = {(d["field_name"], index_id(d)) for d in meta.index_params}
         done = 0

@@ -2,7 +2,9 @@
 segments (query node): primary keys, vectors, scalar rows and MVCC visibility.
 
 A segment is one partition's rows of one shard. Rows are addressed by their offset in the
-segment. ``search`` runs brute force (``gpuvec.ops.knn``) over the visible rows;
+segment. ``search`` uses the segment's attached index for the field when it has one (and
+the filter leaves enough rows for it, :mod:`gpuvec.index.search`), else exact brute force
+(``gpuvec.ops.knn``), over the rows visible at the read timestamp;
 ``take`` fetches output fields by offset; ``delete`` applies a delete batch by primary key.
 
 Concurrency: one writer (the shard's, under its lock; the query node's for deletes) and any
@@ -18,32 +20,22 @@ takes its timestamp after the read's was allocated) and invisible to it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from gpuvec import ops
+from gpuvec.index.spec import INDEX_SEARCH_KNOBS
 from gpuvec.query.rowtable import RowTable
 from gpuvec.query.visibility import Visibility
+from gpuvec.records import Hits
 
 if TYPE_CHECKING:
     from gpuvec.expr import Filter
 
 _MASK_CACHE = 16  # filter masks kept per sealed segment
-_INDEX_PARAMS = frozenset(
-    ("nprobe", "ef", "level", "itopk_size", "search_width", "min_iterations",
-     "max_iterations", "team_size", "refine_ratio", "max_empty_result_buckets")
-)  # fmt: skip
-
-
-@dataclass
-class Hits:
-    """Per-query best rows of one segment: distances and row offsets ([nq, k], -1 = none)."""
-
-    distances: np.ndarray
-    rows: np.ndarray
+_INDEX_PARAMS = INDEX_SEARCH_KNOBS  # what an index's search reads (gpuvec.index.spec)
 
 
 class SegmentData:

@@ -161,7 +161,7 @@ def start_server(data_dir: str, opts: ServerOptions | None = None, **client_kw: 
     _quiet_decode_errors()
     client = MilvusClient(data_dir, **client_kw)
     try:
-        credentials = Credentials(client.meta_store(), opts.root_password)
+        credentials = Credentials(client.meta_store(), opts.root_password, client.meta_guard())
         interceptors = [AuthInterceptor(credentials)] if opts.auth else []
         send_limit = min(opts.max_message_mb * MB, _MAX_GRPC_SIZE)
         server = grpc.server(

@@ -36,13 +36,14 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 
 from gpuvec.errors import AlreadyExistsError, GpuvecError, InvalidArgumentError, NotFoundError
-from gpuvec.storage.meta.base import Compare, Delete, MetaStore, Put
+from gpuvec.storage.meta import keys as K
+from gpuvec.storage.meta.base import Compare, Delete, MetaStore, Op, Put, TxnResult
 
 __all__ = [
     "ROOT_USER",
@@ -55,7 +56,7 @@ __all__ = [
 
 ROOT_USER = "root"
 DEFAULT_ROOT_PASSWORD = "Milvus"
-_PREFIX = "auth/users/"
+_PREFIX = K.USERS
 _ITERATIONS = 100_000
 _CACHE_S = 60.0
 MIN_PASSWORD, MAX_PASSWORD = 6, 256  # Milvus's limits
@@ -130,10 +131,20 @@ def _legacy_hash(password: str, salt: bytes) -> bytes:
 
 
 class Credentials:
-    """Users and their password hashes in meta storage."""
+    """Users and their password hashes in meta storage (reads from ``meta``, writes
+    through ``txn``)."""
 
-    def __init__(self, meta: MetaStore, root_password: str = DEFAULT_ROOT_PASSWORD) -> None:
+    def __init__(
+        self,
+        meta: MetaStore,
+        root_password: str = DEFAULT_ROOT_PASSWORD,
+        txn: Callable[[Sequence[Compare], Sequence[Op]], TxnResult] | None = None,
+    ) -> None:
+        """``txn``: the runtime's leader-guarded transaction (``MilvusClient.meta_guard()``):
+        user writes then fail on a deposed leader instead of racing its successor; without
+        it (tests, tools) writes go to ``meta`` directly."""
         self.meta = meta
+        self.txn = txn or meta.txn
         self._cache: dict[bytes, float] = {}
         self._lock = threading.Lock()
         if self.meta.get(_PREFIX + ROOT_USER) is None:
@@ -150,7 +161,7 @@ class Credentials:
         check_username(user)
         check_password(password)
         key = _PREFIX + user
-        ok = self.meta.txn([Compare(key, "version", "==", 0)], [Put(key, self._record(password))])
+        ok = self.txn([Compare(key, "version", "==", 0)], [Put(key, self._record(password))])
         if not ok.succeeded:
             raise AlreadyExistsError(f"user {user!r} already exists")
 
@@ -181,7 +192,7 @@ class Credentials:
         """Rewrite a legacy record in the current scheme (lost races are harmless)."""
         key = _PREFIX + user
         cmp = [Compare(key, "mod_revision", "==", revision)]
-        if self.meta.txn(cmp, [Put(key, self._record(password))]).succeeded:
+        if self.txn(cmp, [Put(key, self._record(password))]).succeeded:
             log.info("password record of user %r upgraded to scheme %d", user, _SCHEME)
 
     def update(self, user: str, old: str, new: str) -> None:
@@ -193,7 +204,7 @@ class Credentials:
         if kv is None:  # deleted since it was verified
             raise NotFoundError(f"user {user!r} does not exist")
         cmp = [Compare(key, "mod_revision", "==", kv.mod_revision)]
-        if not self.meta.txn(cmp, [Put(key, self._record(new))]).succeeded:
+        if not self.txn(cmp, [Put(key, self._record(new))]).succeeded:
             raise InvalidArgumentError(f"password update of {user!r} raced; retry")
         with self._lock:
             self._cache.clear()
@@ -204,7 +215,7 @@ class Credentials:
         if user == ROOT_USER:
             raise InvalidArgumentError("the root user cannot be deleted")
         key = _PREFIX + user
-        if not self.meta.txn([Compare(key, "version", ">", 0)], [Delete(key)]).succeeded:
+        if not self.txn([Compare(key, "version", ">", 0)], [Delete(key)]).succeeded:
             raise NotFoundError(f"user {user!r} does not exist")
         with self._lock:
             self._cache.clear()

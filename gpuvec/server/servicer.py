@@ -21,14 +21,13 @@ from typing import Any
 import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
+from gpuvec.records import DEFAULT_DB
 from gpuvec.server.servicer_admin import AdminRPCs
 from gpuvec.server.servicer_ddl import CollectionRPCs
 from gpuvec.server.servicer_dml import DataRPCs
 from gpuvec.server.servicer_users import UserRPCs
 
 __all__ = ["MilvusServicer", "implemented_rpcs"]
-
-DEFAULT_DB = "default"
 
 
 class MilvusServicer(

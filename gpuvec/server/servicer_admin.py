@@ -135,13 +135,13 @@ class AdminRPCs:
         if request.index_name:
             kwargs["index_name"] = request.index_name
         idx.add_index(request.field_name, **kwargs)
-        client.create_index(request.collection_name, idx)
+        client.create_index(request.collection_name, idx, _async=True)  # pymilvus polls
 
     def _descriptions(self, request: Any, context: Any) -> list[dict[str, Any]]:
         client = self.client(request, context)
         name = request.collection_name
         names = [request.index_name] if request.index_name else client.list_indexes(name)
-        out = [client.describe_index(name, n) for n in names]
+        out = [d for n in names if (d := client.describe_index(name, n)) is not None]
         if request.field_name:
             out = [d for d in out if d["field_name"] == request.field_name]
         if not out:

@@ -15,9 +15,8 @@ from typing import Any
 
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
-from gpuvec.client_indexes import NotSupportedYetError
 from gpuvec.coord.tso import now_ts, physical_ms
-from gpuvec.errors import InvalidArgumentError
+from gpuvec.errors import InvalidArgumentError, NotSupportedYetError
 from gpuvec.server.convert import (
     parse_delete_request,
     parse_query_request,

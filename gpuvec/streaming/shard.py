@@ -10,17 +10,47 @@ use that; readers of the channel in other processes advance on time ticks: the e
 calls :meth:`Shard.tick` every ``time_tick_ms``, which appends ``TimeTick(T)`` at a fresh
 timestamp, so every record before it has a smaller timestamp (DESIGN §3).
 
-Sealing writes each growing segment to a Zarr sealed segment and the deletes seen since the
+Sealing writes the growing segments to Zarr sealed segments and the deletes seen since the
 last seal to a delta log, then commits both and the channel checkpoint in one meta
-transaction; the WAL before the checkpoint is then released. Recovery opens the writer
-(fencing any older one) and replays the WAL from the checkpoint.
+transaction; the WAL before the checkpoint is then released. It runs in three phases, so
+writers and readers wait on the shard lock only for the two short ones, never for the
+object-store write:
+
+1. *Plan* (shard lock): the checkpoint is the next WAL position; every growing segment and
+   every pending delete is *frozen* — they hold exactly the records before the checkpoint.
+   New inserts go to fresh growing segments (a frozen one gets no more rows).
+2. *Write* (no shard lock): the frozen segments and deletes are written to object storage.
+   Paths are deterministic; a retry reuses a segment an earlier attempt committed to the
+   store, or removes a partial one first.
+3. *Commit and swap* (shard lock): the catalog transaction (segments, delta log,
+   checkpoint), then ``on_sealed`` hands the segments to the query node, they leave
+   ``growing``, the frozen deletes leave the pending list, ``checkpoint`` moves, and only
+   then is the WAL before it truncated.
+
+Invariants, as seen by a reader holding the shard lock: ``growing`` holds every segment
+not yet handed over — the frozen ones too, until the swap — so no row disappears from
+reads and none is served twice (the swap is atomic under the lock); ``_deletes``
+(:meth:`Shard.pending_deletes`) holds every delete not yet in a committed delta log. A
+delete that arrives while a seal writes is applied at once to every growing segment,
+frozen ones included (readers stop seeing the rows), and to the sealed ones
+(``on_delete``); it follows the checkpoint, so it stays pending for the *next* delta log
+(and in the WAL, which replays it after a restart).
+
+One seal runs at a time per shard (the seal lock, always taken *before* the shard lock;
+never call :meth:`Shard.seal` holding the shard lock); a second caller waits, then seals
+what was written meanwhile. If the write or the commit fails, nothing changes state: the
+frozen segments stay in ``growing`` and the deletes in the pending list, writes go on, and
+the next seal retries them. Recovery opens the writer (fencing any older one) and replays
+the WAL from the checkpoint.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -30,18 +60,18 @@ from gpuvec import faults
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
 from gpuvec.coord.tso import TSO
+from gpuvec.errors import GpuvecError
 from gpuvec.query.segdata import SegmentData
 from gpuvec.schema import DataType
-from gpuvec.storage.objects.deltas import delta_path, write_delta
-from gpuvec.storage.objects.segment import write_segment
+from gpuvec.storage.objects.deltas import write_delta
+from gpuvec.storage.objects.paths import delta_path, segment_path
+from gpuvec.storage.objects.segment import SegmentInfo, SegmentReader, write_segment
+from gpuvec.storage.objects.stores import delete_prefix, exists
 from gpuvec.storage.wal.base import WAL
 from gpuvec.storage.wal.record import Record, RecordKind
 
+log = logging.getLogger(__name__)
 _PARTITION = b"gpuvec.partition"
-
-
-def segment_path(collection_id: int, segment_id: int) -> str:
-    return f"collections/{collection_id}/segments/{segment_id}/v1"
 
 
 def split_columns(
@@ -59,6 +89,15 @@ def split_columns(
         vectors[f.name] = arr.flatten().to_numpy().reshape(len(arr), f.dim)
     rows = table.drop_columns([f.name for f in schema.vector_fields])
     return pks, vectors, rows
+
+
+@dataclass
+class _SealPlan:
+    """What one seal covers, fixed under the shard lock in phase 1."""
+
+    checkpoint: int  # WAL position: every record before it is in the frozen state
+    frozen: list[SegmentData]  # every growing segment at the plan (sealed: those with rows)
+    deletes: list[tuple[np.ndarray, int]]  # the pending deletes at the plan (a prefix)
 
 
 class Shard:
@@ -84,8 +123,14 @@ class Shard:
         self.pk_name, self.pk_is_int = pk.name, pk.dtype == DataType.INT64
         self.dims = {f.name: int(f.dim) for f in schema.vector_fields}  # type: ignore[arg-type]
         self.lock = threading.RLock()
+        self._seal_lock = threading.Lock()  # one seal at a time; taken before ``lock``
+        # every segment not yet handed to the query node, by segment id: the ones receiving
+        # rows and the frozen ones a seal is writing (or failed to write)
         self.growing: dict[int, SegmentData] = {}
-        self._deletes: list[tuple[np.ndarray, int]] = []
+        self._active: dict[int, SegmentData] = {}  # partition id → segment receiving rows
+        self._deletes: list[tuple[np.ndarray, int]] = []  # not yet in a committed delta log
+        self._sealing: _SealPlan | None = None  # the seal between plan and swap
+        self._closed = False
         self.serviceable = 0
         self.next_position = 0
         self.delete_position = 0  # WAL position just after the last delete applied
@@ -116,21 +161,20 @@ class Shard:
     def _apply(self, pos: int, rec: Record, table: pa.Table | None) -> None:
         if rec.kind == RecordKind.INSERT and table is not None:
             pid = int((table.schema.metadata or {}).get(_PARTITION, b"0"))
-            seg = self.growing.get(pid)
-            if seg is None:
+            seg = self._active.get(pid)
+            if seg is None:  # the first rows of the partition since the last seal's plan
                 sid = self.catalog.allocate_ids()
                 # reserve up to the seal size: np.empty only maps pages, they are touched
                 # once as rows arrive, and appends never copy the buffers to grow them
                 cap = min(self.config.seal_rows, 1 << 21)
-                seg = self.growing[pid] = SegmentData(
-                    sid, pid, self.dims, self.pk_is_int, capacity=cap
-                )
+                seg = SegmentData(sid, pid, self.dims, self.pk_is_int, capacity=cap)
+                self._active[pid] = self.growing[sid] = seg
             pks, vectors, rows = split_columns(self.meta, table.replace_schema_metadata(None))
             seg.append(pks, np.full(len(pks), rec.ts_begin, np.uint64), vectors, rows)
         elif rec.kind == RecordKind.DELETE and table is not None:
             col = table.column(self.pk_name).combine_chunks()
             pks = col.to_numpy() if self.pk_is_int else np.array(col.to_pylist(), object)
-            for seg in self.growing.values():
+            for seg in self.growing.values():  # frozen ones too: reads see them until the swap
                 seg.delete(pks, rec.ts_begin)
             self._on_delete(pks, rec.ts_begin)
             self._deletes.append((pks, rec.ts_begin))
@@ -200,6 +244,8 @@ class Shard:
         ``idle_wal_records`` of them, move the checkpoint past them and release that WAL
         (an idle channel's log stays bounded). Returns whether it did."""
         with self.lock:
+            if self._sealing is not None:  # a seal moves the checkpoint itself
+                return False
             if any(s.n for s in self.growing.values()) or self._deletes:
                 return False
             if self.next_position - self.checkpoint < self.config.idle_wal_records:
@@ -210,12 +256,25 @@ class Shard:
             return True
 
     # --- sealing ---------------------------------------------------------------------------
+    def pending_deletes(self) -> list[tuple[np.ndarray, int]]:
+        """A copy of the deletes not yet in a committed delta log, as ``(primary keys,
+        timestamp)`` batches in WAL order: those a running seal is writing and those that
+        arrived after its checkpoint. Whoever loads sealed segments (from the catalog and
+        its delta logs) applies these too; call it under the shard lock to keep a seal's
+        swap from landing in between."""
+        with self.lock:
+            return list(self._deletes)
+
     def should_seal(self) -> bool:
-        rows = sum(s.n for s in self.growing.values())
-        if not rows:
-            return False
-        nbytes = sum(s.nbytes() for s in self.growing.values())
-        idle = time.monotonic() - self.last_write
+        with self.lock:
+            if self._sealing is not None:  # a seal is writing: it took every row so far
+                return False
+            segs = list(self.growing.values())
+            rows = sum(s.n for s in segs)
+            if not rows:
+                return False
+            nbytes = sum(s.nbytes() for s in segs)
+            idle = time.monotonic() - self.last_write
         return (
             rows >= self.config.seal_rows
             or nbytes >= self.config.seal_bytes
@@ -223,55 +282,108 @@ class Shard:
         )
 
     def seal(self) -> list[SegmentMeta]:
-        """Seal every growing segment and the pending deletes; return the new segments."""
-        with self.lock:
-            segs = [s for s in self.growing.values() if s.n]
-            if not segs and not self._deletes:
+        """Seal every growing segment and the pending deletes; return the new segments.
+        Waits for a seal already running, then seals what was written meanwhile."""
+        with self._seal_lock:
+            plan = self._plan()
+            if plan is None:
                 return []
-            checkpoint = self.next_position
-            cid = self.meta.id
-            metas = []
-            for seg in segs:
-                path = segment_path(cid, seg.segment_id)
-                rows = seg.table()
-                scalars = rows.drop_columns([self.pk_name])
-                info = write_segment(
-                    self.store,
-                    path,
-                    pk=seg.pks if self.pk_is_int else pa.array(list(seg.pks)),
-                    ts=seg.vis.ins_ts,
-                    vectors={f: seg.vectors(f) for f in self.dims},
-                    scalars=scalars,
-                    checkpoint={self.channel: checkpoint},
-                    chunk_rows=self.config.segment_chunk_rows,
-                )
-                metas.append(
-                    SegmentMeta(
-                        seg.segment_id,
-                        cid,
-                        seg.partition_id,
-                        self.channel,
-                        path,
-                        seg.n,
-                        info.ts_min,
-                        info.ts_max,
-                        checkpoint,
+            try:
+                metas, delta = self._write(plan)
+                with self.lock:
+                    self.catalog.commit_seal(
+                        self.meta.id, self.channel, plan.checkpoint, metas, delta
                     )
-                )
-            delta = None
-            if self._deletes:
-                delta = delta_path(cid, self.channel, checkpoint)
-                pks = np.concatenate([p for p, _ in self._deletes])
-                tss = np.concatenate([np.full(len(p), t, np.uint64) for p, t in self._deletes])
-                write_delta(self.store, delta, pks, tss, self.pk_is_int)
-            self.catalog.commit_seal(cid, self.channel, checkpoint, metas, delta)
-            self._on_sealed(segs)
-            self.growing.clear()
-            self._deletes.clear()
-            self.checkpoint = checkpoint
-            self.wal.truncate_before(self.channel, checkpoint)
+                    self._swap(plan)
+            except BaseException:
+                with self.lock:  # nothing was swapped: the frozen state stays pending
+                    self._sealing = None
+                raise
             return metas
 
-    def close(self) -> None:
+    def _plan(self) -> _SealPlan | None:
+        """Phase 1, under the shard lock: freeze the growing segments and pending deletes
+        at the checkpoint; new inserts go to fresh segments from here on."""
         with self.lock:
+            if self._closed or not (any(s.n for s in self.growing.values()) or self._deletes):
+                return None
+            plan = _SealPlan(self.next_position, list(self.growing.values()), list(self._deletes))
+            self._active.clear()
+            self._sealing = plan
+            return plan
+
+    def _write(self, plan: _SealPlan) -> tuple[list[SegmentMeta], str | None]:
+        """Phase 2, without the shard lock: write the frozen segments and deletes. Frozen
+        segments get no appends, only deletes (which touch neither their rows nor insert
+        timestamps), so what is read here is stable."""
+        cid, checkpoint = self.meta.id, plan.checkpoint
+        metas = []
+        for seg in plan.frozen:
+            n = seg.n
+            if not n:
+                continue
+            path = segment_path(cid, seg.segment_id)
+            info = self._write_segment(seg, path, checkpoint)
+            metas.append(
+                SegmentMeta(
+                    seg.segment_id,
+                    cid,
+                    seg.partition_id,
+                    self.channel,
+                    path,
+                    n,
+                    info.ts_min,
+                    info.ts_max,
+                    checkpoint,
+                )
+            )
+        delta = None
+        if plan.deletes:
+            delta = delta_path(cid, self.channel, checkpoint)
+            pks = np.concatenate([p for p, _ in plan.deletes])
+            tss = np.concatenate([np.full(len(p), t, np.uint64) for p, t in plan.deletes])
+            write_delta(self.store, delta, pks, tss, self.pk_is_int)
+        return metas, delta
+
+    def _write_segment(self, seg: SegmentData, path: str, checkpoint: int) -> SegmentInfo:
+        if exists(self.store, f"{path}/zarr.json"):  # an earlier attempt of a failed seal
+            try:
+                info = SegmentReader(self.store, path).info
+                # complete: the frozen rows never change (its checkpoint attr is the
+                # earlier attempt's; the catalog records this seal's)
+                if info.row_count == seg.n:
+                    return info
+            except GpuvecError:
+                pass
+            delete_prefix(self.store, path)  # an interrupted write
+        n = seg.n
+        scalars = seg.table().slice(0, n).drop_columns([self.pk_name])
+        return write_segment(
+            self.store,
+            path,
+            pk=seg.pks if self.pk_is_int else pa.array(list(seg.pks)),
+            ts=seg.vis.ins_ts,
+            vectors={f: seg.vectors(f) for f in self.dims},
+            scalars=scalars,
+            checkpoint={self.channel: checkpoint},
+            chunk_rows=self.config.segment_chunk_rows,
+        )
+
+    def _swap(self, plan: _SealPlan) -> None:
+        """Phase 3, under the shard lock, once the catalog committed the seal: hand the
+        segments over, drop the frozen state, move the checkpoint, release the WAL."""
+        self._on_sealed([s for s in plan.frozen if s.n])
+        for seg in plan.frozen:
+            self.growing.pop(seg.segment_id, None)
+        del self._deletes[: len(plan.deletes)]  # later deletes stay for the next delta log
+        self.checkpoint = max(self.checkpoint, plan.checkpoint)
+        self._sealing = None
+        try:
+            self.wal.truncate_before(self.channel, plan.checkpoint)
+        except Exception as e:  # retention only: the next seal or release truncates again
+            log.warning("truncating WAL channel %s failed: %s", self.channel, e)
+
+    def close(self) -> None:
+        with self._seal_lock, self.lock:  # after a running seal (the lock order of seal)
+            self._closed = True
             self.writer.close()

@@ -216,7 +216,8 @@ def test_cluster_scheduler_page_reads_the_catalog(tmp_path: Path, etcd_endpoint:
     """Cluster mode: ``dask scheduler --preload gpuvec.observability.dashboard`` (as the
     launcher starts it) serves the page from the cluster's catalog in etcd."""
     from gpuvec.cluster.launcher import PAGE_PRELOAD
-    from gpuvec.coord.catalog import Catalog, SegmentMeta
+    from gpuvec.coord.catalog import Catalog
+    from gpuvec.records import SegmentMeta
     from gpuvec.storage.meta.etcd import EtcdMetaStore
 
     chromium()

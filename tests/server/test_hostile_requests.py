@@ -16,9 +16,8 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 from serve_process import spawn_serve  # type: ignore[import-not-found]
 
-from gpuvec.client_indexes import NotSupportedYetError
 from gpuvec.coord.tso import compose
-from gpuvec.errors import DatabaseAlreadyExistsError, InvalidArgumentError
+from gpuvec.errors import DatabaseAlreadyExistsError, InvalidArgumentError, NotSupportedYetError
 from gpuvec.server.app import DEFAULT_MAX_RECV_SIZE, Server, ServerOptions, start_server
 from gpuvec.server.status import status_of
 

@@ -164,6 +164,7 @@ def test_page_registered_on_the_dask_dashboard() -> None:
 
     assert dashboard.register() and dashboard.register()  # idempotent
     assert dask_dashboard.applications[dashboard.ROUTE] is dashboard.gpuvec_doc
+
     class Scheduler:  # what Dask's template variables read of it (hashable: memoised)
         jupyter = False
 
@@ -187,8 +188,15 @@ def test_client_keywords_reach_the_engine_config() -> None:
     """``MilvusClient(uri, dashboard_address=...)`` goes through ``Config.for_client``."""
     assert Config.for_client(None, {"dashboard_address": ":8787"}).dashboard_address == ":8787"
     base = Config(seal_rows=5)
-    both = Config.for_client(base, {"dashboard_address": ":9", "unrelated": 1})
+    both = Config.for_client(base, {"dashboard_address": ":9", "secure": False})
     assert (both.seal_rows, both.dashboard_address) == (5, ":9")
     assert Config.for_client(base, {}) is base
+    assert Config.for_client(base, {"seal_rows": 7, "seal_idle_s": 2}).seal_idle_s == 2
     with pytest.raises(InvalidArgumentError, match="dashboard_address"):
         Config.for_client(None, {"dashboard_address": 8787})
+    with pytest.raises(InvalidArgumentError, match="seal_rows must be an int"):
+        Config.for_client(None, {"seal_rows": "many"})
+    with pytest.raises(
+        InvalidArgumentError, match=r"unknown MilvusClient keyword\(s\) \['sael_rows'\]"
+    ):
+        Config.for_client(None, {"sael_rows": 1})

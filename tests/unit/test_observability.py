@@ -308,7 +308,7 @@ def test_system_info_components_of_a_cluster_proxy() -> None:
 
     kvs = [NS(key="cluster/sessions/querynode/querynode-ab12"),
            NS(key="cluster/sessions/streamingnode/streamingnode-cd34")]  # fmt: skip
-    proxy_engine = NS(collections=object(), meta=NS(range=lambda prefix: (kvs, 1)))
+    proxy_engine = NS(kind="cluster", meta=NS(range=lambda prefix: (kvs, 1)))
     assert is_cluster(proxy_engine)
     got = components(proxy_engine, [])
     assert [(c["role"], c["node_id"], c["healthy"]) for c in got] == [

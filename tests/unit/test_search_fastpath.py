@@ -19,7 +19,7 @@ from gpuvec.index.search import SubsetCache, exact_subset_knn
 from gpuvec.ops import merge_topk
 from gpuvec.proxy.fetch import hit_keys
 from gpuvec.proxy.reduce import reduce_hits
-from gpuvec.query.segdata import Hits
+from gpuvec.records import Hits
 
 
 def test_finish_sorted_input_is_returned_as_is_and_ties_are_ordered() -> None:

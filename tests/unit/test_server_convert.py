@@ -26,9 +26,8 @@ from pymilvus.client.ts_utils import construct_guarantee_ts
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from gpuvec import MilvusClient
-from gpuvec.client_indexes import NotSupportedYetError
 from gpuvec.config import Config
-from gpuvec.errors import DataError, InvalidArgumentError, SchemaError
+from gpuvec.errors import DataError, InvalidArgumentError, NotSupportedYetError, SchemaError
 from gpuvec.expr.errors import FilterError
 from gpuvec.schema import CollectionSchema
 from gpuvec.server.convert import (

@@ -9,7 +9,7 @@ This module owns:
   ``query_params`` (``limit``, ``offset``, the query iterator's ``iterator`` and
   ``reduce_stop_for_best``, accepted), partitions and consistency. ``order_by_fields``,
   ``group_by_fields``, element-level iterator cursors and ``ignore_growing=True`` raise
-  :class:`~gpuvec.client_indexes.NotSupportedYetError`.
+  :class:`~gpuvec.errors.NotSupportedYetError`.
 - :func:`query_result_to_proto`: the embedded rows as a ``QueryResults`` (status left to the
   caller), columns from :func:`~gpuvec.server.convert.fields.field_data_from_rows`.
 - :func:`parse_delete_request`: pymilvus sends every delete as an expression, ids included
@@ -25,8 +25,7 @@ from typing import Any
 
 from pymilvus.grpc_gen import milvus_pb2
 
-from gpuvec.client_indexes import NotSupportedYetError
-from gpuvec.errors import SchemaError
+from gpuvec.errors import NotSupportedYetError, SchemaError
 from gpuvec.schema import CollectionSchema, FieldSchema
 from gpuvec.server.convert.fields import field_data_from_rows, user_output_fields
 from gpuvec.server.convert.search import (

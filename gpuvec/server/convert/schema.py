@@ -22,9 +22,8 @@ from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
-from gpuvec.client_indexes import NotSupportedYetError
 from gpuvec.datatypes import SCALAR_TYPES, DataType
-from gpuvec.errors import SchemaError
+from gpuvec.errors import NotSupportedYetError, SchemaError
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, FieldSchema
 
 __all__ = ["FIRST_FIELD_ID", "default_from_proto", "schema_from_proto", "schema_to_proto"]

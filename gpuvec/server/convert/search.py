@@ -11,7 +11,7 @@ This module owns the search translation and the pieces query and delete share wi
   filter and its template values, consistency. Features gpuvec does not serve (hybrid
   sub-requests, search by primary keys, function scores and chains, highlighters,
   aggregations, group-by, order-by, embedding lists, non-float vectors, ignore_growing)
-  raise :class:`~gpuvec.client_indexes.NotSupportedYetError` naming the feature. Search
+  raise :class:`~gpuvec.errors.NotSupportedYetError` naming the feature. Search
   iterator keys are accepted and ignored: no iterator token comes back, so pymilvus falls
   back to its v1 (range-search) iterator.
 - :func:`search_result_to_proto` builds the result as Milvus's proxy does: ids as
@@ -34,9 +34,8 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
-from gpuvec.client_indexes import NotSupportedYetError
 from gpuvec.datatypes import DataType
-from gpuvec.errors import InvalidArgumentError, SchemaError
+from gpuvec.errors import InvalidArgumentError, NotSupportedYetError, SchemaError
 from gpuvec.rows import resolve_output_fields
 from gpuvec.rows_json import load_json
 from gpuvec.schema import CollectionSchema

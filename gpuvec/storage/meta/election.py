@@ -37,6 +37,7 @@ from gpuvec.storage.meta.base import (
     TxnResult,
     check_key,
 )
+from gpuvec.storage.meta.keys import ELECTION, ELECTION_TERMS
 from gpuvec.storage.meta.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,8 @@ class Election:
         wait_s: float = 0.0,
     ) -> None:
         self.meta = meta
-        self.key = f"{root}election/{name}"
-        self.term_key = f"{root}election-terms/{name}"
+        self.key = f"{root}{ELECTION}{name}"
+        self.term_key = f"{root}{ELECTION_TERMS}{name}"
         check_key(self.key)
         self.ttl = ttl
         self.token = 0

@@ -1,5 +1,6 @@
 """Delta logs: the deletes a channel saw between two seals, as one Parquet object of
-``(pk, ts)`` rows beside the sealed segments. Owns their path, writing and reading."""
+``(pk, ts)`` rows beside the sealed segments. Owns their writing and reading (their path is in
+:mod:`gpuvec.storage.objects.paths`)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from zarr.abc.store import Store
 
+from gpuvec.storage.objects.paths import delta_path
 from gpuvec.storage.objects.stores import get_bytes, put_bytes
 
-
-def delta_path(collection_id: int, channel: str, checkpoint: int) -> str:
-    return f"collections/{collection_id}/deltas/{channel}/{checkpoint:020d}.parquet"
+__all__ = ["delta_path", "read_delta", "write_delta"]  # delta_path: see paths.py
 
 
 def write_delta(store: Store, path: str, pks: np.ndarray, tss: np.ndarray, pk_is_int: bool) -> None:

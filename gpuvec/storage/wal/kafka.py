@@ -52,7 +52,6 @@ from gpuvec.errors import (
     StorageError,
     UnavailableError,
 )
-from gpuvec.observability.internals import WalAppendMetrics
 from gpuvec.storage.wal.base import CHANNEL_RE, check_channel
 from gpuvec.storage.wal.kafka_common import (
     _COMMON,
@@ -70,6 +69,7 @@ from gpuvec.storage.wal.kafka_common import (
     log,
 )
 from gpuvec.storage.wal.kafka_reader import KafkaWalReader
+from gpuvec.storage.wal.metrics import WalAppendMetrics
 from gpuvec.storage.wal.record import Record
 
 _APPENDS = WalAppendMetrics("kafka")

@@ -43,9 +43,9 @@ from gpuvec.errors import (
     NotFoundError,
     RecordTooLargeError,
 )
-from gpuvec.observability.internals import WalAppendMetrics
 from gpuvec.storage.wal.base import check_channel
 from gpuvec.storage.wal.frames import FrameError, encode_batch, read_batch, scan
+from gpuvec.storage.wal.metrics import WalAppendMetrics
 from gpuvec.storage.wal.record import Record
 
 log = logging.getLogger(__name__)

@@ -1,20 +1,23 @@
 """Proxy methods the Milvus gRPC endpoint needs beyond pymilvus's ``MilvusClient`` surface:
 a collection's schema object, timestamps, health and the runtime's components and system
-info (GetComponentStates, GetMetrics), the meta store (for users), and a flush of every
-collection on shutdown. A mixin of :class:`gpuvec.MilvusClient`."""
+info (GetComponentStates, GetMetrics), the meta store and its leader guard (for users),
+and a flush of every collection on shutdown. A part (base class) of
+:class:`gpuvec.MilvusClient`, over its ``_engine`` (:class:`~gpuvec.runtime.base.Runtime`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from gpuvec.runtime.base import Runtime
 from gpuvec.schema import CollectionSchema
 from gpuvec.storage.meta.base import MetaStore
+from gpuvec.storage.meta.keys import NEXT_ID
 
 __all__ = ["ServiceMethods"]
 
 
 class ServiceMethods:
-    _engine: Any
+    _engine: Runtime
     _names: Any
     _db: str
 
@@ -34,11 +37,10 @@ class ServiceMethods:
         (an engine whose lease lapsed and could not be reclaimed says why)."""
         reasons = []
         try:
-            self._engine.meta.get("catalog/next_id")
+            self._engine.meta.get(NEXT_ID)
         except Exception as exc:
             reasons.append(f"meta storage: {type(exc).__name__}: {exc}")
-        health = getattr(self._engine, "health", None)
-        problem = health() if health is not None else ""
+        problem = self._engine.health()
         if problem:
             reasons.append(f"coordinator: {problem}")
         return not reasons, reasons
@@ -62,6 +64,11 @@ class ServiceMethods:
     def meta_store(self) -> MetaStore:
         """The meta storage the engine runs on (the server keeps its users there)."""
         return self._engine.meta
+
+    def meta_guard(self) -> Any:
+        """The runtime's leader-guarded meta transaction (``guarded_txn``): writes outside
+        the catalog (the server's users) go through it, so a deposed leader's fail."""
+        return self._engine.guarded_txn
 
     def flush_all(self) -> None:
         """Seal every collection of every database (graceful shutdown)."""

@@ -1,8 +1,9 @@
 """The index and compaction part of ``MilvusClient`` (pymilvus names and behaviour):
 ``create_index`` / ``drop_index`` / ``list_indexes`` / ``describe_index`` /
-``wait_for_index`` and
-``compact`` / ``get_compaction_state``. A mixin: ``MilvusClient`` provides ``_engine`` and
-``_coll`` (a collection or alias name of the current database → the runtime collection)."""
+``wait_for_index`` and ``compact`` / ``get_compaction_state``. A part of ``MilvusClient``
+(a base class of it): the client provides ``_engine`` (its
+:class:`~gpuvec.runtime.base.Runtime`) and ``_coll`` (a collection or alias name of the
+current database → the runtime's collection)."""
 
 from __future__ import annotations
 
@@ -10,31 +11,34 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from gpuvec.coord.indexing import index_id
 from gpuvec.errors import (
     DeadlineExceededError,
-    GpuvecError,
     IndexNotFoundError,
     InvalidArgumentError,
+    NotSupportedYetError,
 )
 from gpuvec.index.params import IndexParams
+from gpuvec.records import index_id
+from gpuvec.runtime.base import Runtime
 from gpuvec.schema import CollectionSchema
 
 
-class NotSupportedYetError(GpuvecError):
-    """A Milvus feature gpuvec does not implement yet (the message says which)."""
-
-    code = 10  # ErrServiceUnimplemented
-
-
 class IndexMethods:
-    _engine: Any
+    _engine: Runtime
     _coll: Callable[[str], Any]
 
-    def create_index(self, collection_name: str, index_params: IndexParams, **kwargs: Any) -> None:
+    def create_index(
+        self,
+        collection_name: str,
+        index_params: IndexParams,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Define indexes; sealed segments get them built by the data nodes. As in Milvus, a
         field holds one index: the same definition again is a no-op, another is an error
-        (``drop_index`` it first)."""
+        (``drop_index`` it first). As pymilvus, it then waits until the builds finish
+        (:meth:`wait_for_index`: ``IndexBuildError`` if one fails, ``DeadlineExceededError``
+        after ``timeout`` seconds); ``_async=True`` or ``sync=False`` return at once."""
         new = index_params.to_list()
         coll = self._coll(collection_name)
         _check_index_fields(coll.schema, index_params)
@@ -54,6 +58,8 @@ class IndexMethods:
             self._engine.update_meta(
                 coll.meta.name, lambda m: setattr(m, "index_params", m.index_params + fresh)
             )
+        if not kwargs.get("_async", False) and kwargs.get("sync", True):
+            self.wait_for_index(collection_name, timeout=timeout)
 
     def drop_index(self, collection_name: str, index_name: str, **kwargs: Any) -> None:
         """Drop an index definition and its built files' records (Milvus: the collection
@@ -62,7 +68,7 @@ class IndexMethods:
         found = [i for i in coll.meta.index_params if i["index_name"] == index_name]
         if not found:
             raise IndexNotFoundError(f"index not found[indexName={index_name}]")
-        if self._engine.query.loaded(coll.meta.id):
+        if self._engine.is_loaded(coll.meta.id):
             raise InvalidArgumentError(
                 f"index {index_name!r} cannot be dropped: collection {collection_name!r} is "
                 "loaded, release it first"
@@ -82,12 +88,15 @@ class IndexMethods:
             if not field_name or i["field_name"] == field_name
         ]
 
-    def describe_index(self, collection_name: str, index_name: str, **kwargs: Any) -> dict:
+    def describe_index(
+        self, collection_name: str, index_name: str, **kwargs: Any
+    ) -> dict[str, Any] | None:
         """pymilvus's fields (with Milvus's build progress: ``total_rows``,
         ``indexed_rows``, ``pending_index_rows``, ``state``), plus how the index is served:
         ``indexed_segments`` of
         ``sealed_segments`` use the built index (its ``backend``); the rest (small or
-        not yet built segments, growing data) are brute force on ``search_backend``."""
+        not yet built segments, growing data) are brute force on ``search_backend``.
+        None when the collection has no index of that name (as pymilvus answers)."""
         coll = self._coll(collection_name)
         for i in coll.meta.index_params:
             if i["index_name"] == index_name:
@@ -96,7 +105,7 @@ class IndexMethods:
                     **self._engine.index_progress(coll, i),
                     **self._engine.index_serving(coll, i),
                 }
-        raise IndexNotFoundError(f"index not found[indexName={index_name}]")
+        return None
 
     def wait_for_index(
         self,
@@ -126,7 +135,7 @@ class IndexMethods:
         if is_clustering:
             raise NotSupportedYetError("clustering compaction is not supported")
         coll = self._coll(collection_name)
-        job = self._engine.compactor.compact(coll.meta, manual=True)
+        job = self._engine.compact(coll.meta, manual=True)
         if job is None:
             raise InvalidArgumentError(
                 f"a compaction of collection {collection_name!r} is already running"
@@ -135,7 +144,7 @@ class IndexMethods:
 
     def get_compaction_state(self, job_id: int, **kwargs: Any) -> str:
         """``Completed``, ``Executing`` or ``Failed`` (pymilvus's state names)."""
-        return self._engine.compactor.state(int(job_id))
+        return self._engine.compaction_state(int(job_id))
 
 
 def _check_index_fields(schema: CollectionSchema, index_params: IndexParams) -> None:

@@ -1,14 +1,17 @@
-"""``MilvusClient``: the pymilvus-compatible Python API over the embedded runtime.
+"""``MilvusClient``: the pymilvus-compatible Python API over a runtime
+(:class:`gpuvec.runtime.base.Runtime`).
 
 Names, parameters, defaults and result shapes follow pymilvus's ``MilvusClient``; a local
-directory ``uri`` opens :class:`~gpuvec.cluster.embedded.Engine` there. Every mutation
-returns its timestamp, which the client remembers for Session consistency (DESIGN §3).
+directory ``uri`` opens the embedded runtime (:class:`~gpuvec.runtime.embedded.Engine`)
+there, ``engine=`` serves any other runtime (a cluster proxy's ``ClusterEngine``). Every
+mutation returns its timestamp, which the client remembers for Session consistency
+(DESIGN §3).
 
 The client works inside one database (``db_name``, ``use_database``): every collection
 name it is given, or an alias of the database, is resolved to the engine's name by
-:mod:`gpuvec.proxy.names`; results show user-facing names. Databases, aliases, load
-states and other administration live in :mod:`gpuvec.client_admin`, indexes and
-compaction in :mod:`gpuvec.client_indexes`.
+:mod:`gpuvec.proxy.names`; results show user-facing names. This module holds collections,
+partitions and data; databases, aliases, load states and other administration are in
+:mod:`.admin`, indexes and compaction in :mod:`.indexes`, service calls in :mod:`.service`.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from gpuvec import ops
-from gpuvec.client_admin import AdminMethods, LoadState
-from gpuvec.client_indexes import IndexMethods, _check_index_fields
-from gpuvec.client_service import ServiceMethods
-from gpuvec.cluster.embedded import Collection, Engine
+from gpuvec.client.admin import AdminMethods, LoadState
+from gpuvec.client.indexes import IndexMethods, _check_index_fields
+from gpuvec.client.iterators import IteratorMethods
+from gpuvec.client.service import ServiceMethods
 from gpuvec.config import Config
-from gpuvec.coord.namespaces import DEFAULT_DB, Namespaces
+from gpuvec.coord.namespaces import Namespaces
 from gpuvec.errors import (
     CollectionNotFoundError,
     InvalidArgumentError,
@@ -44,7 +47,9 @@ from gpuvec.proxy.params import (
     vector_field,
     window,
 )
+from gpuvec.records import DEFAULT_DB, CollectionView
 from gpuvec.rows import pks_from_ids, resolve_output_fields, rows_to_table, table_to_rows
+from gpuvec.runtime.base import Runtime
 from gpuvec.schema import CollectionSchema, DataType, validate_name
 
 __all__ = ["LoadState", "MilvusClient"]
@@ -53,7 +58,7 @@ __all__ = ["LoadState", "MilvusClient"]
 _REMOTE = ("http://", "https://", "tcp://", "grpc://", "unix:")
 
 
-class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
+class MilvusClient(AdminMethods, IndexMethods, IteratorMethods, ServiceMethods):
     def __new__(cls, uri: str = "./gpuvec-data", *args: Any, **kwargs: Any) -> Any:
         """A remote URI (``http://host:19530`` — a ``gpuvec serve`` or any Milvus) gives
         pymilvus's own client; anything else opens the embedded runtime."""
@@ -77,19 +82,21 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
         engine: Any = None,
         **kwargs: Any,
     ) -> None:
-        """``engine``: serve another runtime with the same interface as
-        :class:`~gpuvec.cluster.embedded.Engine` (a cluster proxy passes its
-        :class:`~gpuvec.cluster.proxy.ClusterEngine`; ``uri`` is then ignored)."""
+        """``engine``: serve another :class:`~gpuvec.runtime.base.Runtime` (a cluster proxy
+        passes its :class:`~gpuvec.cluster.proxy.ClusterEngine`; ``uri`` is then ignored).
+        Keywords named after a :class:`~gpuvec.config.Config` field set that option."""
         if engine is None:
+            from gpuvec.runtime.embedded import Engine
+
             path = Path(uri.removeprefix("file://"))
             if path.suffix == ".db":  # Milvus Lite style "./x.db": a directory name
                 path = path.with_suffix(".gpuvec")
             engine = Engine(path, Config.for_client(config, kwargs))
-        self._engine = engine
+        self._engine: Runtime = engine
         self._session_ts = 0
         self._filters = FilterCompiler()
         self._ns = Namespaces(self._engine.catalog)
-        self._names = NameResolver(self._engine.catalog, self._ns, self._engine.collections)
+        self._names = NameResolver(self._engine.catalog, self._ns, self._engine.serves)
         self._owns_engine = True
         try:
             self._db = self._names.require_db(db_name)
@@ -97,7 +104,7 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
             self._engine.close()
             raise
 
-    def _coll(self, name: str) -> Collection:
+    def _coll(self, name: str) -> CollectionView:
         """The collection (or alias target) ``name`` of the current database."""
         return self._engine.get(self._names.resolve(self._db, name))
 
@@ -193,7 +200,7 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
         return {
             "row_count": self._row_count(coll, live),
             "search_backend": ops.backend_name(),
-            **self._engine.query.stats(coll.meta.id),
+            **self._engine.segment_stats(coll.meta.id),
         }
 
     def flush(self, collection_name: str, **kwargs: Any) -> None:
@@ -303,9 +310,12 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
         return {"delete_count": len(pks), "timestamp": self._note(ts)}
 
     # --- reads -------------------------------------------------------------------------------
-    def _read_ts(self, coll: Collection, kwargs: dict[str, Any]) -> int:
+    def _read_ts(self, coll: CollectionView, kwargs: dict[str, Any]) -> int:
         """Read timestamp; a ``guarantee_timestamp`` (the gRPC endpoint passes the one
         pymilvus sends for Session reads) joins this client's own last write."""
+        snapshot = kwargs.get("_snapshot_ts")  # an iterator's pinned read (iterators.py)
+        if snapshot is not None:
+            return int(snapshot)
         session = max(self._session_ts, int(kwargs.get("guarantee_timestamp") or 0))
         return self._engine.read_ts(coll, kwargs.get("consistency_level"), session)
 
@@ -377,7 +387,7 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
 
     def _rows_of(
         self,
-        coll: Collection,
+        coll: CollectionView,
         found: list,
         output_fields: list[str],
         limit: int | None,
@@ -399,7 +409,7 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
         table = fetch_rows(coll.schema, segs, seg_idx[order], rows[order], spec.columns)
         return table_to_rows(table, coll.schema, output_fields)
 
-    def _compile(self, coll: Collection, text: Any, params: Any) -> CompiledFilter | None:
+    def _compile(self, coll: CollectionView, text: Any, params: Any) -> CompiledFilter | None:
         return self._filters.compile(coll.meta.id, coll.schema, text or None, params)
 
     def search(
@@ -473,7 +483,12 @@ class MilvusClient(AdminMethods, IndexMethods, ServiceMethods):
     def dashboard_link(self) -> str | None:
         """The URL of gpuvec's page on the Dask dashboard (None until the data nodes run;
         ``MilvusClient(dir, dashboard_address=":8787")`` starts them at open)."""
-        return getattr(self._engine, "dashboard_link", None)
+        return self._engine.dashboard_link
+
+    def open_dashboard(self) -> str | None:
+        """Start the data nodes' Dask dashboard now if it is not up (it otherwise starts
+        with the first index build or compaction); return :attr:`dashboard_link`."""
+        return self._engine.open_dashboard()
 
     def close(self) -> None:
         if self._owns_engine:  # a for_database view shares its parent's engine

@@ -10,7 +10,9 @@ policy (or release an idle channel's WAL of ticks).
 
 The engine is the coordinator's and the proxy's logic for the in-process API: DDL through
 the catalog, writes routed to shards by primary-key hash, reads at a guarantee timestamp
-(DESIGN §3) scattered over growing and sealed segments and reduced to top-k.
+(DESIGN §3) scattered over growing and sealed segments and reduced to top-k. It implements
+:class:`gpuvec.runtime.base.Runtime`; its data-node duties (index builds, compactions and
+their swaps) are the composed :class:`gpuvec.runtime.duties.DataNodeDuties`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from gpuvec.cluster.duties import DataNodeDuties
 from gpuvec.config import Config
-from gpuvec.coord.catalog import Catalog, CollectionMeta
+from gpuvec.coord.catalog import Catalog
 from gpuvec.coord.compaction import Compactor
 from gpuvec.coord.indexing import IndexBuilder
 from gpuvec.coord.tso import TSO, compose, now_ts, physical_ms
@@ -48,6 +49,8 @@ from gpuvec.proxy.router import split_write
 from gpuvec.query.node import QueryNode
 from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData, visible_matches, visible_rows_of
+from gpuvec.records import CONSISTENCY, DEFAULT_PARTITION, CollectionMeta, CollectionView
+from gpuvec.runtime.duties import DataNodeDuties
 from gpuvec.schema import CollectionSchema
 from gpuvec.storage.meta.election import Election
 from gpuvec.storage.meta.sqlite import SqliteMetaStore
@@ -56,15 +59,14 @@ from gpuvec.storage.wal.local import LocalWAL
 from gpuvec.streaming.shard import Shard
 
 log = logging.getLogger(__name__)
-CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
 
 
-class Collection:
-    """Runtime state of one collection: its catalog record and shards."""
+class Collection(CollectionView):
+    """Runtime state of one collection: its catalog record and its shards."""
 
     def __init__(self, meta: CollectionMeta, shards: list[Shard]) -> None:
-        self.meta, self.shards = meta, shards
-        self.schema = meta.collection_schema()
+        super().__init__(meta)
+        self.shards = shards
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -76,7 +78,9 @@ class Collection:
             yield
 
 
-class Engine(DataNodeDuties):
+class Engine:
+    kind = "embedded"
+
     def __init__(self, directory: str | Path, config: Config | None = None) -> None:
         self.root = Path(directory)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -103,6 +107,7 @@ class Engine(DataNodeDuties):
         )
         self.store = open_store(self.root / "objects")
         self.query = QueryNode(self.store, DeviceResidency(self.config.gpu_memory_budget))
+        self.duties = DataNodeDuties(self)
         self.datanodes = DataNodeRuntime(
             self.config.scheduler_address,
             workers=self.config.datanode_workers,
@@ -113,7 +118,7 @@ class Engine(DataNodeDuties):
             self.catalog,
             self.datanodes,
             StoreSpec(str(self.root / "objects")),
-            self._index_built,
+            self.duties.index_built,
             min_rows=self.config.index_min_rows,
         )
         self.compactor = Compactor(
@@ -123,7 +128,7 @@ class Engine(DataNodeDuties):
             self.store,
             self.config,
             self.query.deleted_fraction,
-            self._compacted,
+            self.duties.compacted,
         )
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
@@ -136,8 +141,7 @@ class Engine(DataNodeDuties):
         self._maint.start()
         self._ticker = threading.Thread(target=self._tick, name="gpuvec-timetick", daemon=True)
         self._ticker.start()
-        self._indexing = threading.Thread(target=self._index, name="gpuvec-index", daemon=True)
-        self._indexing.start()
+        self.duties.start()
         if self.datanodes.dashboard_pinned:  # a fixed dashboard port: up now, not lazily
             try:  # (the runtime logs the page's URL)
                 self.datanodes.client  # noqa: B018 - starts the scheduler and its dashboard
@@ -196,6 +200,27 @@ class Engine(DataNodeDuties):
         except GpuvecError as e:
             log.error("gpuvec engine on %s stopped serving: %s", self.root, e)
 
+    def open_dashboard(self) -> str | None:
+        """Start the data nodes (and their Dask dashboard) now; the gpuvec page's URL."""
+        self.datanodes.client  # noqa: B018 - starts the scheduler and its dashboard
+        return self.dashboard_link
+
+    # --- indexes and compaction (the data-node duties) -------------------------------------
+    def index_progress(self, coll: CollectionView, definition: dict[str, Any]) -> dict[str, Any]:
+        return self.duties.index_progress(coll, definition)
+
+    def index_serving(self, coll: CollectionView, definition: dict[str, Any]) -> dict[str, Any]:
+        return self.duties.index_serving(coll, definition)
+
+    def wait_for_indexes(self, name: str, timeout: float = 60.0) -> bool:
+        return self.duties.wait_for_indexes(name, timeout)
+
+    def compact(self, meta: CollectionMeta, manual: bool = False) -> int | None:
+        return self.compactor.compact(meta, manual=manual)
+
+    def compaction_state(self, job: int) -> str:
+        return self.compactor.state(job)
+
     @property
     def dashboard_link(self) -> str | None:
         """The gpuvec page on the data nodes' Dask dashboard (``http://…/gpuvec``), once
@@ -215,7 +240,7 @@ class Engine(DataNodeDuties):
         self._stop.set()
         self._maint.join(timeout=5)
         self._ticker.join(timeout=5)
-        self._indexing.join(timeout=5)
+        self.duties.stop()
         self.datanodes.close()
         for coll in self.collections.values():
             for shard in coll.shards:
@@ -307,7 +332,7 @@ class Engine(DataNodeDuties):
         self.query.load(coll.meta, self.catalog)
         self.query.attach_indexes(coll.meta, self.catalog)
         for shard in coll.shards:  # deletes not yet in a delta log
-            for pks, ts in shard._deletes:
+            for pks, ts in shard.pending_deletes():
                 self.query.delete(coll.meta.id, pks, ts)
 
     def release(self, name: str) -> None:
@@ -317,15 +342,17 @@ class Engine(DataNodeDuties):
             if coll.meta.loaded:
                 self.update_meta(name, lambda m: setattr(m, "loaded", False))
 
-    def partition_ids(self, coll: Collection, names: list[str] | None) -> set[int] | None:
-        if not names:
-            return None
-        out = set()
-        for p in names:
-            if p not in coll.meta.partitions:
-                raise PartitionNotFoundError(f"partition not found[partition={p}]")
-            out.add(coll.meta.partitions[p])
-        return out
+    def is_loaded(self, collection_id: int) -> bool:
+        return self.query.loaded(collection_id)
+
+    def segment_stats(self, collection_id: int) -> dict[str, int]:
+        return self.query.stats(collection_id)
+
+    def serves(self, name: str) -> bool:
+        return name in self.collections
+
+    def guarded_txn(self, compare: Any, success: Any, failure: Any = ()) -> Any:
+        return self.election.guarded_txn(compare, success, failure)
 
     # --- writes ------------------------------------------------------------------------------
     def write(
@@ -339,7 +366,7 @@ class Engine(DataNodeDuties):
         """Route rows and deletes to shards; return the write's timestamp. A write that
         spans shards takes one timestamp for all of them, under every shard lock, so a read
         sees all of it or none of it (as Milvus stamps a request once)."""
-        pname = partition or "_default"
+        pname = partition or DEFAULT_PARTITION
         if pname not in coll.meta.partitions:
             raise PartitionNotFoundError(f"partition not found[partition={pname}]")
         pid = coll.meta.partitions[pname]

@@ -10,7 +10,8 @@ loaded collection's segments; which partitions a read may touch is decided here
 (``_parts``): a read of a released partition raises ``PartitionNotLoadedError``, of a
 released collection ``CollectionNotLoadedError`` (from the engine).
 
-A mixin: ``MilvusClient`` provides ``_engine``, ``_db``, ``_ns`` (Namespaces), ``_names``
+A part of ``MilvusClient`` (a base class of it): the client provides ``_engine`` (its
+:class:`~gpuvec.runtime.base.Runtime`), ``_db``, ``_ns`` (Namespaces), ``_names``
 (NameResolver) and ``_coll``.
 """
 
@@ -32,6 +33,7 @@ from gpuvec.errors import (
     PartitionNotLoadedError,
 )
 from gpuvec.proxy.names import NameResolver, check_db_name, qualify, split, user_name
+from gpuvec.runtime.base import Runtime
 from gpuvec.schema import validate_name
 
 
@@ -68,7 +70,7 @@ def _names_list(partition_names: Any) -> list[str]:
 
 
 class AdminMethods:
-    _engine: Any
+    _engine: Runtime
     _db: str
     _ns: Namespaces
     _names: NameResolver
@@ -299,7 +301,7 @@ class AdminMethods:
     ) -> None:
         """Reload a loaded collection's sealed segments from the catalog."""
         coll = self._coll(collection_name)
-        if not self._engine.query.loaded(coll.meta.id):
+        if not self._engine.is_loaded(coll.meta.id):
             raise CollectionNotLoadedError(
                 f"collection not loaded[collection={collection_name}]: load it before refresh_load"
             )
@@ -328,7 +330,7 @@ class AdminMethods:
         self._check_partitions(coll, names)
         self._check_indexed(coll)
         with self._engine.lock:
-            loaded = self._engine.query.loaded(coll.meta.id)
+            loaded = self._engine.is_loaded(coll.meta.id)
             if loaded and coll.meta.loaded_partitions is None:
                 return  # the whole collection is loaded
             have = set(coll.meta.loaded_partitions or []) if loaded else set()
@@ -348,7 +350,7 @@ class AdminMethods:
         coll = self._coll(collection_name)
         self._check_partitions(coll, names)
         with self._engine.lock:
-            if not self._engine.query.loaded(coll.meta.id):
+            if not self._engine.is_loaded(coll.meta.id):
                 return
             keep = [p for p in self._loaded_names(coll) if p not in names]
             if keep:
@@ -370,7 +372,7 @@ class AdminMethods:
             return {"state": LoadState.NotExist}
         if partition_name and partition_name not in coll.meta.partitions:
             return {"state": LoadState.NotExist}
-        loaded = self._engine.query.loaded(coll.meta.id)
+        loaded = self._engine.is_loaded(coll.meta.id)
         if loaded and partition_name:
             loaded = partition_name in self._loaded_names(coll)
         return {"state": LoadState.Loaded if loaded else LoadState.NotLoad}
@@ -380,10 +382,10 @@ class AdminMethods:
         or every loaded one (None: all of them)."""
         lp = coll.meta.loaded_partitions
         if lp is None or not coll.meta.loaded:
-            return self._engine.partition_ids(coll, names)
+            return coll.partition_ids(names)
         if not names:
             return {coll.meta.partitions[p] for p in lp if p in coll.meta.partitions}
-        ids = self._engine.partition_ids(coll, names)
+        ids = coll.partition_ids(names)
         for p in names:
             if p not in lp:
                 raise PartitionNotLoadedError(

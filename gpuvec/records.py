@@ -1,0 +1,104 @@
+"""Records every role shares: a collection's and a sealed segment's catalog entries, the
+handle the read and write paths pass around, per-segment search hits, and the identity of
+an index definition.
+
+This module sits one level above :mod:`gpuvec.schema` and :mod:`gpuvec.errors` and imports
+nothing else of gpuvec, so storage, streaming, query, coordinator, data-node, proxy and
+client code may all use it. The catalog (:mod:`gpuvec.coord.catalog`) stores these records
+in meta storage; their keys are in :mod:`gpuvec.storage.meta.keys`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gpuvec.errors import PartitionNotFoundError
+from gpuvec.schema import CollectionSchema
+
+DEFAULT_DB = "default"
+DEFAULT_PARTITION = "_default"
+CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
+NO_BUILD = ("FLAT", "GPU_BRUTE_FORCE")  # index types searched exactly: nothing to build
+
+
+@dataclass
+class CollectionMeta:
+    """A collection's catalog record (``catalog/collections/<name>``)."""
+
+    id: int
+    name: str
+    schema: dict[str, Any]
+    num_shards: int
+    consistency_level: str
+    partitions: dict[str, int]
+    created_ts: int
+    properties: dict[str, Any] = field(default_factory=dict)
+    index_params: list[dict[str, Any]] = field(default_factory=list)
+    loaded: bool = False
+    # while ``loaded``: None = every partition (also ones created later, as Milvus does
+    # after load_collection), else the names passed to load_partitions
+    loaded_partitions: list[str] | None = None
+
+    @property
+    def channels(self) -> list[str]:
+        """The collection's WAL channels, one per shard."""
+        return [f"c{self.id}_dml_{i}" for i in range(self.num_shards)]
+
+    def collection_schema(self) -> CollectionSchema:
+        return CollectionSchema.from_dict(self.schema)
+
+
+@dataclass
+class SegmentMeta:
+    """A committed sealed segment's catalog record (``catalog/segments/<cid>/<sid>``)."""
+
+    id: int
+    collection_id: int
+    partition_id: int
+    channel: str
+    path: str
+    rows: int
+    ts_min: int
+    ts_max: int
+    checkpoint: int  # WAL position after the last record the segment covers
+
+
+class CollectionView:
+    """A collection as a runtime hands it to the client facade: its catalog record and
+    schema (the embedded runtime's :class:`~gpuvec.runtime.embedded.Collection` adds its
+    shards)."""
+
+    def __init__(self, meta: CollectionMeta) -> None:
+        self.meta = meta
+        self.schema = meta.collection_schema()
+
+    def partition_ids(self, names: list[str] | None) -> set[int] | None:
+        """The ids of the named partitions (None: no restriction); an unknown name raises
+        ``PartitionNotFoundError`` with Milvus's wording."""
+        if not names:
+            return None
+        out = set()
+        for p in names:
+            if p not in self.meta.partitions:
+                raise PartitionNotFoundError(f"partition not found[partition={p}]")
+            out.add(self.meta.partitions[p])
+        return out
+
+
+@dataclass
+class Hits:
+    """Per-query best rows of one segment: distances and row offsets ([nq, k], -1 = none)."""
+
+    distances: np.ndarray
+    rows: np.ndarray
+
+
+def index_id(definition: dict[str, Any]) -> str:
+    """A stable id of an index definition: another type, metric or params → another id."""
+    keep = {k: definition.get(k) for k in ("field_name", "index_type", "metric_type", "params")}
+    return hashlib.sha1(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
