@@ -1,4 +1,5 @@
-"""Command line: ``gpuvec demo``, ``gpuvec serve``, the cluster roles (``gpuvec coordinator |
+"""Command line: ``gpuvec demo``, ``gpuvec serve``, ``gpuvec import`` / ``build-index``
+(:mod:`gpuvec.jobs_cli`), the cluster roles (``gpuvec coordinator |
 streamingnode | querynode | proxy``) and ``gpuvec cluster up|down|status`` (also
 ``python -m gpuvec ...``)."""
 
@@ -14,6 +15,10 @@ gpuvec: a GPU-accelerated, Milvus-compatible vector database.
 
   gpuvec demo                 the embedded engine on real word vectors (no servers)
   gpuvec serve --data DIR     a Milvus gRPC endpoint for pymilvus on a data directory
+  gpuvec import --data DIR --collection C FILE...
+                              bulk-import Parquet / NumPy / JSON files (Dask job)
+  gpuvec build-index --data DIR --collection C
+                              build or rebuild a collection's indexes (Dask job)
   gpuvec cluster up|down|status
                               a local disaggregated cluster (etcd, Kafka, Dask, roles)
   gpuvec coordinator | streamingnode | querynode | proxy --config FILE
@@ -67,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         help="largest request, refused before decoding (Milvus serverMaxRecvSize; env "
         "GPUVEC_MAX_RECV_SIZE; default 67108864 = 64 MiB)",
     )
+    from gpuvec import jobs_cli
     from gpuvec.cluster import launcher_cli, roles_cli
+
+    jobs_cli.add_parsers(sub)
 
     roles_cli.add_metrics_port(serve)
 
@@ -78,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         return roles_cli.run(args)
     if args.command == "cluster":
         return launcher_cli.run(args)
+    if args.command == "import":
+        return jobs_cli.run_import(args)
+    if args.command == "build-index":
+        return jobs_cli.run_build_index(args)
     if args.command == "demo":
         from gpuvec.demo import run_demo
 

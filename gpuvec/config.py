@@ -38,6 +38,7 @@ class Config:
     datanode_processes: bool = False  # True: `dask worker` programs (never re-run __main__)
     dashboard_address: str = ":0"  # the embedded cluster's Dask dashboard ("" or ":0": any port)
     index_min_rows: int = 1024  # smaller sealed segments are served by brute force
+    import_chunk_rows: int = 100_000  # rows per bulk-import task (and per imported segment)
     compaction_small_rows: int = 100_000  # merge two or more sealed segments below this
     compaction_deleted_ratio: float = 0.2  # rewrite a segment with more rows deleted
     compaction_retention_s: float = 60.0  # rows deleted within this window are kept (MVCC)

@@ -152,6 +152,13 @@ class IndexBuildError(GpuvecError):
     code = 5  # merr ErrServiceInternal: the build, not the request, went wrong
 
 
+class ImportJobError(GpuvecError):
+    """A bulk-import job failed (the message names the file, row and field when a row was
+    the cause)."""
+
+    code = 2100  # merr ErrImportFailed
+
+
 class NotSupportedYetError(GpuvecError):
     """A Milvus feature gpuvec does not implement yet (the message says which)."""
 

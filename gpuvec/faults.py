@@ -7,7 +7,9 @@ got there, then sleeps ``GPUVEC_FAULT_PAUSE_S`` seconds (default 120) — long e
 
 Points:
 * ``shard.after-wal-append`` — a write is in the WAL but not yet applied or acknowledged;
-* ``wal.torn-batch`` — half of a multi-record WAL batch's bytes are written, the rest not.
+* ``wal.torn-batch`` — half of a multi-record WAL batch's bytes are written, the rest not;
+* ``import.chunk`` — a bulk-import chunk task is about to run (on the data node);
+* ``import.before-commit`` — every chunk of an import is written, nothing committed.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Records every role shares: a collection's and a sealed segment's catalog entries, the
-handle the read and write paths pass around, per-segment search hits, and the identity of
-an index definition.
+handle the read and write paths pass around, per-segment search hits, the identity of an
+index definition, and the rule that routes a primary key to its shard.
 
 This module sits one level above :mod:`gpuvec.schema` and :mod:`gpuvec.errors` and imports
 nothing else of gpuvec, so storage, streaming, query, coordinator, data-node, proxy and
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,3 +103,19 @@ def index_id(definition: dict[str, Any]) -> str:
     """A stable id of an index definition: another type, metric or params → another id."""
     keep = {k: definition.get(k) for k in ("field_name", "index_type", "metric_type", "params")}
     return hashlib.sha1(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def shard_of(pks: np.ndarray, num_shards: int) -> np.ndarray:
+    """Shard index of each primary key (int64 keys: Fibonacci hash; strings: CRC32)."""
+    if num_shards == 1:
+        return np.zeros(len(pks), np.int64)
+    if pks.dtype.kind in "iu":
+        with np.errstate(over="ignore"):
+            h = pks.astype(np.uint64) * _GOLDEN
+        return ((h >> np.uint64(33)) % np.uint64(num_shards)).astype(np.int64)
+    return np.fromiter(
+        (zlib.crc32(str(p).encode()) % num_shards for p in pks), np.int64, count=len(pks)
+    )

@@ -23,6 +23,7 @@ import numpy as np
 
 from gpuvec import ops
 from gpuvec.client.admin import AdminMethods, LoadState
+from gpuvec.client.imports import ImportMethods
 from gpuvec.client.indexes import IndexMethods, _check_index_fields
 from gpuvec.client.iterators import IteratorMethods
 from gpuvec.client.service import ServiceMethods
@@ -58,7 +59,7 @@ __all__ = ["LoadState", "MilvusClient"]
 _REMOTE = ("http://", "https://", "tcp://", "grpc://", "unix:")
 
 
-class MilvusClient(AdminMethods, IndexMethods, IteratorMethods, ServiceMethods):
+class MilvusClient(AdminMethods, IndexMethods, ImportMethods, IteratorMethods, ServiceMethods):
     def __new__(cls, uri: str = "./gpuvec-data", *args: Any, **kwargs: Any) -> Any:
         """A remote URI (``http://host:19530`` — a ``gpuvec serve`` or any Milvus) gives
         pymilvus's own client; anything else opens the embedded runtime."""
@@ -235,19 +236,29 @@ class MilvusClient(AdminMethods, IndexMethods, IteratorMethods, ServiceMethods):
         return ts
 
     def _write_rows(
-        self, op: str, collection_name: str, data: dict | list[dict], partition_name: str | None
+        self, op: str, collection_name: str, data: Any, partition_name: str | None
     ) -> dict[str, Any]:
         """insert/upsert: validate every row first, then route; an upsert deletes the old
-        rows of its keys and inserts the new ones at one timestamp."""
+        rows of its keys and inserts the new ones at one timestamp. Column data (an Arrow
+        table, a DataFrame, a dict of columns: :func:`gpuvec.columns.is_column_data`) is
+        validated column by column (:func:`gpuvec.columns.columns_to_table`), rows one by
+        one (:func:`gpuvec.rows.rows_to_table`); both give the same table."""
+        from gpuvec.columns import column_data_rows, columns_to_table, is_column_data
+
         coll = self._coll(collection_name)
-        rows = [data] if isinstance(data, dict) else list(data)
-        if not rows:
+        columnar = is_column_data(coll.schema, data)
+        rows: list[dict] = [] if columnar else [data] if isinstance(data, dict) else list(data)
+        n = column_data_rows(data) if columnar else len(rows)
+        if not n:
             return {f"{op}_count": 0, "ids": [], "timestamp": 0}
         auto = None
         if op == "insert" and coll.schema.auto_id:
-            first = self._engine.catalog.allocate_ids(len(rows))
-            auto = list(range(first, first + len(rows)))
-        table = rows_to_table(coll.schema, rows, operation=op, auto_ids=auto)
+            first = self._engine.catalog.allocate_ids(n)
+            auto = np.arange(first, first + n, dtype=np.int64)
+        if columnar:
+            table = columns_to_table(coll.schema, data, operation=op, auto_ids=auto)
+        else:
+            table = rows_to_table(coll.schema, rows, operation=op, auto_ids=auto)
         ids = table.column(coll.schema.primary_field.name).to_pylist()  # type: ignore[union-attr]
         ts = self._engine.write(
             coll,
@@ -255,26 +266,35 @@ class MilvusClient(AdminMethods, IndexMethods, IteratorMethods, ServiceMethods):
             delete_pks=np_keys(ids) if op == "upsert" else None,
             partition=partition_name or None,
         )
-        return {f"{op}_count": len(rows), "ids": ids, "timestamp": self._note(ts)}
+        return {f"{op}_count": n, "ids": ids, "timestamp": self._note(ts)}
 
     def insert(
         self,
         collection_name: str,
-        data: dict | list[dict],
+        data: Any,
         timeout: float | None = None,
         partition_name: str | None = "",
         **kwargs: Any,
     ) -> dict[str, Any]:
+        """Insert rows, as pymilvus does (a dict or a list of dicts), or column data: a
+        pyarrow Table/RecordBatch, a pandas DataFrame (vectors as a column of lists or
+        arrays), or a dict of columns (NumPy arrays — a vector field as one 2-D
+        ``[n, dim]`` array, ``np.memmap`` included —, pyarrow arrays, pandas Series or
+        lists). A dict is columns when its first vector field's value is 2-D and every
+        value is a column, else one row. Returns ``{"insert_count", "ids", "timestamp"}``."""
         return self._write_rows("insert", collection_name, data, partition_name)
 
     def upsert(
         self,
         collection_name: str,
-        data: dict | list[dict],
+        data: Any,
         timeout: float | None = None,
         partition_name: str | None = "",
         **kwargs: Any,
     ) -> dict[str, Any]:
+        """Insert or replace by primary key; ``data`` as for :meth:`insert` (rows or column
+        data, the primary key always included). Returns ``{"upsert_count", "ids",
+        "timestamp"}``."""
         return self._write_rows("upsert", collection_name, data, partition_name)
 
     def delete(

@@ -32,6 +32,7 @@ from gpuvec.errors import (
     CollectionNotLoadedError,
     IndexBuildError,
     InvalidArgumentError,
+    NotSupportedYetError,
     UnavailableError,
 )
 from gpuvec.observability import engines
@@ -325,6 +326,21 @@ class ClusterEngine:
                 return True
             time.sleep(0.1)
         return False
+
+    # --- bulk import ---------------------------------------------------------------------
+    def import_files(
+        self, meta: CollectionMeta, files: Any, partition: str | None = None, **options: Any
+    ) -> int:
+        raise NotSupportedYetError(
+            "bulk import through a cluster proxy is not supported yet: import into an "
+            "embedded engine or gpuvec serve"
+        )
+
+    def import_state(self, job_id: int) -> dict[str, Any]:
+        raise NotSupportedYetError("bulk import through a cluster proxy is not supported yet")
+
+    def import_jobs(self, collection: str = "", limit: int = 0) -> list[dict[str, Any]]:
+        return []
 
     # --- the coordinator's compactions and dashboard, over its RPC ---------------------
     def compact(self, meta: CollectionMeta, manual: bool = False) -> int | None:

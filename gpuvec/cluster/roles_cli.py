@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ClusterSettings.load(args.config)
     role = args.command
     if role == "proxy":
+        import gpuvec.client  # noqa: F401  (imported before the engine's threads start)
         from gpuvec.cluster.proxy import ClusterEngine
         from gpuvec.server.app import ServerOptions, serve_forever
 

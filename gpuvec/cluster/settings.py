@@ -107,7 +107,7 @@ class ClusterSettings:
         return open_store(self.objects)
 
     def store_spec(self) -> Any:
-        from gpuvec.datanode.tasks import StoreSpec
+        from gpuvec.pipelines.common import StoreSpec
 
         return StoreSpec(self.objects)
 

@@ -256,6 +256,28 @@ class Catalog:
             ops.append(Put(K.segment_key(collection_id, new.id), _dump(new)))
         return self.txn([Compare(k, "version", ">", 0) for k in keys], ops).succeeded
 
+    def commit_import(
+        self,
+        meta: CollectionMeta,
+        segments: Sequence[SegmentMeta],
+        indexes: Sequence[tuple[int, str, dict[str, Any]]],
+        job: tuple[str, bytes],
+    ) -> bool:
+        """Make a bulk import's segments (and the index builds already done for them)
+        visible and record its job as finished, in one transaction: all of it or nothing.
+        Only while the collection is still the one imported into (same name and id: a
+        dropped or re-created collection gains nothing). Returns whether it committed."""
+        ckey = self._ckey(meta.name)
+        kv = self.meta.get(ckey)
+        if kv is None or CollectionMeta(**json.loads(kv.value)).id != meta.id:
+            return False
+        ops: list[Op] = [Put(K.segment_key(meta.id, s.id), _dump(s)) for s in segments]
+        ops += [Put(K.index_key(meta.id, sid, field), json.dumps(rec, separators=(",", ":"))
+                    .encode()) for sid, field, rec in indexes]  # fmt: skip
+        ops.append(Put(job[0], job[1]))
+        same = Compare(ckey, "create_revision", "==", kv.create_revision)
+        return self.txn([same], ops).succeeded
+
     # --- segment indexes (built by data nodes) ------------------------------------------------
     def commit_index(
         self, collection_id: int, segment_id: int, field: str, record: dict[str, Any]

@@ -31,11 +31,12 @@ from gpuvec.coord.catalog import Catalog
 from gpuvec.coord.planning import plan_compactions
 from gpuvec.coord.tso import compose, now_ts, physical_ms
 from gpuvec.datanode.runtime import DataNodeRuntime
-from gpuvec.datanode.tasks import StoreSpec, compact_task
 from gpuvec.observability.internals import track_compaction
+from gpuvec.pipelines.common import StoreSpec
+from gpuvec.pipelines.compact import compact_task
 from gpuvec.records import CollectionMeta, SegmentMeta
 from gpuvec.schema import DataType
-from gpuvec.storage.objects.paths import segment_path
+from gpuvec.storage.objects.paths import segment_path, segment_root
 from gpuvec.storage.objects.stores import delete_prefix
 
 log = logging.getLogger(__name__)
@@ -140,10 +141,10 @@ class Compactor:
             if self.catalog.commit_compaction(meta.id, old, new):
                 self.on_compacted(meta, old, new)
                 for s in old:  # garbage: nothing points at them any more
-                    delete_prefix(self.store, s.path)
+                    delete_prefix(self.store, segment_root(s.path))
                 ok = True
             elif new is not None:
-                delete_prefix(self.store, new.path)  # lost the race: never registered
+                delete_prefix(self.store, segment_root(new.path))  # lost the race: never registered
         except Exception as e:
             log.warning("compaction %s of collection %s failed: %s", new_id, meta.name, e)
         self._finish(job, meta, ok)

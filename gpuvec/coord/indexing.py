@@ -28,8 +28,9 @@ from typing import Any
 from gpuvec.coord.catalog import Catalog
 from gpuvec.coord.planning import build_key, plan_builds
 from gpuvec.datanode.runtime import DataNodeRuntime
-from gpuvec.datanode.tasks import StoreSpec, build_index_task
 from gpuvec.observability.internals import track_index_build
+from gpuvec.pipelines.build import build_index_task
+from gpuvec.pipelines.common import StoreSpec
 from gpuvec.records import NO_BUILD, CollectionMeta
 
 log = logging.getLogger(__name__)

@@ -14,21 +14,25 @@
 Importing this package does not import faiss (it is imported on the first build/load).
 """
 
-from gpuvec.index.base import SearchResult, VectorIndex
-from gpuvec.index.params import IndexParams
-from gpuvec.index.registry import build_index, load_index
-from gpuvec.index.spec import INDEX_TYPES, METRICS
-from gpuvec.index.validate import check_build_params, check_range_params, check_search_params
+from __future__ import annotations
 
-__all__ = [
-    "INDEX_TYPES",
-    "METRICS",
-    "IndexParams",
-    "SearchResult",
-    "VectorIndex",
-    "build_index",
-    "check_build_params",
-    "check_range_params",
-    "check_search_params",
-    "load_index",
-]
+import importlib
+from typing import Any
+
+# name → submodule: resolved on first use (PEP 562), so importing one submodule never runs
+# the others' imports (two threads importing index modules at once cannot see a partly
+# initialised package)
+_EXPORTS = {
+    "SearchResult": "base", "VectorIndex": "base", "IndexParams": "params",
+    "build_index": "registry", "load_index": "registry", "INDEX_TYPES": "spec",
+    "METRICS": "spec", "check_build_params": "validate", "check_range_params": "validate",
+    "check_search_params": "validate",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gpuvec.index' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"gpuvec.index.{module}"), name)

@@ -37,7 +37,6 @@ from typing import Any
 
 import click
 
-from gpuvec.datanode.tasks import PROGRESS_TOPIC
 from gpuvec.observability.pageformat import (
     TABLES,
     _bar,
@@ -47,12 +46,14 @@ from gpuvec.observability.pageformat import (
     device_html,
     gpu_memory,
     human_bytes,
+    import_status,
     node_counts,
     worker_gpu,
 )
 from gpuvec.observability.reports import read_reports
 from gpuvec.observability.snapshot import RequestMeter, snapshot
 from gpuvec.observability.workers import worker_rows
+from gpuvec.pipelines.common import PROGRESS_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ class GpuvecPage:
                 "query_nodes": tuple(c for c, _, _ in TABLES["query_nodes"][0]),
                 "channels": tuple(c for c, _, _ in TABLES["channels"][0]),
                 "workers": tuple(c for c, _, _ in TABLES["workers"][0]),
+                "imports": tuple(c for c, _, _ in TABLES["imports"][0]),
             }.items()
         }  # fmt: skip
         cols = {"time": []} | {f"{f}_{k}": [] for f in SERIES for k in ("rate", "p50", "p99")}
@@ -179,6 +181,8 @@ class GpuvecPage:
                 column(_title("Index builds"), tables["builds"]),
                 column(_title("Compactions"), tables["compactions"]),
             ),
+            _title("Bulk-import jobs"),
+            tables["imports"],
             _title("Segments (GPU / host)"),
             tables["segments"],
             _title("Data nodes: index builds and compactions run here"),
@@ -322,6 +326,13 @@ class GpuvecPage:
             "status": [f"{c['state']} ({c['plans']} rewrites, {c['rows'] or 0:,} rows)"
                        for c in comps],
             "elapsed": [_elapsed(c, now) for c in comps],
+        })  # fmt: skip
+        imps = snap.get("imports", [])
+        self._set("imports", {
+            "status": [import_status(j) for j in imps],
+            "progress": [_bar(j["progress"]) for j in imps],
+            "collection": [j["collection"] for j in imps],
+            "elapsed": [_elapsed(j, now) for j in imps],
         })  # fmt: skip
         segs = snap["segments"]
         self._set("segments", {

@@ -5,7 +5,7 @@ The coordinator times builds and compactions from submission (``gpuvec_datacoord
 included, :mod:`.internals`); a data node times what it ran itself, in the process that ran
 it: ``gpuvec_datanode_task_latency_seconds`` (by task type ``index_build`` / ``compaction``
 and outcome) and ``gpuvec_datanode_task_rows`` (rows read). The data-node tasks
-(:mod:`gpuvec.datanode.tasks`) are decorated with :func:`observed`.
+(:mod:`gpuvec.pipelines`) are decorated with :func:`observed`.
 
 A ``dask worker`` serves ``/metrics`` on its dashboard port from prometheus_client's default
 registry. Started with ``--preload gpuvec.observability.datanode`` (the local cluster

@@ -26,6 +26,11 @@ TABLES: dict[str, tuple[list[tuple[str, str, int]], int]] = {
          ("collection", "collection", 110), ("elapsed", "time", 60)],
         8,
     ),
+    "imports": (
+        [("status", "import job", 300), ("progress", "progress", 100),
+         ("collection", "collection", 110), ("elapsed", "time", 60)],
+        6,
+    ),
     "segments": (
         [("collection", "collection", 180), ("segment", "segment", 110), ("state", "state", 80),
          ("where", "lives on", 110), ("rows", "rows", 110), ("bytes", "bytes", 110)],
@@ -156,3 +161,11 @@ def nvml_line(devices: list[dict[str, Any]]) -> str:
         "(all processes, NVML)</div>"
         for d in devices
     )
+
+
+def import_status(job: dict[str, Any]) -> str:
+    """``#12 Importing 45% (4,500 / 10,000 rows)``, ``#12 Failed: <reason>``, …"""
+    head = f"#{job['job']} {job['state']}"
+    if job["state"] == "Failed":
+        return f"{head}: {job.get('reason') or '?'}"
+    return f"{head} {100 * job['progress']:.0f}% ({job['rows']:,} / {job['total_rows']:,} rows)"

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gpuvec.observability.snapshot import _no_gpu_reason, read_requests
 from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import MetaStore, Put
 
@@ -74,8 +75,6 @@ def _gpu_state(query: Any) -> dict[str, Any]:
         out["budget"] = int(getattr(residency, "budget", 0) or 0)
         out["free"], out["total"] = (int(x) for x in ops.device_memory())
     else:
-        from gpuvec.observability.snapshot import _no_gpu_reason
-
         out["reason"] = _no_gpu_reason()
     return out
 
@@ -121,8 +120,6 @@ def _streamingnode(node: Any) -> dict[str, Any]:
 
 
 def _proxy(_: Any) -> dict[str, Any]:
-    from gpuvec.observability.snapshot import read_requests
-
     requests = read_requests()
     for rec in requests.values():  # JSON keys: the le labels as Prometheus writes them
         rec["buckets"] = {_le(b): c for b, c in sorted(rec["buckets"].items())}

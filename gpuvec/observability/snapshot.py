@@ -10,7 +10,7 @@
 * **catalogs** (:class:`~gpuvec.coord.catalog.Catalog` objects; the cluster scheduler's page
   reads the catalog in etcd): collections and sealed segments as committed in meta;
 * **events**: the index-build progress events the data-node tasks log on the Dask scheduler
-  (:data:`gpuvec.datanode.tasks.PROGRESS_TOPIC`), for per-batch progress of running builds;
+  (:data:`gpuvec.pipelines.common.PROGRESS_TOPIC`), for per-batch progress of running builds;
 * **meter**: a :class:`RequestMeter`, which turns the request metrics in prometheus_client's
   registry (``gpuvec_proxy_req_count``, ``gpuvec_proxy_req_latency_seconds``) into rates and
   p50 / p99 latencies between two successive calls;
@@ -31,11 +31,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from gpuvec.datanode.tasks import build_progress
+from gpuvec.pipelines.common import build_progress
 from gpuvec.records import NO_BUILD, index_id
 
 REQUESTS_METRIC = "gpuvec_proxy_req_count"
 LATENCY_METRIC = "gpuvec_proxy_req_latency_seconds"
+RECENT_IMPORTS = 8  # import jobs the page lists per engine
 BUILD_PREFIX = "gpuvec-build-index-"
 COMPACT_PREFIX = "gpuvec-compact-"
 
@@ -280,6 +281,20 @@ def _builds(
     return out
 
 
+def import_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bulk-import jobs (their records, :mod:`gpuvec.coord.imports`) as the page lists them,
+    newest first."""
+    out = []
+    for job in reversed(jobs):
+        done = job["state"] in ("Completed", "Failed")
+        out.append({"job": job["id"], "collection": job["collection"], "state": job["state"],
+                    "progress": job.get("progress", 0) / 100.0, "rows": job.get("rows", 0),
+                    "total_rows": job.get("total_rows", 0), "reason": job.get("reason", ""),
+                    "started": job.get("created"),
+                    "ended": job.get("updated") if done else None})  # fmt: skip
+    return out
+
+
 def _compactions(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for job in jobs:
@@ -440,8 +455,12 @@ def snapshot(
     build_jobs: list[dict[str, Any]] = []
     compaction_jobs: list[dict[str, Any]] = []
     owners: dict[int, str] = {}
+    import_jobs: list[dict[str, Any]] = []
     for engine in embedded:
         collections += _engine_collections(engine, segments)
+        imports = getattr(engine, "imports", None)
+        if imports is not None:
+            import_jobs += imports.list()[-RECENT_IMPORTS:]
         build_jobs += engine.indexer.recent()
         compaction_jobs += engine.compactor.recent()
     for catalog in catalogs:
@@ -472,6 +491,7 @@ def snapshot(
         "segments": segments,
         "builds": builds,
         "compactions": _compactions(compaction_jobs),
+        "imports": import_rows(import_jobs),
         "requests": requests,
         "nodes": nodes,
         "query_nodes": query_nodes,

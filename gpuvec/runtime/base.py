@@ -168,6 +168,20 @@ class Runtime(Protocol):
         """``Executing`` / ``Completed`` / … of a compaction job."""
         ...
 
+    # --- bulk import ------------------------------------------------------------------------
+    def import_files(
+        self, meta: CollectionMeta, files: Any, partition: str | None = None, **options: Any
+    ) -> int:
+        """Submit a bulk-import job (:mod:`gpuvec.coord.imports`); its id. The files are
+        checked against the schema before it returns."""
+        ...
+
+    def import_state(self, job_id: int) -> dict[str, Any]:
+        """The job's record: ``state``, ``progress``, ``rows``, ``reason``, …"""
+        ...
+
+    def import_jobs(self, collection: str = "", limit: int = 0) -> list[dict[str, Any]]: ...
+
     # --- process ----------------------------------------------------------------------------
     def open_dashboard(self) -> str | None:
         """Start the data nodes' Dask dashboard if needed; the gpuvec page's URL."""

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gpuvec import ops
 from gpuvec.coord.maintenance import Maintenance
 from gpuvec.coord.planning import index_progress
-from gpuvec.datanode.tasks import PROGRESS_TOPIC, build_progress
 from gpuvec.errors import IndexBuildError
+from gpuvec.pipelines.common import PROGRESS_TOPIC, build_progress
 from gpuvec.query.node import load_segment
 from gpuvec.records import NO_BUILD, CollectionMeta, CollectionView, SegmentMeta, index_id
 
@@ -73,6 +74,35 @@ class DataNodeDuties:
                     for pks, ts in shard.pending_deletes():
                         seg.delete(pks, ts)
             e.query.replace(meta.id, [s.id for s in old], seg)
+
+    def publish_import(
+        self, meta: CollectionMeta, segs: list[SegmentMeta], commit: Callable[[], bool]
+    ) -> bool:
+        """Commit a bulk import and serve its segments as one step for readers: the
+        segments are loaded first, then ``commit()`` runs and (if it committed) every delete
+        so far is applied and the segments are added, all under the collection's shard
+        locks, so no read sees a part of the job, nor its ``Completed`` state before its
+        rows. Returns whether it committed."""
+        e = self.engine
+        coll = next((c for c in list(e.collections.values()) if c.meta.id == meta.id), None)
+        if coll is None:
+            return commit()
+        serve = e.query.loaded(meta.id)
+        loaded = [load_segment(e.store, s.path, s.id, s.partition_id, meta)
+                  for s in segs] if serve else []  # fmt: skip
+        with coll.locked():
+            if not commit():
+                return False
+            if loaded:
+                e.query.apply_deltas(meta, e.catalog, loaded)
+                for seg in loaded:
+                    for shard in coll.shards:
+                        for pks, ts in shard.pending_deletes():
+                            seg.delete(pks, ts)
+                e.query.adopt(meta.id, loaded)
+        if loaded:
+            e.query.attach_indexes(coll.meta, e.catalog)
+        return True
 
     def index_built(self, cid: int, sid: int, field: str, record: dict[str, Any]) -> None:
         """A build was committed: swap it in if it still matches the index definition."""

@@ -30,10 +30,10 @@ import pyarrow as pa
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog
 from gpuvec.coord.compaction import Compactor
+from gpuvec.coord.imports import ImportJobs
 from gpuvec.coord.indexing import IndexBuilder
 from gpuvec.coord.tso import TSO, compose, now_ts, physical_ms
 from gpuvec.datanode.runtime import DataNodeRuntime
-from gpuvec.datanode.tasks import StoreSpec
 from gpuvec.errors import (
     CollectionNotLoadedError,
     DeadlineExceededError,
@@ -43,6 +43,7 @@ from gpuvec.errors import (
 )
 from gpuvec.observability import engines
 from gpuvec.observability.metrics import observe_write
+from gpuvec.pipelines.common import StoreSpec
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
@@ -130,6 +131,9 @@ class Engine:
             self.query.deleted_fraction,
             self.duties.compacted,
         )
+        self.imports = ImportJobs(self.catalog, self.tso, self.datanodes,
+                                  StoreSpec(str(self.root / "objects")), self.store,
+                                  self.config, self.duties.publish_import)  # fmt: skip
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
         for meta in self.catalog.list():
@@ -142,6 +146,7 @@ class Engine:
         self._ticker = threading.Thread(target=self._tick, name="gpuvec-timetick", daemon=True)
         self._ticker.start()
         self.duties.start()
+        self.imports.resume()  # jobs a killed process left unfinished run again
         if self.datanodes.dashboard_pinned:  # a fixed dashboard port: up now, not lazily
             try:  # (the runtime logs the page's URL)
                 self.datanodes.client  # noqa: B018 - starts the scheduler and its dashboard
@@ -218,6 +223,17 @@ class Engine:
     def compact(self, meta: CollectionMeta, manual: bool = False) -> int | None:
         return self.compactor.compact(meta, manual=manual)
 
+    # --- bulk import (gpuvec.coord.imports) -----------------------------------------------
+    def import_files(self, meta: CollectionMeta, files: Any, partition: str | None = None,
+                     **options: Any) -> int:  # fmt: skip
+        return self.imports.submit(meta, files, partition, **options)
+
+    def import_state(self, job_id: int) -> dict[str, Any]:
+        return self.imports.state(job_id)
+
+    def import_jobs(self, collection: str = "", limit: int = 0) -> list[dict[str, Any]]:
+        return self.imports.list(collection, limit)
+
     def compaction_state(self, job: int) -> str:
         return self.compactor.state(job)
 
@@ -240,8 +256,10 @@ class Engine:
         self._stop.set()
         self._maint.join(timeout=5)
         self._ticker.join(timeout=5)
+        self.imports.close()
         self.duties.stop()
         self.datanodes.close()
+        self.imports.join()
         for coll in self.collections.values():
             for shard in coll.shards:
                 shard.close()

@@ -25,14 +25,16 @@ from gpuvec.records import DEFAULT_DB
 from gpuvec.server.servicer_admin import AdminRPCs
 from gpuvec.server.servicer_ddl import CollectionRPCs
 from gpuvec.server.servicer_dml import DataRPCs
+from gpuvec.server.servicer_import import ImportRPCs
 from gpuvec.server.servicer_users import UserRPCs
 
 __all__ = ["MilvusServicer", "implemented_rpcs"]
 
 
 class MilvusServicer(
-    CollectionRPCs, DataRPCs, AdminRPCs, UserRPCs, milvus_pb2_grpc.MilvusServiceServicer
-):
+    CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, UserRPCs,
+    milvus_pb2_grpc.MilvusServiceServicer,
+):  # fmt: skip
     """One servicer per server; thread-safe (gRPC runs handlers on a thread pool)."""
 
     def __init__(self, client: Any, *, version: str) -> None:
@@ -94,7 +96,7 @@ def _unimplemented(name: str) -> Any:
     return handler
 
 
-_MIXINS = (CollectionRPCs, DataRPCs, AdminRPCs, UserRPCs)
+_MIXINS = (CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, UserRPCs)
 for _name in dir(milvus_pb2_grpc.MilvusServiceServicer):
     if _name.startswith("_") or any(_name in cls.__dict__ for cls in _MIXINS):
         continue

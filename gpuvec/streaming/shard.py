@@ -65,30 +65,18 @@ from gpuvec.query.segdata import SegmentData
 from gpuvec.schema import DataType
 from gpuvec.storage.objects.deltas import write_delta
 from gpuvec.storage.objects.paths import delta_path, segment_path
-from gpuvec.storage.objects.segment import SegmentInfo, SegmentReader, write_segment
+from gpuvec.storage.objects.segment import (
+    SegmentInfo,
+    SegmentReader,
+    segment_columns,
+    write_segment,
+)
 from gpuvec.storage.objects.stores import delete_prefix, exists
 from gpuvec.storage.wal.base import WAL
 from gpuvec.storage.wal.record import Record, RecordKind
 
 log = logging.getLogger(__name__)
 _PARTITION = b"gpuvec.partition"
-
-
-def split_columns(
-    meta: CollectionMeta, table: pa.Table
-) -> tuple[np.ndarray, dict[str, np.ndarray], pa.Table]:
-    """(primary keys, vector buffers, the scalar rows kept for output fields)."""
-    schema = meta.collection_schema()
-    pk = schema.primary_field
-    assert pk is not None
-    col = table.column(pk.name).combine_chunks()
-    pks = col.to_numpy() if pa.types.is_integer(col.type) else np.array(col.to_pylist(), object)
-    vectors = {}
-    for f in schema.vector_fields:
-        arr = table.column(f.name).combine_chunks()
-        vectors[f.name] = arr.flatten().to_numpy().reshape(len(arr), f.dim)
-    rows = table.drop_columns([f.name for f in schema.vector_fields])
-    return pks, vectors, rows
 
 
 @dataclass
@@ -169,7 +157,9 @@ class Shard:
                 cap = min(self.config.seal_rows, 1 << 21)
                 seg = SegmentData(sid, pid, self.dims, self.pk_is_int, capacity=cap)
                 self._active[pid] = self.growing[sid] = seg
-            pks, vectors, rows = split_columns(self.meta, table.replace_schema_metadata(None))
+            pks, vectors, rows = segment_columns(
+                self.meta.collection_schema(), table.replace_schema_metadata(None)
+            )
             seg.append(pks, np.full(len(pks), rec.ts_begin, np.uint64), vectors, rows)
         elif rec.kind == RecordKind.DELETE and table is not None:
             col = table.column(self.pk_name).combine_chunks()

@@ -19,11 +19,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "gpuvec"
 FOUNDATION = {"errors", "datatypes", "schema", "records", "config", "faults", "rows",
-              "rows_json", "storage.meta.keys", "storage.objects.paths"}  # fmt: skip
+              "rows_json", "columns", "columns_rules", "storage.meta.keys",
+              "storage.objects.paths"}  # fmt: skip
 ENGINES = {"ops", "index", "expr", "storage"}
 ROLE_DEPS = {  # role → the roles it may use
     "datanode": set(),
-    "coord": {"datanode"},
+    "pipelines": set(),  # the Dask job bodies
+    "coord": {"datanode", "pipelines"},
     "query": {"coord"},
     "streaming": {"coord", "query"},
     "proxy": {"coord", "query"},
@@ -35,11 +37,16 @@ FOREIGN_OWNERS = {"KafkaError"}  # confluent_kafka's error codes are KafkaError.
 
 
 def modules() -> dict[str, ast.Module]:
+    """gpuvec's modules by dotted name under ``gpuvec`` (``pipelines/`` and ``kernels/``
+    are installed as ``gpuvec.pipelines`` / ``gpuvec.kernels``)."""
     out = {}
-    for path in sorted(ROOT.rglob("*.py")):
-        rel = path.relative_to(ROOT).with_suffix("")
-        name = ".".join(p for p in rel.parts if p != "__init__")
-        out[name or "__init__"] = ast.parse(path.read_text(), str(path))
+    trees = [(ROOT, ()), (ROOT.parent / "pipelines", ("pipelines",)),
+             (ROOT.parent / "kernels", ("kernels",))]  # fmt: skip
+    for base, prefix in trees:
+        for path in sorted(base.rglob("*.py")):
+            rel = path.relative_to(base).with_suffix("")
+            parts = (*prefix, *(p for p in rel.parts if p != "__init__"))
+            out[".".join(parts) or "__init__"] = ast.parse(path.read_text(), str(path))
     return out
 
 
@@ -173,4 +180,5 @@ def test_every_package_is_installed() -> None:
                  ["setuptools"]["packages"])  # fmt: skip
     found = {".".join(("gpuvec", *p.parent.relative_to(ROOT).parts)).rstrip(".")
              for p in ROOT.rglob("__init__.py")}  # fmt: skip
+    found |= {"gpuvec.pipelines", "gpuvec.kernels"}
     assert found - listed == set(), f"missing from pyproject.toml packages: {found - listed}"

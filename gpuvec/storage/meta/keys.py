@@ -12,6 +12,8 @@ values JSON unless noted)::
                                              in sealed segments and delta logs (text)
     catalog/databases/<name>                 DatabaseMeta
     catalog/aliases/<db>/<alias>             AliasMeta
+    imports/jobs/<job id>                    a bulk-import job: state, progress, segments
+    imports/keys/<idempotency key>           the job id a key was submitted as (text)
     tso/window                               the timestamp oracle's reserved window (text)
     auth/users/<name>                        a user's salted password hash
     election/<name>                          the leader's token (under its lease)
@@ -22,7 +24,7 @@ values JSON unless noted)::
     cluster/served/<cid>/<sid>/<node id>     a query node serves that segment (leased)
     cluster/reports/<role>/<node id>         a node's dashboard report (leased)
 
-The catalog, namespace and cluster-assignment keys are written only by the leader (through
+The catalog, import, namespace and cluster-assignment keys are written only by the leader (through
 its guarded transactions); sessions, ``served`` and reports by the node they name.
 """
 
@@ -38,6 +40,9 @@ CHECKPOINTS = f"{CATALOG}checkpoints/"
 DATABASES = f"{CATALOG}databases/"
 ALIASES = f"{CATALOG}aliases/"
 
+IMPORTS = "imports/"
+IMPORT_JOBS = f"{IMPORTS}jobs/"
+IMPORT_KEYS = f"{IMPORTS}keys/"
 TSO_WINDOW = "tso/window"
 USERS = "auth/users/"
 ELECTION = "election/"
@@ -96,6 +101,14 @@ def alias_key(db: str, alias: str) -> str:
 
 def aliases_of(db: str) -> str:
     return f"{ALIASES}{db}/"
+
+
+def import_job_key(job_id: int) -> str:
+    return f"{IMPORT_JOBS}{job_id:020d}"
+
+
+def import_idempotency_key(key: str) -> str:
+    return f"{IMPORT_KEYS}{key}"
 
 
 def user_key(name: str) -> str:

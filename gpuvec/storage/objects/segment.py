@@ -37,6 +37,7 @@ from zarr.abc.store import Store
 from zarr.codecs import Crc32cCodec
 
 from gpuvec.errors import AlreadyExistsError, CorruptDataError, InvalidArgumentError, NotFoundError
+from gpuvec.schema import CollectionSchema
 from gpuvec.storage.objects.stores import describe, exists, get_bytes, put_bytes, wrap_errors
 
 FORMAT = 1
@@ -329,3 +330,20 @@ class SegmentReader:
                 self._side()
             elif _crc(self._read(name, slice(None))) != want:
                 raise CorruptDataError(f"{self._where}: array {name!r} fails its CRC32 checksum")
+
+
+def segment_columns(
+    schema: CollectionSchema, table: pa.Table
+) -> tuple[np.ndarray, dict[str, np.ndarray], pa.Table]:
+    """Split a validated insert table into a segment's parts: (primary keys, each vector
+    field as a ``[n, dim]`` array, the other columns kept for output fields)."""
+    pk = schema.primary_field
+    assert pk is not None
+    col = table.column(pk.name).combine_chunks()
+    pks = col.to_numpy() if pa.types.is_integer(col.type) else np.array(col.to_pylist(), object)
+    vectors = {}
+    for f in schema.vector_fields:
+        arr = table.column(f.name).combine_chunks()
+        vectors[f.name] = arr.flatten().to_numpy().reshape(len(arr), f.dim)
+    rows = table.drop_columns([f.name for f in schema.vector_fields])
+    return pks, vectors, rows
