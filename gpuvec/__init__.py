@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from gpuvec.errors import GpuvecError
 
-__all__ = ["DataType", "GpuvecError", "MilvusClient", "__version__"]
+__all__ = ["DataType", "GpuvecError", "MilvusClient", "__version__", "build_index_artifact"]
 
 
 def __getattr__(name: str):  # lazy: importing gpuvec.storage alone stays light
@@ -20,6 +20,10 @@ def __getattr__(name: str):  # lazy: importing gpuvec.storage alone stays light
         from gpuvec.client import MilvusClient
 
         return MilvusClient
+    if name == "build_index_artifact":  # offline index builds of files (no collection)
+        from gpuvec.coord.artifacts import build_artifact
+
+        return build_artifact
     if name == "DataType":
         from gpuvec.schema import DataType
 

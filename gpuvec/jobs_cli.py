@@ -8,6 +8,9 @@ an embedded data directory, with a live progress bar and a final summary.
 * ``gpuvec build-index --data DIR --collection C`` builds (or with ``--index-type``,
   ``--rebuild``, rebuilds) a collection's indexes and waits for every segment. Builds are
   committed per segment: an interrupted run resumes where it stopped.
+* ``gpuvec build-index --source FILE... --out DIR`` builds the standalone index artifact of
+  files (:mod:`gpuvec.pipelines.artifact`), piece by piece (resumable); ``gpuvec import
+  --index-artifact DIR`` of the same files adopts it instead of building.
 
 Both run their Dask tasks on ``--scheduler tcp://…`` when given (any ``dask scheduler`` with
 workers that can read the data directory), else on an in-process cluster.
@@ -19,7 +22,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 
@@ -45,10 +47,35 @@ def add_parsers(sub: Any) -> None:
         help="import the valid rows; rejected ones go to imports/<job>/ in the "
         "object store (default: the first bad row fails the job)",
     )
+    imp.add_argument(
+        "--index-artifact",
+        default=None,
+        help="a directory 'gpuvec build-index --source' built from the same files: its "
+        "indexes are adopted instead of built",
+    )
     imp.add_argument("--scheduler", default="", help="a Dask scheduler (tcp://host:8786)")
-    idx = sub.add_parser("build-index", help="build or rebuild a collection's indexes")
-    idx.add_argument("--data", required=True, help="data directory")
-    idx.add_argument("--collection", required=True, help="collection")
+    idx = sub.add_parser(
+        "build-index",
+        help="build or rebuild a collection's indexes, or (--source/--out) the index "
+        "artifact of files",
+    )
+    idx.add_argument("--data", default="", help="data directory")
+    idx.add_argument("--collection", default="", help="collection")
+    idx.add_argument(
+        "--source",
+        nargs="+",
+        default=None,
+        help="Parquet / .npy files to build a standalone index artifact of (with --out)",
+    )
+    idx.add_argument("--out", default="", help="--source: the artifact directory to write")
+    idx.add_argument("--pk", default="id", help="--source: the primary-key column (default id)")
+    idx.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=0,
+        help="--source: rows per piece (default: Config's import_chunk_rows, which the "
+        "importing runtime must use too)",
+    )
     idx.add_argument("--field", default="", help="vector field (default: the first one)")
     idx.add_argument(
         "--index-type",
@@ -72,44 +99,13 @@ def _client(data: str, scheduler: str) -> Any:
 
 
 def _infer_schema(client: Any, first: str, pk: str, metric: str) -> tuple[Any, Any]:
-    """A schema and AUTOINDEX params from the first file's columns (Parquet or .npy)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """A schema from the first file's columns and AUTOINDEX params for its vectors."""
+    from gpuvec.pipelines.infer import infer_schema, vector_fields
 
-    from gpuvec.schema import DataType
-
-    path = Path(first)
-    columns: dict[str, tuple[str, int]] = {}
-    if path.is_dir() and list(path.glob("*.npy")):
-        for f in sorted(path.glob("*.npy")):
-            a = np.load(f, mmap_mode="r")
-            columns[f.stem] = ("vector", a.shape[1]) if a.ndim == 2 else (a.dtype.kind, 0)
-    else:
-        pfile = sorted(path.glob("*.parquet"))[0] if path.is_dir() else path
-        for field in pq.read_schema(pfile):
-            t = field.type
-            if pa.types.is_fixed_size_list(t) or pa.types.is_list(t):
-                dim = t.list_size if pa.types.is_fixed_size_list(t) else len(
-                    pq.read_table(pfile, columns=[field.name]).column(0)[0])  # fmt: skip
-                columns[field.name] = ("vector", dim)
-            else:
-                kind = ("i" if pa.types.is_integer(t) else "f" if pa.types.is_floating(t)
-                        else "b" if pa.types.is_boolean(t) else "U")  # fmt: skip
-                columns[field.name] = (kind, 0)
-    schema = client.create_schema(auto_id=pk not in columns, enable_dynamic_field=False)
-    types = {"i": DataType.INT64, "f": DataType.DOUBLE, "b": DataType.BOOL}
-    if pk not in columns:
-        schema.add_field(pk, DataType.INT64, is_primary=True, auto_id=True)
+    schema = infer_schema(first, pk)
     index = client.prepare_index_params()
-    for name, (kind, dim) in columns.items():
-        if kind == "vector":
-            schema.add_field(name, DataType.FLOAT_VECTOR, dim=dim)
-            index.add_index(name, index_type="AUTOINDEX", metric_type=metric)
-        elif kind in types:
-            schema.add_field(name, types[kind], is_primary=name == pk)
-        else:
-            schema.add_field(name, DataType.VARCHAR, max_length=65535, is_primary=name == pk)
+    for name in vector_fields(schema):
+        index.add_index(name, index_type="AUTOINDEX", metric_type=metric)
     return schema, index
 
 
@@ -129,11 +125,14 @@ def run_import(args: argparse.Namespace) -> int:
         state = client.bulk_import(
             args.collection, args.files, args.partition, show_progress=True,
             idempotency_key=args.key, on_error="skip" if args.skip_bad_rows else "fail",
+            index_artifact=args.index_artifact,
         )  # fmt: skip
         secs = time.perf_counter() - t0
         print(f"import job {state['job_id']}: {state['state']}, {state['row_count']:,} rows "
               f"in {secs:.1f} s ({state['row_count'] / max(secs, 1e-9):,.0f} rows/s), "
               f"{len(state['segments'])} segments"
+              + (f", {state['adopted_indexes']} prebuilt indexes adopted"
+                 if args.index_artifact else "")
               + (f", {state['rejected_rows']:,} rows rejected (imports/{state['job_id']}/ "
                  "in the object store)" if state["rejected_rows"] else ""))  # fmt: skip
         return 0
@@ -144,9 +143,52 @@ def run_import(args: argparse.Namespace) -> int:
         client.close()
 
 
+def run_build_artifact(args: argparse.Namespace) -> int:
+    """``gpuvec build-index --source FILE... --out DIR``: a standalone index artifact."""
+    from tqdm import tqdm
+
+    from gpuvec.config import Config
+    from gpuvec.coord.artifacts import build_artifact
+
+    if not args.out:
+        print("gpuvec build-index: --source needs --out DIR", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        with tqdm(desc=f"build {args.index_type or 'AUTOINDEX'}", unit="row",
+                  unit_scale=True) as bar:  # fmt: skip
+
+            def show(done: int, total: int) -> None:
+                bar.total, bar.n = total, done
+                bar.refresh()
+
+            manifest = build_artifact(
+                args.source, args.out, field=args.field, pk=args.pk,
+                index_type=args.index_type or "AUTOINDEX", metric=args.metric or "COSINE",
+                params=json.loads(args.params),
+                chunk_rows=args.chunk_rows or Config.load().import_chunk_rows,
+                scheduler=args.scheduler, progress=show,
+            )  # fmt: skip
+    except Exception as e:
+        print(f"gpuvec build-index: {e}", file=sys.stderr)
+        return 1
+    secs = time.perf_counter() - t0
+    print(f"index artifact {args.out}: {manifest['index_type']} {manifest['metric_type']} on "
+          f"{manifest['field']!r}, {manifest['rows']:,} rows in {len(manifest['pieces'])} "
+          f"pieces, {secs:.1f} s; import the same files with --index-artifact {args.out} "
+          "to adopt it")  # fmt: skip
+    return 0
+
+
 def run_build_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    if args.source:
+        return run_build_artifact(args)
+    if not args.data or not args.collection:
+        print("gpuvec build-index: give --data and --collection (a collection's indexes) "
+              "or --source and --out (an index artifact of files)", file=sys.stderr)  # fmt: skip
+        return 2
     client = _client(args.data, args.scheduler)
     try:
         schema = client.describe_collection(args.collection)

@@ -58,3 +58,17 @@ def build_progress(events: Iterable[tuple[float, Any]]) -> dict[str, tuple[int, 
         if isinstance(msg, dict) and "key" in msg:
             out[str(msg["key"])] = (int(msg.get("done", 0)), int(msg.get("total", 0)))
     return out
+
+
+def vector_digest(vectors: Any) -> str:
+    """A fingerprint of a ``[n, dim]`` float32 block (shape and bytes): how an import
+    recognises a segment whose vectors an index artifact's piece was built from."""
+    import hashlib
+
+    import numpy as np
+
+    a = np.ascontiguousarray(vectors, dtype=np.float32)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{a.shape[0]}x{a.shape[1] if a.ndim == 2 else 0}".encode())
+    h.update(memoryview(a).cast("B"))
+    return h.hexdigest()

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from gpuvec.pipelines.common import StoreSpec
+from gpuvec.pipelines.common import StoreSpec, vector_digest
 from gpuvec.pipelines.sources import Chunk, read_chunk
 
 from gpuvec import faults
@@ -57,6 +57,7 @@ class ChunkJob:
     chunk_rows: int = 8192  # Zarr chunk rows of the segments
     on_error: str = "fail"  # "fail" | "skip"
     storage_options: dict[str, Any] | None = None
+    digests: bool = False  # fingerprint each segment's vectors (adopting an index artifact)
 
 
 def _auto_ids(job: ChunkJob, n: int) -> np.ndarray | None:
@@ -136,11 +137,19 @@ def import_chunk_task(store: StoreSpec, chunk: Chunk, index: int, job: ChunkJob)
             if not len(sel):
                 continue
             path = segment_path(job.collection_id, sid)
-            key = pks[sel] if pks.dtype != object else pa.array(list(pks[sel]), pa.string())
+            if len(sel) == len(pks):  # every row routes here (one shard): no copies
+                key, vecs, scalars = pks, vectors, rows
+            else:
+                key = pks[sel]
+                vecs = {f: v[sel] for f, v in vectors.items()}
+                scalars = rows.take(pa.array(sel))
+            if key.dtype == object:
+                key = pa.array(list(key), pa.string())
             meta = _write(st, path, pk=key, ts=np.full(len(sel), job.ts, np.uint64),
-                          vectors={f: v[sel] for f, v in vectors.items()},
-                          scalars=rows.take(pa.array(sel)).drop_columns([pk_name]),
+                          vectors=vecs, scalars=scalars.drop_columns([pk_name]),
                           checkpoint={channel: 0}, chunk_rows=job.chunk_rows)  # fmt: skip
+            if job.digests:
+                meta["digests"] = {f: vector_digest(v) for f, v in vecs.items()}
             out["segments"].append({"id": sid, "channel": channel, "path": path,
                                     "partition_id": job.partition_id, **meta})  # fmt: skip
     out["seconds"] = time.perf_counter() - t0

@@ -9,7 +9,10 @@ pymilvus's ``LocalBulkWriter``; local paths or ``s3://`` URIs (``storage_options
 fsspec). Options: ``idempotency_key`` (submitting the same key again returns the first job
 instead of importing twice), ``on_error`` (``"fail"``: the first bad row fails the job,
 naming file, row and field; ``"skip"``: bad rows go to ``imports/<job>/rejected-*.jsonl``
-in the object store and the rest import).
+in the object store and the rest import), ``index_artifact`` (a directory that
+``gpuvec build-index --source`` / :func:`gpuvec.pipelines.artifact.build_artifact` wrote
+from the same files: its prebuilt pieces are adopted as the segments' indexes instead of
+building them).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from gpuvec.errors import DeadlineExceededError, ImportJobError
 from gpuvec.proxy.names import user_name
 from gpuvec.runtime.base import Runtime
 
-OPTIONS = ("idempotency_key", "on_error", "storage_options")
+OPTIONS = ("idempotency_key", "on_error", "storage_options", "index_artifact")
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
@@ -33,6 +36,8 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
         "rejected_rows": job["rejected"], "failed_reason": job["reason"],
         "segments": job["segments"], "create_time": job["created"],
         "update_time": job["updated"], "idempotency_key": job["key"],
+        "index_artifact": job.get("index_artifact", ""),
+        "adopted_indexes": job.get("adopted", 0),
     }  # fmt: skip
 
 

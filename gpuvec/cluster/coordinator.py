@@ -9,9 +9,10 @@ While active it serves the TSO (its window persisted in meta, so timestamps grow
 failover), executes other roles' catalog transactions under its leader guard, binds every
 WAL channel to a live streaming node and every sealed segment of a loaded collection to
 ``replicas`` live query nodes (least rows first; reassigned when a session vanishes),
-schedules index builds and compactions on the Dask data nodes, and answers manual
-compaction calls. Every decision is a leader-guarded meta transaction; a deposed
-coordinator's writes fail, and it exits.
+schedules index builds and compactions on the Dask data nodes, answers manual compaction
+calls, and runs bulk-import jobs (:mod:`gpuvec.coord.imports`: submitted by a proxy's
+``import`` call, resumed by whichever coordinator becomes active next). Every decision is a
+leader-guarded meta transaction; a deposed coordinator's writes fail, and it exits.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.wire import dump_result, load_compare, load_op
 from gpuvec.coord.catalog import Catalog
 from gpuvec.coord.compaction import Compactor
+from gpuvec.coord.imports import ImportJobs
 from gpuvec.coord.indexing import IndexBuilder
 from gpuvec.coord.maintenance import Maintenance
 from gpuvec.coord.tso import TSO
@@ -65,6 +67,7 @@ class CoordinatorNode:
                 "compact": self._compact,
                 "compaction_state": self._compaction_state,
                 "status": self._status,
+                "import": self._import,
             },
             host,
             port,
@@ -75,6 +78,7 @@ class CoordinatorNode:
         self.compactor: Compactor | None = None
         self.indexer: IndexBuilder | None = None
         self.datanodes: DataNodeRuntime | None = None
+        self.imports: ImportJobs | None = None
         self.stop_event = threading.Event()
         self.leading = threading.Event()
 
@@ -108,6 +112,16 @@ class CoordinatorNode:
         self._require_leader()
         assert self.compactor is not None
         return {"state": self.compactor.state(int(args["job"]))}, {}
+
+    def _import(self, args: dict[str, Any], _: Tables) -> tuple[dict[str, Any], Tables]:
+        """Check and record a bulk-import job and start it on the data nodes; its id. The
+        files must be readable here and on the data nodes (a shared path or ``s3://``)."""
+        self._require_leader()
+        assert self.catalog is not None and self.imports is not None
+        meta = self.catalog.get(args["name"])
+        job = self.imports.submit(meta, args["files"], args.get("partition") or None,
+                                  **dict(args.get("options") or {}))  # fmt: skip
+        return {"job": job}, {}
 
     def _status(self, args: dict[str, Any], _: Tables) -> tuple[dict[str, Any], Tables]:
         link = self.datanodes.dashboard_link if self.datanodes else None
@@ -150,7 +164,11 @@ class CoordinatorNode:
             self._deleted_fraction,
             lambda *a: None,
         )
+        self.imports = ImportJobs(self.catalog, self.tso, self.datanodes, spec,
+                                  self.settings.open_store(), self.config,
+                                  lambda meta, segs, commit: commit())  # fmt: skip
         self.leading.set()
+        self.imports.resume()  # jobs the previous active coordinator left unfinished
         reporter = Reporter(self.meta, self)  # its builds and compactions, for the dashboard
         try:
             self._coordinate()
@@ -160,6 +178,8 @@ class CoordinatorNode:
         finally:
             reporter.close()
             self.leading.clear()
+            if self.imports is not None:
+                self.imports.close()  # a deposed coordinator's jobs resume on the next one
 
     def _coordinate(self) -> None:
         """Reconcile assignments every 0.25 s; once a second, one pass of the duty loop
@@ -236,7 +256,11 @@ class CoordinatorNode:
     def close(self) -> None:
         self.stop_event.set()
         self.rpc.stop()
+        if self.imports is not None:
+            self.imports.close()  # running jobs stop where they are; the next active resumes
         if self.datanodes is not None:
             self.datanodes.close()
+        if self.imports is not None:
+            self.imports.join()
         self.election.resign()
         self.meta.close()

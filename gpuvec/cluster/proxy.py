@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,12 +28,13 @@ from gpuvec.cluster.sessions import new_node_id
 from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.wire import array_table
 from gpuvec.coord.catalog import Catalog
+from gpuvec.coord.imports import list_jobs, read_job
 from gpuvec.coord.planning import index_progress
 from gpuvec.errors import (
     CollectionNotLoadedError,
     IndexBuildError,
     InvalidArgumentError,
-    NotSupportedYetError,
+    NotFoundError,
     UnavailableError,
 )
 from gpuvec.observability import engines
@@ -331,16 +333,37 @@ class ClusterEngine:
     def import_files(
         self, meta: CollectionMeta, files: Any, partition: str | None = None, **options: Any
     ) -> int:
-        raise NotSupportedYetError(
-            "bulk import through a cluster proxy is not supported yet: import into an "
-            "embedded engine or gpuvec serve"
-        )
+        """The active coordinator checks, records and runs the job; a retry after a
+        failover returns the same job (an idempotency key is made when none is given)."""
+        options = dict(options)
+        options["idempotency_key"] = options.get("idempotency_key") or f"proxy-{uuid.uuid4()}"
+        files = [files] if isinstance(files, str) else [
+            f if isinstance(f, str) else [str(x) for x in f] for f in files]  # fmt: skip
+        args = {"name": meta.name, "files": files, "partition": partition, "options": options}
+        out, _ = self.coord.call("import", args)
+        return int(out["job"])
 
     def import_state(self, job_id: int) -> dict[str, Any]:
-        raise NotSupportedYetError("bulk import through a cluster proxy is not supported yet")
+        """The job's record from meta; a committed job of a loaded collection reads
+        ``Building`` at 99% until query nodes serve every one of its segments."""
+        job = read_job(self.meta, job_id)
+        if job["state"] == "Completed" and not self._job_served(job):
+            job = {**job, "state": "Building", "progress": 99}
+        return job
+
+    def _job_served(self, job: dict[str, Any]) -> bool:
+        try:
+            meta = self.catalog.get(job["collection"])
+        except NotFoundError:
+            return True
+        if not meta.loaded or meta.id != job["collection_id"]:
+            return True
+        kvs, _ = self.meta.range(K.served_of(meta.id))
+        served = {int(kv.key.split("/")[-2]) for kv in kvs}
+        return set(job["segments"]) <= served
 
     def import_jobs(self, collection: str = "", limit: int = 0) -> list[dict[str, Any]]:
-        return []
+        return list_jobs(self.meta, collection, limit)
 
     # --- the coordinator's compactions and dashboard, over its RPC ---------------------
     def compact(self, meta: CollectionMeta, manual: bool = False) -> int | None:

@@ -36,6 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from gpuvec import faults
@@ -49,6 +50,7 @@ from gpuvec.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
+from gpuvec.pipelines.artifact import adoptable, load_artifact
 from gpuvec.pipelines.build import build_index_task
 from gpuvec.pipelines.common import StoreSpec
 from gpuvec.pipelines.importing import ChunkJob, import_chunk_task
@@ -56,13 +58,34 @@ from gpuvec.pipelines.sources import Chunk, plan_import, source_bytes
 from gpuvec.records import NO_BUILD, CollectionMeta, SegmentMeta, index_id
 from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Compare, Put
-from gpuvec.storage.objects.paths import import_cancelled_path, segment_path, segment_root
+from gpuvec.storage.objects.paths import (
+    import_cancelled_path,
+    index_path,
+    segment_path,
+    segment_root,
+)
 from gpuvec.storage.objects.stores import delete_prefix, put_bytes
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("Pending", "Importing", "Building")
 PROGRESS_EVERY_S = 0.5
+
+
+def read_job(meta: Any, job_id: int) -> dict[str, Any]:
+    """The record of import job ``job_id`` in meta storage (any role can read it)."""
+    kv = meta.get(K.import_job_key(int(job_id)))
+    if kv is None:
+        raise NotFoundError(f"import job not found[job={job_id}]")
+    return json.loads(kv.value)
+
+
+def list_jobs(meta: Any, collection: str = "", limit: int = 0) -> list[dict[str, Any]]:
+    """Import jobs oldest first (of ``collection`` when given; the last ``limit`` when > 0)."""
+    kvs, _ = meta.range(K.IMPORT_JOBS)
+    jobs = [json.loads(kv.value) for kv in kvs]
+    jobs = [j for j in jobs if not collection or j["collection"] == collection]
+    return jobs[-limit:] if limit > 0 else jobs
 
 
 def _files(files: Any) -> list[Any]:
@@ -86,17 +109,10 @@ class ImportJobs:
 
     # --- records ---------------------------------------------------------------------------
     def state(self, job_id: int) -> dict[str, Any]:
-        kv = self.catalog.meta.get(K.import_job_key(int(job_id)))
-        if kv is None:
-            raise NotFoundError(f"import job not found[job={job_id}]")
-        return json.loads(kv.value)
+        return read_job(self.catalog.meta, job_id)
 
     def list(self, collection: str = "", limit: int = 0) -> list[dict[str, Any]]:
-        """Jobs oldest first (of ``collection`` when given; the last ``limit`` when > 0)."""
-        kvs, _ = self.catalog.meta.range(K.IMPORT_JOBS)
-        jobs = [json.loads(kv.value) for kv in kvs]
-        jobs = [j for j in jobs if not collection or j["collection"] == collection]
-        return jobs[-limit:] if limit > 0 else jobs
+        return list_jobs(self.catalog.meta, collection, limit)
 
     def _put(self, job: dict[str, Any]) -> None:
         job["updated"] = time.time()
@@ -106,7 +122,7 @@ class ImportJobs:
     def submit(
         self, meta: CollectionMeta, files: Any, partition: str | None = None, *,
         idempotency_key: str | None = None, on_error: str = "fail",
-        storage_options: dict[str, Any] | None = None,
+        storage_options: dict[str, Any] | None = None, index_artifact: str | None = None,
     ) -> int:  # fmt: skip
         """Check and record a job (see the module docstring), start it; return its id."""
         if on_error not in ("fail", "skip"):
@@ -123,6 +139,8 @@ class ImportJobs:
                 prior = self.state(int(kv.value))
                 if prior["state"] != "Failed":
                     return int(prior["id"])
+        if index_artifact:
+            load_artifact(index_artifact)  # a clear error now, not after the import
         schema = meta.collection_schema()
         chunks = plan_import(schema, files, chunk_rows=self.config.import_chunk_rows,
                              storage_options=storage_options)  # fmt: skip
@@ -137,6 +155,7 @@ class ImportJobs:
             "collection_id": meta.id, "partition": pname,
             "partition_id": meta.partitions[pname], "files": files, "on_error": on_error,
             "storage_options": storage_options or {}, "state": "Pending", "reason": "",
+            "index_artifact": str(index_artifact or ""), "adopted": 0,
             "ts": int(self.tso.allocate()), "seg_base": seg_base, "id_base": id_base,
             "chunks": len(chunks), "chunks_done": 0, "total_rows": total, "rows": 0,
             "rejected": 0, "bytes_total": source_bytes(chunks), "bytes": 0, "segments": [],
@@ -240,9 +259,10 @@ class ImportJobs:
         segs = [SegmentMeta(s["id"], meta.id, s["partition_id"], s["channel"], s["path"],
                             s["rows"], s["ts_min"], s["ts_max"], 0)
                 for r in results for s in r["segments"]]  # fmt: skip
+        digests = {s["id"]: s.get("digests", {}) for r in results for s in r["segments"]}
         job.update(state="Building", progress=95)
         self._put(job)
-        indexes = self._build(meta, segs)
+        indexes = self._build(meta, segs, job, digests)
         faults.pause("import.before-commit")
         job.update(state="Completed", progress=100, segments=[s.id for s in segs])
         job["updated"] = time.time()
@@ -268,6 +288,7 @@ class ImportJobs:
                                         job["seg_base"] + (i + 1) * shards)),
                 id_first=firsts[i], chunk_rows=self.config.segment_chunk_rows,
                 on_error=job["on_error"], storage_options=job["storage_options"] or None,
+                digests=bool(job.get("index_artifact")),
             )  # fmt: skip
             key = f"gpuvec-import-{job['id']}-{i:05d}"
             futures[key] = self.runtime.submit(import_chunk_task, self.spec, c, i, spec, key=key)
@@ -295,21 +316,27 @@ class ImportJobs:
             raise
         return [results[k] for k in futures]
 
-    def _build(self, meta: CollectionMeta, segs: list[SegmentMeta]) -> list[tuple[int, str, dict]]:
+    def _build(self, meta: CollectionMeta, segs: list[SegmentMeta], job: dict[str, Any],
+               digests: dict[int, dict[str, str]]) -> list[tuple[int, str, dict]]:  # fmt: skip
         """Index builds of the new segments, before the commit (failures: left to the duty
-        loop after it)."""
+        loop after it); pieces of the job's index artifact are adopted where they fit."""
         defs = [d for d in meta.index_params if d.get("index_type") not in NO_BUILD]
         todo = [(s, d) for s in segs if s.rows >= self.config.index_min_rows for d in defs]
-        futs = []
+        artifact = load_artifact(job["index_artifact"]) if job.get("index_artifact") else None
+        futs, out = [], []
         for s, d in todo:
             iid, field = index_id(d), d["field_name"]
+            piece = adoptable(artifact, d, digests.get(s.id, {}).get(field)) if artifact else ""
+            if piece:
+                out.append((s.id, field, self._adopt(s, d, iid, piece)))
+                continue
             fut = self.runtime.submit(
                 build_index_task, self.spec, s.path, field, iid, d["index_type"],
                 d["metric_type"], dict(d.get("params") or {}), key=build_key(s.id, field, iid),
                 gpu=d["index_type"].startswith("GPU_"),
             )  # fmt: skip
             futs.append((s, d, iid, fut))
-        out = []
+        job["adopted"] = len(out)
         for s, d, iid, fut in futs:
             try:
                 built = fut.result()
@@ -322,6 +349,18 @@ class ImportJobs:
                       "params": dict(d.get("params") or {}), **built}  # fmt: skip
             out.append((s.id, d["field_name"], record))
         return out
+
+    def _adopt(self, seg: SegmentMeta, d: dict[str, Any], iid: int, piece: str) -> dict:
+        """Copy an artifact piece in as the segment's index file; its index record."""
+        data = Path(piece).read_bytes()
+        path = index_path(seg.path, iid, d["field_name"])
+        put_bytes(self.store, path, data)
+        rec = json.loads(Path(piece).with_suffix(".json").read_text())
+        return {"index_id": iid, "index_name": d.get("index_name", d["field_name"]),
+                "index_type": d["index_type"], "metric_type": d["metric_type"],
+                "params": dict(d.get("params") or {}), "path": path, "nbytes": len(data),
+                "rows": rec["rows"], "describe": rec.get("describe", {}), "seconds": 0.0,
+                "adopted_from": piece}  # fmt: skip
 
 
 def _as_completed(futures: dict[str, Any]) -> Any:

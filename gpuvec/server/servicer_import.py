@@ -5,8 +5,9 @@
 
 ``files``: one Parquet or JSON file per source, or the ``.npy`` files of one column group
 (all of a request's ``.npy`` files form one group, as Milvus reads them). ``options`` may
-carry gpuvec's ``idempotency_key`` and ``on_error`` (``fail`` / ``skip``). States map to
-Milvus's ``ImportState``: Pending → ImportPending, Importing/Building → ImportStarted,
+carry gpuvec's ``idempotency_key``, ``on_error`` (``fail`` / ``skip``) and ``index_artifact``
+(a prebuilt index directory, :mod:`gpuvec.pipelines.artifact`). States map to Milvus's
+``ImportState``: Pending → ImportPending, Importing/Building → ImportStarted,
 Completed → ImportCompleted, Failed → ImportFailed (``infos["failed_reason"]`` says why).
 """
 
@@ -27,7 +28,7 @@ _STATES = {
     "Completed": common_pb2.ImportCompleted,
     "Failed": common_pb2.ImportFailed,
 }
-_OPTIONS = ("idempotency_key", "on_error")
+_OPTIONS = ("idempotency_key", "on_error", "index_artifact")
 
 
 def _files(files: list[str]) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Smoke run of ``bench/import_bench.py``: every method reports a positive rows/s or an
+"""Smoke run of ``bench/import.py``: every method reports a positive rows/s or an
 explicit skip reason, and the JSON and PNG are written where ``--out`` says."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("rich")
 pytest.importorskip("matplotlib")
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "import_bench.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "import.py"
 METHODS = (
     "import_parquet",
     "import_parquet_hnsw",

@@ -2,7 +2,7 @@
 ``insert()``, Milvus Lite's insert path and this machine's raw sequential disk write rate,
 on the same data in one run.
 
-    python bench/import_bench.py [--rows 1000000] [--dim 128] [--quick] [--out DIR]
+    python bench/import.py [--rows 1000000] [--dim 128] [--quick] [--out DIR]
                                  [--work-dir DIR] [--no-lite] [--no-breakdown]
 
 Data: SYNTHETIC Gaussian float32 vectors ``[rows, dim]`` plus three scalar fields (int64
