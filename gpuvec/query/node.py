@@ -10,7 +10,10 @@ before it, whatever segment they are in.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -47,8 +50,19 @@ def load_segment(
         rows = pa.table({pk.name: pk_col})
     else:
         rows = scalars.add_column(0, pk.name, pk_col)
-    seg.append(pk_np, r.ts(), {f: r.vectors(f) for f in dims}, rows)
+    seg.append(pk_np, r.ts(), {f: r.vectors(f) for f in dims}, rows, take=True)
     return seg
+
+
+def load_segments(store: Store, segs: Sequence[Any], meta: CollectionMeta) -> list[SegmentData]:
+    """Load sealed segments (``SegmentMeta``-like: path, id, partition_id) in parallel
+    threads — their reads and copies release the GIL — in the order given."""
+    if len(segs) <= 1:
+        return [load_segment(store, s.path, s.id, s.partition_id, meta) for s in segs]
+    workers = min(len(segs), os.cpu_count() or 1, 8)
+    with ThreadPoolExecutor(workers, thread_name_prefix="gpuvec-load") as pool:
+        return list(pool.map(
+            lambda s: load_segment(store, s.path, s.id, s.partition_id, meta), segs))  # fmt: skip
 
 
 class QueryNode:
@@ -63,10 +77,9 @@ class QueryNode:
 
     def load(self, meta: CollectionMeta, catalog: Catalog) -> None:
         """Load every committed sealed segment of a collection and apply its delta logs."""
-        segs: dict[int, SegmentData] = {}
-        for sm in catalog.segments(meta.id):
-            seg = load_segment(self.store, sm.path, sm.id, sm.partition_id, meta)
-            segs[sm.id] = seg
+        metas = catalog.segments(meta.id)
+        segs = {sm.id: seg for sm, seg in zip(metas, load_segments(self.store, metas, meta),
+                                               strict=True)}  # fmt: skip
         self.apply_deltas(meta, catalog, list(segs.values()))
         with self.lock:
             for old in self._segments.get(meta.id, {}).values():

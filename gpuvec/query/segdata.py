@@ -83,10 +83,19 @@ class SegmentData:
         return self.n * (8 + 8 + sum(4 * d for d in self.dims.values())) + self._rows.nbytes
 
     def append(
-        self, pks: np.ndarray, ins_ts: np.ndarray, vectors: dict[str, np.ndarray], rows: pa.Table
-    ) -> None:
-        """Append a batch; ``rows`` holds the scalar columns returned as output fields."""
+        self, pks: np.ndarray, ins_ts: np.ndarray, vectors: dict[str, np.ndarray], rows: pa.Table,
+        *, take: bool = False,
+    ) -> None:  # fmt: skip
+        """Append a batch; ``rows`` holds the scalar columns returned as output fields.
+        ``take``: the caller hands over ``vectors`` (a sealed segment's load): an empty
+        segment keeps exactly-sized float32 arrays as they are instead of copying them."""
         n, m = self.n, len(pks)
+        if take and n == 0:
+            for f, v in vectors.items():
+                buf = self._vec[f]
+                if (v.dtype == np.float32 and v.flags.c_contiguous and v.flags.writeable
+                        and v.shape == (len(buf), buf.shape[1]) and m == len(buf)):  # fmt: skip
+                    self._vec[f] = v
         need = n + m
         if need > len(self._pk):
             cap = max(need, 2 * len(self._pk))
@@ -99,7 +108,8 @@ class SegmentData:
                 self._vec[f] = grown
         self._pk[n:need] = pks
         for f, v in vectors.items():
-            self._vec[f][n:need] = v
+            if self._vec[f] is not v:
+                self._vec[f][n:need] = v
         self._rows.append(rows)
         self._device.clear()
         self.vis.append(np.asarray(ins_ts, np.uint64))  # publishes the rows: raises n last

@@ -20,7 +20,7 @@ from gpuvec.coord.maintenance import Maintenance
 from gpuvec.coord.planning import index_progress
 from gpuvec.errors import IndexBuildError
 from gpuvec.pipelines.common import PROGRESS_TOPIC, build_progress
-from gpuvec.query.node import load_segment
+from gpuvec.query.node import load_segment, load_segments
 from gpuvec.records import NO_BUILD, CollectionMeta, CollectionView, SegmentMeta, index_id
 
 if TYPE_CHECKING:
@@ -88,8 +88,7 @@ class DataNodeDuties:
         if coll is None:
             return commit()
         serve = e.query.loaded(meta.id)
-        loaded = [load_segment(e.store, s.path, s.id, s.partition_id, meta)
-                  for s in segs] if serve else []  # fmt: skip
+        loaded = load_segments(e.store, segs, meta) if serve else []
         with coll.locked():
             if not commit():
                 return False

@@ -35,9 +35,11 @@ import pyarrow.parquet as pq
 import zarr
 from zarr.abc.store import Store
 from zarr.codecs import Crc32cCodec
+from zarr.storage import LocalStore
 
 from gpuvec.errors import AlreadyExistsError, CorruptDataError, InvalidArgumentError, NotFoundError
 from gpuvec.schema import CollectionSchema
+from gpuvec.storage.objects.fastchunks import read_rows, write_chunks
 from gpuvec.storage.objects.stores import describe, exists, get_bytes, put_bytes, wrap_errors
 
 FORMAT = 1
@@ -136,16 +138,21 @@ def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, s
     def put_array(name: str, data: np.ndarray, rows: int) -> None:
         chunks = (rows, *data.shape[1:])
         shards = None if shard is None or rows != chunk else (shard, *data.shape[1:])
+        direct = shards is None and isinstance(store, LocalStore)  # see .fastchunks
         zarr.create_array(
             store,
             name=f"{path}/{name}",
-            data=data,
+            data=None if direct else data,
+            shape=data.shape if direct else None,
+            dtype=data.dtype if direct else None,
             chunks=chunks,
             shards=shards,
             compressors=[Crc32cCodec()],
             filters=None,
             fill_value=0,
         )
+        if direct:
+            write_chunks(store, f"{path}/{name}", data, rows)
         sums[name] = _crc(data)
 
     if pk_arr is None:
@@ -275,7 +282,10 @@ class SegmentReader:
     def _read(self, name: str, rows: slice) -> np.ndarray:
         try:
             with wrap_errors(self.store, f"{self.path}/{name}"):
-                return self._array(name)[rows]
+                arr = self._array(name)
+                start, stop, _ = rows.indices(arr.shape[0])
+                got = read_rows(self.store, f"{self.path}/{name}", arr, start, stop)
+                return arr[rows] if got is None else got
         except (ValueError, RuntimeError) as e:
             raise CorruptDataError(f"{self._where}: array {name!r} failed its check: {e}") from e
 
