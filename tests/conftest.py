@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -36,6 +37,18 @@ def etcd_endpoint() -> str:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     return _need(KAFKA, "Kafka", "kafka.sh")
+
+
+@pytest.fixture(scope="module")
+def moto_s3() -> Iterator[str]:
+    """A moto S3 server's URL (module scope); tests make their buckets with
+    :func:`gpuvec.testing.s3.make_bucket`."""
+    pytest.importorskip("boto3", reason="boto3 (moto[server]) missing: pip install .[test]")
+    pytest.importorskip("s3fs", reason="s3fs missing: pip install .[test]")
+    from gpuvec.testing.s3 import moto_server
+
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from gpuvec.columns import columns_to_table
 from gpuvec.errors import DataError, InvalidArgumentError
 from gpuvec.rows import rows_to_table
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, DataType
+from gpuvec.testing.s3 import make_bucket
 
 DIM = 4
 
@@ -258,19 +258,9 @@ def test_local_bulk_writer_files(tmp_path: Path, file_type: str) -> None:
 
 # -- S3 (moto) -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    boto3 = pytest.importorskip("boto3", reason="boto3 (moto[server]) missing: pip install .[test]")
-    pytest.importorskip("s3fs", reason="s3fs missing: pip install .[test]")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test").create_bucket(Bucket="imports")  # fmt: skip
-    yield url
-    server.stop()
+def s3_endpoint(moto_s3: str) -> str:
+    make_bucket(moto_s3, "imports")
+    return moto_s3
 
 
 @pytest.mark.s3
