@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from gpuvec import ops
 from gpuvec.client.admin import AdminMethods, LoadState
@@ -57,6 +58,22 @@ __all__ = ["LoadState", "MilvusClient"]
 
 
 _REMOTE = ("http://", "https://", "tcp://", "grpc://", "unix:")
+
+
+def _last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
+    """A batch that repeats a primary key: an upsert is refused (as Milvus refuses it);
+    an insert keeps each key's last row (a key written twice is one entity, the newest)."""
+    if len(set(ids)) == len(ids):
+        return table
+    if op == "upsert":
+        seen: set[Any] = set()
+        dup = next(k for k in ids if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise InvalidArgumentError(
+            f"duplicate primary keys are not allowed in the same batch (primary key {dup!r} "
+            "appears more than once)"
+        )
+    last = {k: i for i, k in enumerate(ids)}
+    return table.take(sorted(last.values()))
 
 
 class MilvusClient(AdminMethods, IndexMethods, ImportMethods, IteratorMethods, ServiceMethods):
@@ -259,11 +276,20 @@ class MilvusClient(AdminMethods, IndexMethods, ImportMethods, IteratorMethods, S
             table = columns_to_table(coll.schema, data, operation=op, auto_ids=auto)
         else:
             table = rows_to_table(coll.schema, rows, operation=op, auto_ids=auto)
-        ids = table.column(coll.schema.primary_field.name).to_pylist()  # type: ignore[union-attr]
+        pk_name = coll.schema.primary_field.name  # type: ignore[union-attr]
+        ids = table.column(pk_name).to_pylist()
+        table = _last_of_each_key(op, table, ids)
+        replaced = ids
+        if op == "upsert" and coll.schema.auto_id:  # Milvus: the rows get new keys
+            first = self._engine.catalog.allocate_ids(table.num_rows)
+            new = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
+            at = table.schema.get_field_index(pk_name)
+            table = table.set_column(at, table.schema.field(at), new)
+            ids = new.to_pylist()
         ts = self._engine.write(
             coll,
             inserts=table,
-            delete_pks=np_keys(ids) if op == "upsert" else None,
+            delete_pks=np_keys(replaced) if op == "upsert" else None,
             partition=partition_name or None,
         )
         return {f"{op}_count": n, "ids": ids, "timestamp": self._note(ts)}

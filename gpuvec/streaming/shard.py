@@ -74,6 +74,7 @@ from gpuvec.storage.objects.segment import (
 from gpuvec.storage.objects.stores import delete_prefix, exists
 from gpuvec.storage.wal.base import WAL
 from gpuvec.storage.wal.record import Record, RecordKind
+from gpuvec.streaming.pkset import ChannelKeys
 
 log = logging.getLogger(__name__)
 _PARTITION = b"gpuvec.partition"
@@ -124,6 +125,8 @@ class Shard:
         self.delete_position = 0  # WAL position just after the last delete applied
         self.checkpoint = 0
         self.last_write = time.monotonic()
+        # every key of the channel: an insert of one that exists deletes the old row
+        self.keys = ChannelKeys(self.pk_is_int, self._sealed_segments, self._segment_keys)
         wal.create_channel(channel)
         self.writer = wal.writer(channel)  # fences any older writer, recovers the tail
         self._replay()
@@ -161,6 +164,7 @@ class Shard:
                 self.meta.collection_schema(), table.replace_schema_metadata(None)
             )
             seg.append(pks, np.full(len(pks), rec.ts_begin, np.uint64), vectors, rows)
+            self.keys.add(pks)
         elif rec.kind == RecordKind.DELETE and table is not None:
             col = table.column(self.pk_name).combine_chunks()
             pks = col.to_numpy() if self.pk_is_int else np.array(col.to_pylist(), object)
@@ -205,6 +209,8 @@ class Shard:
         shards), so the channel's records stay in timestamp order."""
         with self.lock:
             ts = self.tso.allocate() if ts is None else ts
+            if deletes is None and inserts is not None and inserts.num_rows:
+                deletes = self._replaced(inserts)  # keys written before: the newest wins
             recs = self._records(ts, deletes, inserts, partition_id)
             positions = self.writer.append_many([r for r, _ in recs])
             faults.pause("shard.after-wal-append")  # crash tests: logged, not acknowledged
@@ -212,6 +218,23 @@ class Shard:
                 self._apply(pos, rec, table)
             self.last_write = time.monotonic()
             return ts
+
+    def _replaced(self, inserts: pa.Table) -> pa.Table | None:
+        """The inserted keys the channel already holds, as a delete table (None: none)."""
+        col = inserts.column(self.pk_name).combine_chunks()
+        pks = col.to_numpy() if self.pk_is_int else np.array(col.to_pylist(), object)
+        old = self.keys.existing(pks)
+        if not len(old):
+            return None
+        arr = pa.array(old, pa.int64()) if self.pk_is_int else pa.array(list(old), pa.string())
+        return pa.table({self.pk_name: arr})
+
+    def _sealed_segments(self) -> list[SegmentMeta]:
+        return [s for s in self.catalog.segments(self.meta.id) if s.channel == self.channel]
+
+    def _segment_keys(self, seg: SegmentMeta) -> np.ndarray:
+        pks = SegmentReader(self.store, seg.path).pk()
+        return pks if isinstance(pks, np.ndarray) else np.array(pks.to_pylist(), object)
 
     def sync(self, ts: int) -> int:
         """Make the shard serviceable at ``ts`` (every earlier write is applied)."""
@@ -284,6 +307,7 @@ class Shard:
                     self.catalog.commit_seal(
                         self.meta.id, self.channel, plan.checkpoint, metas, delta
                     )
+                    self.keys.mark_known(m.id for m in metas)  # their keys went through add
                     self._swap(plan)
             except BaseException:
                 with self.lock:  # nothing was swapped: the frozen state stays pending

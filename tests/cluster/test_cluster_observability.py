@@ -24,17 +24,27 @@ pytestmark = [pytest.mark.etcd, pytest.mark.kafka]
 ROLES = ("coordinator", "streamingnode", "querynode", "proxy")
 
 
-def scrape(port: int) -> dict[str, list]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as res:
-        text = res.read().decode()
-    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+def scrape(port: int, wait_s: float = 30.0) -> dict[str, list]:
+    """The /metrics families on ``port``, waiting for a process that was just started
+    (an earlier test's replacement coordinator) to open it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as res:
+                text = res.read().decode()
+            return {f.name: f.samples for f in text_string_to_metric_families(text)}
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def test_every_role_serves_gpuvec_metrics(cluster: LocalCluster, milvus: MilvusClient) -> None:
     procs = cluster.processes
     for role in ROLES:
-        assert procs.get(role), f"no {role} process"
-        for p in procs[role]:
+        live = [p for p in procs.get(role, []) if not p.get("killed")]  # failover tests kill
+        assert live, f"no {role} process"
+        for p in live:
             assert p.get("metrics_port"), f"{role} {p} was started without a metrics port"
             families = scrape(int(p["metrics_port"]))
             assert any(name.startswith("gpuvec_") for name in families), (role, families.keys())
@@ -45,7 +55,7 @@ def test_every_role_serves_gpuvec_metrics(cluster: LocalCluster, milvus: MilvusC
     for i in range(3):
         milvus.search("obs", data=[vec[i].tolist()], limit=1)
     searches = 0.0
-    for p in procs["proxy"]:
+    for p in (p for p in procs["proxy"] if not p.get("killed")):
         samples = scrape(int(p["metrics_port"])).get("gpuvec_proxy_req_count", [])
         searches += sum(
             s.value

@@ -16,6 +16,7 @@ from gpuvec.cluster.launcher import LocalCluster
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
 from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
+from gpuvec.testing.scenarios_keys import KeyScenarios
 
 pytestmark = [pytest.mark.etcd, pytest.mark.kafka, pytest.mark.slow]
 
@@ -35,4 +36,8 @@ class TestCollectionScenarios(CollectionScenarios):
 
 
 class TestGrpcEndpointScenarios(GrpcEndpointScenarios):
+    pass
+
+
+class TestKeyScenarios(KeyScenarios):
     pass

@@ -15,6 +15,7 @@ from gpuvec.server.app import Server
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
 from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
+from gpuvec.testing.scenarios_keys import KeyScenarios
 
 
 @pytest.fixture
@@ -32,4 +33,8 @@ class TestCollectionScenarios(CollectionScenarios):
 
 
 class TestGrpcEndpointScenarios(GrpcEndpointScenarios):
+    pass
+
+
+class TestKeyScenarios(KeyScenarios):
     pass

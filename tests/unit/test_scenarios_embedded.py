@@ -19,6 +19,7 @@ import gpuvec
 from gpuvec.config import Config
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
+from gpuvec.testing.scenarios_keys import KeyScenarios
 
 
 def _config() -> Config:
@@ -52,4 +53,8 @@ class TestDataScenarios(DataScenarios):
 
 
 class TestCollectionScenarios(CollectionScenarios):
+    pass
+
+
+class TestKeyScenarios(KeyScenarios):
     pass
