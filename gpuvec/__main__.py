@@ -27,6 +27,17 @@ gpuvec: a GPU-accelerated, Milvus-compatible vector database.
 Run `gpuvec COMMAND --help` for a command's options; `python -m gpuvec` works the same."""
 
 
+def _served_rpcs() -> str:
+    """The Milvus RPCs the server implements (for ``gpuvec serve --help``)."""
+    import textwrap
+
+    from gpuvec.server.servicer import implemented_rpcs
+
+    names = sorted(implemented_rpcs())
+    body = textwrap.fill(", ".join(names), 88, initial_indent="  ", subsequent_indent="  ")
+    return f"Milvus RPCs served ({len(names)}; the others answer UNIMPLEMENTED):\n{body}"
+
+
 def main(argv: list[str] | None = None) -> int:
     from gpuvec import __version__
 
@@ -47,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser(
         "serve",
         help="serve a data directory over the Milvus gRPC protocol (pymilvus connects to it)",
+        epilog=_served_rpcs() if {"-h", "--help"} & set(sys.argv) else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--data", required=True, help="data directory (created if missing)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

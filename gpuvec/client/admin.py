@@ -394,7 +394,12 @@ class AdminMethods:
         return ids
 
     def _row_count(self, coll: Any, partition_ids: set[int]) -> int:
-        """Live rows of the given partitions over served sealed and growing segments."""
+        """Live rows of the given partitions over served sealed and growing segments; for a
+        collection that is not loaded, the rows of its flushed segments (as Milvus counts
+        them: whether loaded or not, deletes not subtracted before a compaction)."""
+        if not self._engine.is_loaded(coll.meta.id):
+            segs = self._engine.catalog.segments(coll.meta.id)
+            return sum(s.rows for s in segs if s.partition_id in partition_ids)
         return int(self._engine.row_count(coll, partition_ids))
 
     def get_partition_stats(

@@ -27,11 +27,13 @@ from gpuvec.client.admin import AdminMethods, LoadState
 from gpuvec.client.imports import ImportMethods
 from gpuvec.client.indexes import IndexMethods, _check_index_fields
 from gpuvec.client.iterators import IteratorMethods
+from gpuvec.client.segments import SegmentMethods
 from gpuvec.client.service import ServiceMethods
 from gpuvec.config import Config
 from gpuvec.coord.namespaces import Namespaces
 from gpuvec.errors import (
     CollectionNotFoundError,
+    GpuvecError,
     InvalidArgumentError,
 )
 from gpuvec.index.params import IndexParams
@@ -49,7 +51,7 @@ from gpuvec.proxy.params import (
     vector_field,
     window,
 )
-from gpuvec.records import DEFAULT_DB, CollectionView
+from gpuvec.records import DEFAULT_DB, DEFAULT_PARTITION, CollectionView
 from gpuvec.rows import pks_from_ids, resolve_output_fields, rows_to_table, table_to_rows
 from gpuvec.runtime.base import Runtime
 from gpuvec.schema import CollectionSchema, DataType, validate_name
@@ -76,7 +78,9 @@ def _last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
     return table.take(sorted(last.values()))
 
 
-class MilvusClient(AdminMethods, IndexMethods, ImportMethods, IteratorMethods, ServiceMethods):
+class MilvusClient(
+    AdminMethods, IndexMethods, ImportMethods, IteratorMethods, SegmentMethods, ServiceMethods
+):
     def __new__(cls, uri: str = "./gpuvec-data", *args: Any, **kwargs: Any) -> Any:
         """A remote URI (``http://host:19530`` — a ``gpuvec serve`` or any Milvus) gives
         pymilvus's own client; anything else opens the embedded runtime."""
@@ -226,13 +230,26 @@ class MilvusClient(AdminMethods, IndexMethods, ImportMethods, IteratorMethods, S
 
     # --- partitions --------------------------------------------------------------------------
     def create_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> None:
+        """Create a partition; one that exists already is left as it is (Milvus)."""
         validate_name("partition", partition_name)
         name = self._names.resolve(self._db, collection_name)
+        if partition_name in self._coll(collection_name).meta.partitions:
+            return
         self._engine.catalog.create_partition(name, partition_name)
         self._engine.update_meta(name, lambda m: None)
 
     def drop_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> None:
+        """Drop a partition and its rows. As in Milvus: a missing one is a harmless repeat,
+        a loaded one is refused (release it first), the default one cannot be dropped."""
         name = self._names.resolve(self._db, collection_name)
+        meta = self._coll(collection_name).meta
+        if partition_name not in meta.partitions and partition_name != DEFAULT_PARTITION:
+            return
+        loaded = meta.loaded_partitions is None or partition_name in meta.loaded_partitions
+        if partition_name != DEFAULT_PARTITION and self._engine.is_loaded(meta.id) and loaded:
+            raise GpuvecError(
+                "partition cannot be dropped, partition is loaded, please release it first"
+            )
         self._engine.catalog.drop_partition(name, partition_name)
 
         def forget(m: Any) -> None:  # no longer among the loaded partitions

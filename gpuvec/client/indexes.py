@@ -66,8 +66,8 @@ class IndexMethods:
         must be released first)."""
         coll = self._coll(collection_name)
         found = [i for i in coll.meta.index_params if i["index_name"] == index_name]
-        if not found:
-            raise IndexNotFoundError(f"index not found[indexName={index_name}]")
+        if not found:  # a harmless repeat in Milvus
+            return
         if self._engine.is_loaded(coll.meta.id):
             raise InvalidArgumentError(
                 f"index {index_name!r} cannot be dropped: collection {collection_name!r} is "
@@ -102,6 +102,7 @@ class IndexMethods:
             if i["index_name"] == index_name:
                 return {
                     **dict(i),
+                    **dict(i.get("properties") or {}),  # mmap.enabled..., as Milvus lists them
                     **self._engine.index_progress(coll, i),
                     **self._engine.index_serving(coll, i),
                 }

@@ -19,20 +19,21 @@ import threading
 from typing import Any
 
 import grpc
-from pymilvus.grpc_gen import milvus_pb2_grpc
+from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
 from gpuvec.records import DEFAULT_DB
 from gpuvec.server.servicer_admin import AdminRPCs
 from gpuvec.server.servicer_ddl import CollectionRPCs
 from gpuvec.server.servicer_dml import DataRPCs
 from gpuvec.server.servicer_import import ImportRPCs
+from gpuvec.server.servicer_segments import SegmentRPCs
 from gpuvec.server.servicer_users import UserRPCs
 
 __all__ = ["MilvusServicer", "implemented_rpcs"]
 
 
 class MilvusServicer(
-    CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, UserRPCs,
+    CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, UserRPCs,
     milvus_pb2_grpc.MilvusServiceServicer,
 ):  # fmt: skip
     """One servicer per server; thread-safe (gRPC runs handlers on a thread pool)."""
@@ -75,13 +76,9 @@ class MilvusServicer(
 
 
 def implemented_rpcs() -> set[str]:
-    """Names of the service's RPCs that gpuvec implements."""
-    base = milvus_pb2_grpc.MilvusServiceServicer
-    return {
-        name
-        for name in dir(base)
-        if not name.startswith("_") and getattr(MilvusServicer, name) is not getattr(base, name)
-    }
+    """Names of the service's RPCs that gpuvec implements (the rest answer UNIMPLEMENTED)."""
+    names = {m.name for m in milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"].methods}
+    return {n for cls in _MIXINS for n in cls.__dict__ if n in names}
 
 
 def _unimplemented(name: str) -> Any:
@@ -96,7 +93,7 @@ def _unimplemented(name: str) -> Any:
     return handler
 
 
-_MIXINS = (CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, UserRPCs)
+_MIXINS = (CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, UserRPCs)
 for _name in dir(milvus_pb2_grpc.MilvusServiceServicer):
     if _name.startswith("_") or any(_name in cls.__dict__ for cls in _MIXINS):
         continue

@@ -159,6 +159,7 @@ class AdminRPCs:
                 params["metric_type"] = d["metric_type"]
             for key, value in (d.get("params") or {}).items():
                 params[key] = json.dumps(value) if isinstance(value, dict | list) else value
+            params.update(d.get("properties") or {})
             descs.append(
                 milvus_pb2.IndexDescription(
                     index_name=d["index_name"],

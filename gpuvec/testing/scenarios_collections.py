@@ -149,6 +149,7 @@ class CollectionScenarios:
     def test_partitions(self, milvus: Any) -> None:
         milvus.create_collection("p", dimension=DIM, consistency_level="Strong")
         milvus.create_partition("p", "a")
+        milvus.create_partition("p", "a")  # exists: a harmless repeat (Milvus)
         assert milvus.has_partition("p", "a") and not milvus.has_partition("p", "b")
         assert sorted(milvus.list_partitions("p")) == ["_default", "a"]
         milvus.insert("p", rows(10), partition_name="a")
@@ -159,8 +160,13 @@ class CollectionScenarios:
         assert len(hits) == 10 and all(h["id"] < 100 for h in hits)
         milvus.release_partitions("p", ["a"])
         milvus.load_partitions("p", ["a"])
-        milvus.release_collection("p")
+        with raises_milvus_error("partition cannot be dropped, partition is loaded"):
+            milvus.drop_partition("p", "a")
+        milvus.flush("p")
+        milvus.release_collection("p")  # not loaded: flushed rows still count (Milvus)
+        assert int(milvus.get_collection_stats("p")["row_count"]) == 15
         milvus.drop_partition("p", "a")
+        milvus.drop_partition("p", "a")  # missing: a harmless repeat
         assert milvus.list_partitions("p") == ["_default"]
 
     def test_aliases(self, milvus: Any) -> None:

@@ -16,6 +16,7 @@ from gpuvec.cluster.launcher import LocalCluster
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
 from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
+from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
 
 pytestmark = [pytest.mark.etcd, pytest.mark.kafka, pytest.mark.slow]
@@ -40,4 +41,8 @@ class TestGrpcEndpointScenarios(GrpcEndpointScenarios):
 
 
 class TestKeyScenarios(KeyScenarios):
+    pass
+
+
+class TestInspectScenarios(InspectScenarios):
     pass

@@ -15,6 +15,7 @@ from gpuvec.server.app import Server
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
 from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
+from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
 
 
@@ -37,4 +38,8 @@ class TestGrpcEndpointScenarios(GrpcEndpointScenarios):
 
 
 class TestKeyScenarios(KeyScenarios):
+    pass
+
+
+class TestInspectScenarios(InspectScenarios):
     pass

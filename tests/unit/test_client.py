@@ -16,6 +16,7 @@ from gpuvec.errors import (
     CollectionNotLoadedError,
     DataError,
     FieldNotFoundError,
+    GpuvecError,
     InvalidArgumentError,
     PartitionNotFoundError,
 )
@@ -150,8 +151,12 @@ def test_partitions(client: MilvusClient) -> None:
     assert {h["id"] for h in hits} == set(range(100, 120))
     with pytest.raises(PartitionNotFoundError):
         client.search("c", data=v[0], partition_names=["nope"])
+    with pytest.raises(GpuvecError, match="partition is loaded, please release it first"):
+        client.drop_partition("c", "p1")  # Milvus refuses to drop a loaded partition
+    client.release_partitions("c", ["p1"])
     client.drop_partition("c", "p1")
     assert not client.has_partition("c", "p1")
+    client.drop_partition("c", "p1")  # a missing one: a harmless repeat
 
 
 def test_consistency_levels_see_acknowledged_writes(client: MilvusClient) -> None:
@@ -275,6 +280,7 @@ def test_dropped_partition_rows_are_not_served(client: MilvusClient) -> None:
     fill(client, "c", 10)
     client.flush("c")
     fill(client, "c", 5, seed=8, start=200, partition_name="p1")  # growing rows too
+    client.release_partitions("c", ["p1"])
     client.drop_partition("c", "p1")
     (hits,) = client.search("c", data=v[0], limit=50)
     assert {h["id"] for h in hits} == set(range(10))

@@ -12,7 +12,7 @@ import pytest
 
 from gpuvec import MilvusClient
 from gpuvec.config import Config
-from gpuvec.errors import IndexNotFoundError, InvalidArgumentError
+from gpuvec.errors import InvalidArgumentError
 
 DIM = 16
 
@@ -120,8 +120,8 @@ def test_index_survives_restart_and_redefinition(tmp_path: Path, cfg: Config) ->
         c.release_collection("c")
         c.drop_index("c", "vector")
         assert c.list_indexes("c") == []
-        with pytest.raises(IndexNotFoundError):
-            c.drop_index("c", "vector")
+        c.drop_index("c", "vector")  # a missing index: a harmless repeat, as in Milvus
+        assert c.list_indexes("c") == []
         c.create_index("c", idx)
         c.load_collection("c")
         assert c._engine.wait_for_indexes("c", timeout=60)

@@ -19,6 +19,7 @@ import gpuvec
 from gpuvec.config import Config
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
+from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
 
 
@@ -57,4 +58,8 @@ class TestCollectionScenarios(CollectionScenarios):
 
 
 class TestKeyScenarios(KeyScenarios):
+    pass
+
+
+class TestInspectScenarios(InspectScenarios):
     pass
