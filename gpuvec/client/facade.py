@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from gpuvec import ops
 from gpuvec.client.admin import AdminMethods, LoadState
+from gpuvec.client.hybrid import HybridMethods
 from gpuvec.client.imports import ImportMethods
 from gpuvec.client.indexes import IndexMethods, _check_index_fields
 from gpuvec.client.iterators import IteratorMethods
@@ -79,7 +80,13 @@ def _last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
 
 
 class MilvusClient(
-    AdminMethods, IndexMethods, ImportMethods, IteratorMethods, SegmentMethods, ServiceMethods
+    AdminMethods,
+    HybridMethods,
+    IndexMethods,
+    ImportMethods,
+    IteratorMethods,
+    SegmentMethods,
+    ServiceMethods,
 ):
     def __new__(cls, uri: str = "./gpuvec-data", *args: Any, **kwargs: Any) -> Any:
         """A remote URI (``http://host:19530`` — a ``gpuvec serve`` or any Milvus) gives

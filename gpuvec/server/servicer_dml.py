@@ -17,7 +17,9 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from gpuvec.coord.tso import now_ts, physical_ms
 from gpuvec.errors import InvalidArgumentError, NotSupportedYetError
+from gpuvec.rows_json import load_json
 from gpuvec.server.convert import (
+    consistency_of,
     parse_delete_request,
     parse_query_request,
     parse_search_request,
@@ -30,6 +32,14 @@ from gpuvec.server.status import ok, rpc
 __all__ = ["MAX_GUARANTEE_AHEAD_MS", "DataRPCs", "ids_proto"]
 
 MAX_GUARANTEE_AHEAD_MS = 10_000  # a guarantee timestamp may lead the server's clock this much
+
+
+def _rank_value(key: str, text: str) -> Any:
+    """A hybrid search rank param: pymilvus sends JSON, except plain strings (``rrf``)."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[", '"') or stripped[:1].isdigit() or stripped[:1] == "-":
+        return load_json(text, f"rank param {key}", error=InvalidArgumentError)
+    return {"true": True, "false": False}.get(stripped.lower(), stripped)
 
 
 def _guarantee(client: Any, ts: int) -> int:
@@ -130,6 +140,42 @@ class DataRPCs:
         data = search_result_to_proto(
             hits, schema, args.output_fields, args.nq, args.limit, args.round_decimal
         )
+        return milvus_pb2.SearchResults(
+            status=ok(), results=data, collection_name=request.collection_name
+        )
+
+    @rpc
+    def HybridSearch(self, request: Any, context: Any) -> Any:
+        client = self.client(request, context)
+        rank = {p.key: _rank_value(p.key, p.value) for p in request.rank_params}
+        for key in ("group_by_field", "group_size", "strict_group_size"):
+            if rank.get(key) not in (None, "", 0, False):
+                raise NotSupportedYetError(f"hybrid_search: {key} is not supported by gpuvec")
+        if request.HasField("function_score") and request.function_score.functions:
+            raise NotSupportedYetError("hybrid_search: function rankers are not supported")
+        reqs = []
+        for sub in request.requests:
+            args = parse_search_request(sub)
+            reqs.append({"data": args.data, "anns_field": args.anns_field,
+                         "param": args.search_params, "limit": args.limit,
+                         "expr": args.filter, "expr_params": args.filter_params})  # fmt: skip
+        limit = int(rank.get("limit", 10))
+        decimal = int(rank.get("round_decimal", -1))
+        kwargs: dict[str, Any] = {"offset": int(rank.get("offset", 0) or 0)}
+        level = consistency_of(request.consistency_level, request.use_default_consistency)
+        if level is not None:
+            kwargs["consistency_level"] = level
+        if request.guarantee_timestamp:
+            kwargs["guarantee_timestamp"] = _guarantee(client, request.guarantee_timestamp)
+        ranker = {"strategy": rank.get("strategy", "rrf"), "params": rank.get("params") or {}}
+        output = list(request.output_fields)
+        hits = client.hybrid_search(
+            request.collection_name, reqs, ranker, limit=limit, output_fields=output or None,
+            partition_names=list(request.partition_names) or None, **kwargs,
+        )  # fmt: skip
+        schema = client.collection_schema(request.collection_name)
+        nq = len(hits)
+        data = search_result_to_proto(hits, schema, output, nq, limit, decimal)
         return milvus_pb2.SearchResults(
             status=ok(), results=data, collection_name=request.collection_name
         )

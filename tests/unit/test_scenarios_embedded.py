@@ -19,6 +19,7 @@ import gpuvec
 from gpuvec.config import Config
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
+from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
 
@@ -62,4 +63,8 @@ class TestKeyScenarios(KeyScenarios):
 
 
 class TestInspectScenarios(InspectScenarios):
+    pass
+
+
+class TestHybridScenarios(HybridScenarios):
     pass

@@ -1,0 +1,92 @@
+"""``MilvusClient.hybrid_search`` (pymilvus's names and result shape): several ANN requests
+over one collection's vector fields — each with its own query vectors, search params, limit
+and filter — whose results are fused by an ``RRFRanker`` or a ``WeightedRanker``
+(:mod:`gpuvec.proxy.rerank`). A part (base class) of :class:`gpuvec.MilvusClient`; each
+request runs as :meth:`MilvusClient.search`, so filters, partitions, output fields and
+consistency behave exactly as there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpuvec.errors import InvalidArgumentError
+from gpuvec.proxy.params import metric_of
+from gpuvec.proxy.rerank import fuse, ranker_spec
+
+__all__ = ["MAX_REQUESTS", "HybridMethods"]
+
+MAX_REQUESTS = 1024  # Milvus caps a hybrid search's requests (maxVectorFieldNum is lower)
+
+
+def _request(req: Any) -> dict[str, Any]:
+    """A pymilvus ``AnnSearchRequest`` (or the same as a dict) → its fields."""
+    if isinstance(req, dict):
+        get = req.get
+    else:
+
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(req, name, default)
+
+    return {"data": get("data"), "anns_field": get("anns_field"), "param": get("param") or {},
+            "limit": get("limit"), "expr": get("expr") or "",
+            "expr_params": get("expr_params")}  # fmt: skip
+
+
+class HybridMethods:
+    def search(self, collection_name: str, *args: Any, **kwargs: Any) -> Any:  # MilvusClient
+        raise NotImplementedError
+
+    def _coll(self, name: str) -> Any:  # provided by MilvusClient
+        raise NotImplementedError
+
+    def hybrid_search(
+        self,
+        collection_name: str,
+        reqs: list[Any],
+        ranker: Any,
+        limit: int = 10,
+        output_fields: list[str] | None = None,
+        timeout: float | None = None,
+        partition_names: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[list[dict[str, Any]]]:
+        """Run every request (``AnnSearchRequest``: ``data``, ``anns_field``, ``param``,
+        ``limit``, ``expr``, ``expr_params``) and fuse each query's hits with ``ranker``;
+        per query, the ``limit`` best (after ``offset``) as ``{"id", "distance" (the fused
+        score), "entity"}``."""
+        if not isinstance(reqs, list | tuple) or not reqs:
+            raise InvalidArgumentError("hybrid_search needs at least one AnnSearchRequest")
+        if len(reqs) > MAX_REQUESTS:
+            raise InvalidArgumentError(f"hybrid_search takes at most {MAX_REQUESTS} requests")
+        strategy, params = ranker_spec(ranker, len(reqs))
+        offset = int(kwargs.get("offset", 0) or 0)
+        coll = self._coll(collection_name)
+        extra = {k: kwargs[k] for k in ("consistency_level", "guarantee_timestamp")
+                 if kwargs.get(k) is not None}  # fmt: skip
+        results, metrics = [], []
+        for i, raw in enumerate(reqs):
+            r = _request(raw)
+            if not r["anns_field"]:
+                raise InvalidArgumentError(f"hybrid_search: request {i} names no anns_field")
+            metrics.append(metric_of(coll, r["anns_field"], r["param"]))
+            results.append(self.search(
+                collection_name, data=r["data"], filter=r["expr"], limit=r["limit"],
+                output_fields=output_fields, search_params=r["param"],
+                partition_names=partition_names, anns_field=r["anns_field"],
+                filter_params=r["expr_params"], **extra,
+            ))  # fmt: skip
+        nq = {len(res) for res in results}
+        if len(nq) != 1:
+            raise InvalidArgumentError(
+                f"hybrid_search: every request needs the same number of query vectors, got "
+                f"{sorted(nq)}"
+            )
+        decimal = int(kwargs.get("round_decimal", -1))
+        fused = [fuse([res[q] for res in results], metrics, strategy, params, limit, offset)
+                 for q in range(nq.pop())]  # fmt: skip
+        if decimal >= 0:
+            for hits in fused:
+                for h in hits:
+                    h["distance"] = round(h["distance"], decimal)
+        return fused

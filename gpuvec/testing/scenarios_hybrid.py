@@ -1,0 +1,96 @@
+"""End-to-end hybrid-search scenarios, runtime-independent: ``hybrid_search`` over two
+vector fields (L2 and COSINE), one request filtered, with ``RRFRanker`` and
+``WeightedRanker`` (normalised or not), checked against a brute-force reference that fuses
+the exact per-request results with Milvus's formulas (written out here, independently of
+:mod:`gpuvec.proxy.rerank`); output fields, offset, several queries, and the refusal of a
+weight list of the wrong length.
+
+Run it as :mod:`gpuvec.testing.scenarios_data` says (fixture ``milvus``)::
+
+    class TestHybridScenarios(HybridScenarios):
+        pass
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pymilvus import AnnSearchRequest, DataType, RRFRanker, WeightedRanker
+
+from gpuvec.testing.knn_reference import ref_knn
+from gpuvec.testing.scenarios_support import raises_milvus_error
+
+N, DA, DB, K = 240, 8, 6, 15
+
+
+def _reference(a: np.ndarray, b: np.ndarray, tags: list[str], qa: np.ndarray, qb: np.ndarray,
+               rank: str, weights: tuple[float, float] = (0.0, 0.0),
+               norm: bool = True) -> list[tuple[int, float]]:  # fmt: skip
+    """Exact fused ranking of one query: request A (L2 on ``a``) and request B (COSINE on
+    ``b``, tag == "t1"), K hits each."""
+    da, ia, _ = ref_knn(a, qa[None, :], K, "L2")
+    keep = np.array([t == "t1" for t in tags])
+    db, ib, _ = ref_knn(b, qb[None, :], K, "COSINE", keep)
+    score: dict[int, float] = {}
+    for r, (dist, idx) in enumerate(((da[0], ia[0]), (db[0], ib[0]))):
+        for rank_i, (d, i) in enumerate(zip(dist, idx, strict=True), start=1):
+            if i < 0:
+                continue
+            if rank == "rrf":
+                part = 1.0 / (60 + rank_i)
+            elif r == 0:  # L2: a distance, turned so that larger is better
+                part = weights[0] * (1 - 2 * math.atan(d) / math.pi)
+            else:
+                part = weights[1] * ((1 + d) / 2 if norm else d)
+            score[int(i)] = score.get(int(i), 0.0) + part
+    return sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+class HybridScenarios:
+    def _collection(self, milvus: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        schema = milvus.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("a", DataType.FLOAT_VECTOR, dim=DA)
+        schema.add_field("b", DataType.FLOAT_VECTOR, dim=DB)
+        schema.add_field("tag", DataType.VARCHAR, max_length=8)
+        index = milvus.prepare_index_params()
+        index.add_index("a", index_type="FLAT", metric_type="L2")
+        index.add_index("b", index_type="FLAT", metric_type="COSINE")
+        milvus.create_collection("hy", schema=schema, index_params=index,
+                                 consistency_level="Strong")  # fmt: skip
+        rng = np.random.default_rng(21)
+        a = rng.standard_normal((N, DA)).astype(np.float32)
+        b = rng.standard_normal((N, DB)).astype(np.float32)
+        tags = [f"t{i % 3}" for i in range(N)]
+        milvus.insert("hy", [{"id": i, "a": a[i].tolist(), "b": b[i].tolist(), "tag": tags[i]}
+                             for i in range(N)])  # fmt: skip
+        return a, b, tags
+
+    def test_rankers_match_brute_force(self, milvus: Any) -> None:
+        a, b, tags = self._collection(milvus)
+        rng = np.random.default_rng(5)
+        qa = rng.standard_normal((2, DA)).astype(np.float32)
+        qb = rng.standard_normal((2, DB)).astype(np.float32)
+        reqs = [AnnSearchRequest(qa.tolist(), "a", {"metric_type": "L2"}, K),
+                AnnSearchRequest(qb.tolist(), "b", {"metric_type": "COSINE"}, K,
+                                 expr='tag == "t1"')]  # fmt: skip
+        raw = WeightedRanker(0.6, 0.4, norm_score=False)
+        cases = [("rrf", RRFRanker(), (0.0, 0.0), True),
+                 ("weighted", WeightedRanker(0.3, 0.7), (0.3, 0.7), True),
+                 ("weighted", raw, (0.6, 0.4), False)]  # fmt: skip
+        for rank, ranker, weights, norm in cases:
+            res = milvus.hybrid_search("hy", reqs, ranker, limit=10, output_fields=["tag"])
+            assert len(res) == 2
+            for q in range(2):
+                want = _reference(a, b, tags, qa[q], qb[q], rank, weights, norm)[:10]
+                got = [(h["id"], h["distance"]) for h in res[q]]
+                assert [i for i, _ in got] == [i for i, _ in want], (rank, q, got, want)
+                np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-4)
+                assert all(h["entity"]["tag"] == tags[h["id"]] for h in res[q])
+        page = milvus.hybrid_search("hy", reqs, RRFRanker(), limit=5, offset=3)
+        full = milvus.hybrid_search("hy", reqs, RRFRanker(), limit=8)
+        assert [h["id"] for h in page[0]] == [h["id"] for h in full[0]][3:8]
+        with raises_milvus_error("weights"):
+            milvus.hybrid_search("hy", reqs, WeightedRanker(1.0), limit=5)
