@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from gpuvec import ops
 from gpuvec.client.admin import AdminMethods, LoadState
+from gpuvec.client.grouping import GroupingMethods
 from gpuvec.client.hybrid import HybridMethods
 from gpuvec.client.imports import ImportMethods
 from gpuvec.client.indexes import IndexMethods, _check_index_fields
@@ -36,6 +37,7 @@ from gpuvec.errors import (
     CollectionNotFoundError,
     GpuvecError,
     InvalidArgumentError,
+    NotSupportedYetError,
 )
 from gpuvec.index.params import IndexParams
 from gpuvec.index.validate import check_range_params
@@ -81,6 +83,7 @@ def _last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
 
 class MilvusClient(
     AdminMethods,
+    GroupingMethods,
     HybridMethods,
     IndexMethods,
     ImportMethods,
@@ -495,6 +498,13 @@ class MilvusClient(
         anns_field: str | None = None,
         **kwargs: Any,
     ) -> list[list[dict[str, Any]]]:
+        group = kwargs.pop("group_by_field", None)
+        if group:  # grouping search (gpuvec.client.grouping): plain searches, then groups
+            if int((search_params or {}).get("offset", kwargs.get("offset", 0)) or 0):
+                raise NotSupportedYetError("search: offset with group_by_field")
+            args = {**kwargs, "data": data, "filter": filter, "search_params": search_params,
+                    "partition_names": partition_names, "anns_field": anns_field}  # fmt: skip
+            return self._grouped_search(collection_name, group, limit, output_fields, args)
         coll = self._coll(collection_name)
         flt = self._compile(coll, filter, kwargs.get("filter_params"))
         field = vector_field(coll.schema, anns_field)

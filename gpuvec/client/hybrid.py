@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpuvec.errors import InvalidArgumentError
+from gpuvec.errors import InvalidArgumentError, NotSupportedYetError
 from gpuvec.proxy.params import metric_of
 from gpuvec.proxy.rerank import fuse, ranker_spec
 
@@ -59,6 +59,9 @@ class HybridMethods:
             raise InvalidArgumentError("hybrid_search needs at least one AnnSearchRequest")
         if len(reqs) > MAX_REQUESTS:
             raise InvalidArgumentError(f"hybrid_search takes at most {MAX_REQUESTS} requests")
+        for key in ("group_by_field", "group_size", "strict_group_size"):
+            if kwargs.get(key) not in (None, "", 0, False):
+                raise NotSupportedYetError(f"hybrid_search: {key} is not supported by gpuvec")
         strategy, params = ranker_spec(ranker, len(reqs))
         offset = int(kwargs.get("offset", 0) or 0)
         coll = self._coll(collection_name)

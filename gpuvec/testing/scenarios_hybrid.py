@@ -1,4 +1,6 @@
-"""End-to-end hybrid-search scenarios, runtime-independent: ``hybrid_search`` over two
+"""End-to-end hybrid and grouping search scenarios, runtime-independent: a grouping search
+(``group_by_field``, ``group_size``, ``strict_group_size``) against a brute-force grouping,
+and ``hybrid_search`` over two
 vector fields (L2 and COSINE), one request filtered, with ``RRFRanker`` and
 ``WeightedRanker`` (normalised or not), checked against a brute-force reference that fuses
 the exact per-request results with Milvus's formulas (written out here, independently of
@@ -94,3 +96,24 @@ class HybridScenarios:
         assert [h["id"] for h in page[0]] == [h["id"] for h in full[0]][3:8]
         with raises_milvus_error("weights"):
             milvus.hybrid_search("hy", reqs, WeightedRanker(1.0), limit=5)
+
+    def test_grouping_search_matches_brute_force(self, milvus: Any) -> None:
+        a, _, tags = self._collection(milvus)
+        q = np.random.default_rng(8).standard_normal(DA).astype(np.float32)
+        order = np.argsort(((a - q) ** 2).sum(axis=1), kind="stable")
+        groups: dict[str, list[int]] = {}
+        for i in order:  # every row, best first: groups by first appearance, filled
+            if tags[i] in groups or len(groups) < 2:
+                groups.setdefault(tags[i], []).append(int(i))
+        want = [i for g in groups.values() for i in g[:4]]
+        res = milvus.search("hy", [q.tolist()], anns_field="a", limit=2, group_by_field="tag",
+                            group_size=4, strict_group_size=True,
+                            output_fields=["tag"])[0]  # fmt: skip
+        assert [h["id"] for h in res] == want
+        assert all(h["entity"]["tag"] == tags[h["id"]] for h in res)
+        loose = milvus.search("hy", [q.tolist()], anns_field="a", limit=2,
+                              group_by_field="tag")[0]  # fmt: skip
+        assert [h["id"] for h in loose] == [g[0] for g in groups.values()]
+        assert all("tag" not in h["entity"] for h in loose)  # fetched for grouping only
+        with raises_milvus_error("group by"):
+            milvus.search("hy", [q.tolist()], anns_field="a", limit=2, group_by_field="a")

@@ -516,7 +516,6 @@ def test_parse_search_request_defaults_and_range_params() -> None:
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"group_by_field": "s"}, "group_by_field"),
         ({"search_params": {"params": {}, "ignore_growing": True}}, "ignore_growing"),
         ({"order_by_fields": [{"field": "i8"}]}, "order_by_fields"),
     ],
@@ -836,3 +835,13 @@ def test_dynamic_values_survive_json_packing() -> None:
     named = field_data_from_rows(rows, schema, ["color", "missing"])  # only the named keys
     assert [fd.field_name for fd in named] == ["id", "$meta"]
     assert [json.loads(b) for b in named[-1].scalars.json_data.data] == [{"color": "ü"}, {}]
+
+
+def test_parse_search_request_passes_grouping() -> None:
+    req = search_request("c", [[1.0, 2.0, 3.0, 4.0]], group_by_field="s", group_size=3,
+                         strict_group_size=True)  # fmt: skip
+    kwargs = parse_search_request(req).kwargs()
+    assert (kwargs["group_by_field"], kwargs["group_size"], kwargs["strict_group_size"]) == (
+        "s", 3, True)  # fmt: skip
+    plain = parse_search_request(search_request("c", [[1.0, 2.0, 3.0, 4.0]])).kwargs()
+    assert "group_by_field" not in plain

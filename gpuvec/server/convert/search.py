@@ -72,8 +72,7 @@ _REQUEST_KEYS = frozenset(
     }
 )
 _UNSUPPORTED_KEYS = {
-    "group_by_field": "grouping search (group_by_field)",
-    "group_by_fields": "grouping search (group_by_fields)",
+    "group_by_fields": "grouping search by several fields (group_by_fields)",
     "order_by_fields": "search with order_by_fields",
     "json_path": "grouping by a JSON path",
     "json_type": "grouping by a JSON path",
@@ -101,6 +100,9 @@ class SearchArgs:
     round_decimal: int = -1
     iterator: bool = False
     db_name: str = ""
+    group_by_field: str = ""  # grouping search (gpuvec.client.grouping)
+    group_size: int = 0  # 0: the default (1)
+    strict_group_size: bool = False
 
     @property
     def nq(self) -> int:
@@ -123,6 +125,10 @@ class SearchArgs:
             out["filter_params"] = self.filter_params
         if self.consistency_level is not None:
             out["consistency_level"] = self.consistency_level
+        if self.group_by_field:
+            out["group_by_field"] = self.group_by_field
+            out["group_size"] = self.group_size or 1
+            out["strict_group_size"] = self.strict_group_size
         return out
 
 
@@ -301,6 +307,9 @@ def parse_search_request(req: milvus_pb2.SearchRequest) -> SearchArgs:
         round_decimal=_round_decimal(kv.get("round_decimal", "-1")),
         iterator=parse_bool("iterator", kv.get("iterator", "False")),
         db_name=req.db_name,
+        group_by_field=kv.get("group_by_field", "").strip(),
+        group_size=parse_int("group_size", kv.get("group_size", "0") or "0"),
+        strict_group_size=parse_bool("strict_group_size", kv.get("strict_group_size", "False")),
     )
 
 
