@@ -71,17 +71,17 @@ def validate_name(kind: str, name: Any) -> str:
         raise err(f"{kind} name must be a string, got {type(name).__name__} ({name!r})")
     if not name:
         raise err(f"{kind} name should not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise err(
-            f"invalid {kind} name {name[:32]!r}...: the length of a {kind} name must be "
-            f"at most {MAX_NAME_LENGTH} characters, got {len(name)}"
-        )
+    invalid = f"Invalid {kind} name: {name if len(name) <= 64 else name[:64] + '...'}."
+    if len(name) > MAX_NAME_LENGTH:  # Milvus's wording, here and below
+        raise err(f"{invalid} the length of a {kind} name must be less than "
+                  f"{MAX_NAME_LENGTH + 1} characters (got {len(name)})")  # fmt: skip
     if not (_PARTITION_RE if kind == "partition" else _NAME_RE).match(name):
-        first = "letter, digit or underscore" if kind == "partition" else "letter or underscore"
-        raise err(
-            f"invalid {kind} name {name!r}: the first character must be a {first}, and a "
-            f"{kind} name can only contain numbers, letters and underscores"
-        )
+        first_ok = name[0] == "_" or (name[0].isascii() and name[0].isalpha()) or (
+            kind == "partition" and name[0].isascii() and name[0].isdigit())  # fmt: skip
+        if not first_ok:
+            raise err(f"{invalid} the first character of a {kind} name must be an underscore "
+                      "or letter")  # fmt: skip
+        raise err(f"{invalid} {kind} name can only contain numbers, letters and underscores")
     if kind == "field" and (name in _KEYWORDS or name.lower() == "null"):
         raise err(f"invalid field name {name!r}: it is a reserved keyword")
     return name

@@ -205,6 +205,13 @@ class CollectionScenarios:
         with raises_milvus_error() as err:
             milvus.describe_collection("missing")
         assert err.value.code == 100 and "missing" in err.value.message
+        for name, why in (("1bad", "the first character of a collection name must be an "
+                                   "underscore or letter"),
+                          ("a-b", "collection name can only contain numbers, letters and "
+                                  "underscores")):  # fmt: skip
+            with raises_milvus_error(match=f"Invalid collection name: {name}. {why}") as err:
+                milvus.create_collection(name, dimension=DIM)  # Milvus's words and code
+            assert err.value.code == 1100
         milvus.create_collection("e", dimension=DIM, consistency_level="Strong")
         with raises_milvus_error(match="dim"):
             milvus.insert("e", [{"id": 1, "vector": [0.0] * (DIM + 1)}])

@@ -78,11 +78,19 @@ def test_valid_names(name: str) -> None:
     ("name", "needle"),
     [
         ("", "should not be empty"),
-        ("1abc", "first character"),
-        ("a-b", "only contain"),
+        (
+            "1abc",
+            "Invalid collection name: 1abc. the first character of a collection name "
+            "must be an underscore or letter",
+        ),
+        (
+            "a-b",
+            "Invalid collection name: a-b. collection name can only contain numbers, "
+            "letters and underscores",
+        ),
         ("a b", "only contain"),
         ("é", "first character"),
-        ("x" * 256, "at most 255"),
+        ("x" * 256, "must be less than 256 characters"),
         (5, "must be a string"),
     ],
 )
