@@ -11,10 +11,13 @@ is importable). Steps, each with a time guard:
 4. a short benchmark on 1M x 128 float32 (L2, k=10): ``gpuvec.ops.knn`` on the device
    vs the NumPy path on the same data in the same run, at nq = 1, 100, 10000, with
    ratios; cuBLAS SGEMM TFLOP/s vs the FP32 (non-tensor) peak; device-memory bandwidth
-   (copy, and a read-only reduction) vs the peak.
+   (copy, and a read-only reduction) vs the peak;
+5. GPU_IVF_FLAT's build: gpuvec's k-means (nlist 1024) and list assignment on the device
+   vs faiss-cpu's k-means on the same sample.
 
 Prints a table and writes ``bench/results/gpu_check.json`` (and ``$OUT/gpu_check.json``
-when ``$OUT`` is set). Without CuPy or a CUDA device it says so and exits 0.
+when ``$OUT`` is set) after every step, so a run cut short keeps what it measured.
+Without CuPy or a CUDA device it says so and exits 0.
 """
 
 from __future__ import annotations
@@ -239,6 +242,57 @@ def observability() -> dict:
     return out
 
 
+def ivf_build_bench(cp: Any) -> dict:
+    """GPU_IVF_FLAT's build on the device — gpuvec's balanced k-means (nlist 1024, 10
+    iterations, 256 points per centroid) and the list assignment of every row — against
+    faiss-cpu's k-means (all host cores) on the same sample, clustered 1M x 128 data made
+    on the device from a seed."""
+    from gpuvec.ops.kmeans import assign, kmeans
+
+    nlist, iters = 1024, 10
+    rs = cp.random.RandomState(7)
+    centers = rs.standard_normal((4096, DIM), dtype=cp.float32) * 3
+    x = centers[rs.randint(0, 4096, N)] + rs.standard_normal((N, DIM), dtype=cp.float32)
+    out: dict = {"rows": N, "dim": DIM, "nlist": nlist, "iters": iters}
+    kmeans(x[:50_000], 64, iters=2)  # compile and warm up
+    cp.cuda.Device().synchronize()
+    t0 = time.perf_counter()
+    km = kmeans(x, nlist, iters=iters)
+    cp.cuda.Device().synchronize()
+    out["gpu_kmeans_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    labels = assign(x, km.centroids)
+    cp.cuda.Device().synchronize()
+    out["gpu_assign_s"] = time.perf_counter() - t0
+    out["list_sizes_min_max"] = [int(km.sizes.min()), int(km.sizes.max())]
+    del labels
+    try:
+        import faiss
+
+        host = cp.asnumpy(x[: 256 * nlist])
+        ref = faiss.Kmeans(DIM, nlist, niter=iters, seed=1, max_points_per_centroid=256)
+        t0 = time.perf_counter()
+        ref.train(host)
+        out["faiss_cpu_kmeans_s"] = time.perf_counter() - t0
+        out["faiss_threads"] = faiss.omp_get_max_threads()
+        out["kmeans_ratio_vs_faiss_cpu"] = out["faiss_cpu_kmeans_s"] / out["gpu_kmeans_s"]
+    except ImportError:
+        out["faiss_cpu_kmeans_s"] = None
+    return out
+
+
+def save(doc: dict) -> Path:
+    """Write what is known so far (after every step: a timed-out run keeps its results)."""
+    doc["seconds"] = time.perf_counter() - T0
+    text = json.dumps(doc, indent=2, default=str) + "\n"
+    out = ROOT / "bench" / "results" / "gpu_check.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    if os.environ.get("OUT"):
+        Path(os.environ["OUT"], "gpu_check.json").write_text(text)
+    return out
+
+
 def main() -> int:
     reason = backend.gpu_unavailable_reason()
     if reason is not None:
@@ -253,10 +307,12 @@ def main() -> int:
     print("device:")
     for key, val in info.items():
         print(f"  {key:28s} {val}")
+    save(doc)
     doc["observability"] = observability()
     print(f"observability: {json.dumps(doc['observability'], default=str)[:600]}")
     print(f"\n[{time.perf_counter() - T0:6.1f}s] pytest -m gpu tests/gpu")
     doc["tests"] = run_tests()
+    save(doc)
     print(f"\n[{time.perf_counter() - T0:6.1f}s] hardware limits")
     if left() > 60:
         doc["hardware"] = hw = hardware(cp)
@@ -266,16 +322,19 @@ def main() -> int:
             print(f"  {key:24s} {hw[key]:7.2f} TFLOP/s = {hw[key] / peak_f:6.1%} of {peak_f:.1f}")
         for key in ("copy_tbs", "read_tbs"):
             print(f"  {key:24s} {hw[key]:7.3f} TB/s    = {hw[key] / peak_b:6.1%} of {peak_b:.2f}")
+        save(doc)
     print(f"\n[{time.perf_counter() - T0:6.1f}s] knn {N}x{DIM}, k={K}, L2")
     if left() > 40:
         doc["knn"] = knn_bench(cp)
-    doc["seconds"] = time.perf_counter() - T0
-    text = json.dumps(doc, indent=2, default=str) + "\n"
-    out = ROOT / "bench" / "results" / "gpu_check.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "gpu_check.json").write_text(text)
+        save(doc)
+    print(f"\n[{time.perf_counter() - T0:6.1f}s] GPU_IVF_FLAT build: k-means + assignment")
+    if left() > 40:
+        try:
+            doc["ivf_build"] = ivf_build_bench(cp)
+        except Exception as e:  # a failure here must not hide the figures above
+            doc["ivf_build"] = {"error": f"{type(e).__name__}: {e}"[:500]}
+        print(f"  {json.dumps(doc['ivf_build'], default=str)}")
+    out = save(doc)
     print(f"\nwrote {out} in {doc['seconds']:.1f}s; tests: {doc['tests']['summary']}")
     return 0 if doc["tests"]["rc"] == 0 else 1
 

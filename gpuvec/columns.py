@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpuvec.arrays import one_array
 from gpuvec.columns_rules import (
     check_columns,
     column_data_rows,
@@ -105,7 +106,7 @@ class _Ctx:
             table = rows_to_table(schema, [{field.name: v} for v in values])
         except DataError as e:
             raise self.readdress(e, base) from None
-        return table.column(field.name).combine_chunks()
+        return one_array(table.column(field.name))
 
     def refuse(self, field: FieldSchema, value: Any, i: int) -> NoReturn:
         """Raise rows_to_table's error for ``value`` as row ``i`` of ``field``."""
@@ -202,7 +203,7 @@ def _normalise(name: Any, col: Any, ctx: _Ctx) -> Column:
         if col.num_chunks == 1:
             col = col.chunk(0)
         elif not is_vector_column(col):
-            col = col.combine_chunks()
+            col = one_array(col)
     if isinstance(col, pa.Array | pa.ChunkedArray):
         return col.dictionary_decode() if pa.types.is_dictionary(col.type) else col
     if isinstance(col, np.ma.MaskedArray) and col.ndim == 1:
@@ -374,6 +375,8 @@ def _copy_vectors(
         dst = out[base + a : base + b]
         with np.errstate(over="ignore", invalid="ignore"):
             dst[...] = src[a:b]
+        if dst.size and np.isfinite(dst.min()) and np.isfinite(dst.max()):
+            continue  # min and max are finite (NaN propagates): every value is
         finite = np.isfinite(dst).all(axis=1)
         if not finite.all():
             i = a + int(np.argmin(finite))

@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpuvec.arrays import one_array
 from gpuvec.datatypes import INT_RANGES, DataType
 from gpuvec.errors import DataError, FieldNotFoundError, InvalidArgumentError, SchemaError
 from gpuvec.rows_json import JSON_MAX_DEPTH as JSON_MAX_DEPTH  # re-exported
@@ -425,7 +426,7 @@ def table_to_rows(
 
 def _column_to_py(field: FieldSchema, column: pa.ChunkedArray) -> list[Any]:
     if field.dtype == DataType.FLOAT_VECTOR:
-        arr = column.combine_chunks()
+        arr = one_array(column)
         flat = arr.flatten().to_numpy(zero_copy_only=False)
         return flat.reshape(len(arr), field.dim or 0).tolist()
     if field.dtype == DataType.JSON:

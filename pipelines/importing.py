@@ -58,6 +58,7 @@ class ChunkJob:
     on_error: str = "fail"  # "fail" | "skip"
     storage_options: dict[str, Any] | None = None
     digests: bool = False  # fingerprint each segment's vectors (adopting an index artifact)
+    handoff: bool = False  # the loader runs in the worker's process: leave it the columns
 
 
 def _auto_ids(job: ChunkJob, n: int) -> np.ndarray | None:
@@ -147,7 +148,8 @@ def import_chunk_task(store: StoreSpec, chunk: Chunk, index: int, job: ChunkJob)
                 key = pa.array(list(key), pa.string())
             meta = _write(st, path, pk=key, ts=np.full(len(sel), job.ts, np.uint64),
                           vectors=vecs, scalars=scalars.drop_columns([pk_name]),
-                          checkpoint={channel: 0}, chunk_rows=job.chunk_rows)  # fmt: skip
+                          checkpoint={channel: 0}, chunk_rows=job.chunk_rows,
+                          handoff=job.handoff)  # fmt: skip
             if job.digests:
                 meta["digests"] = {f: vector_digest(v) for f, v in vecs.items()}
             out["segments"].append({"id": sid, "channel": channel, "path": path,

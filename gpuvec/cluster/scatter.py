@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpuvec.arrays import one_array
 from gpuvec.cluster.rpc import ClientPool, Tables
 from gpuvec.cluster.sessions import channel_owners, segment_servers, sessions
 from gpuvec.cluster.wire import table_array
@@ -202,7 +203,7 @@ class RowsSegment:
 
     def __init__(self, table: pa.Table, pk_name: str) -> None:
         self.table = table
-        col = table.column(pk_name).combine_chunks()
+        col = one_array(table.column(pk_name))
         self.pks = (
             col.to_numpy() if pa.types.is_integer(col.type) else np.array(col.to_pylist(), object)
         )

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from gpuvec.arrays import one_array
 from gpuvec.storage.meta.base import (
     Compare,
     Delete,
@@ -105,7 +106,7 @@ def array_table(name: str, arr: np.ndarray) -> pa.Table:
 
 
 def table_array(table: pa.Table, name: str) -> np.ndarray:
-    col = table.column(name).combine_chunks()
+    col = one_array(table.column(name))
     if pa.types.is_fixed_size_list(col.type):
         return col.flatten().to_numpy().reshape(len(col), col.type.list_size)
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):

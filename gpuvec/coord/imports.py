@@ -289,6 +289,7 @@ class ImportJobs:
                 id_first=firsts[i], chunk_rows=self.config.segment_chunk_rows,
                 on_error=job["on_error"], storage_options=job["storage_options"] or None,
                 digests=bool(job.get("index_artifact")),
+                handoff=bool(getattr(self.runtime, "in_process", False)),
             )  # fmt: skip
             key = f"gpuvec-import-{job['id']}-{i:05d}"
             futures[key] = self.runtime.submit(import_chunk_task, self.spec, c, i, spec, key=key)

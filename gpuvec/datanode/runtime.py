@@ -71,6 +71,12 @@ class DataNodeRuntime:
         return not self.scheduler_address and bool(address) and port not in ("", "0")
 
     @property
+    def in_process(self) -> bool:
+        """Whether tasks run on threads of this process (the in-process cluster without
+        worker programs): what they leave in memory, this process can use."""
+        return not self.scheduler_address and not self.processes
+
+    @property
     def client(self) -> Any:
         """The ``distributed.Client`` (starting the local cluster on first use)."""
         with self._lock:

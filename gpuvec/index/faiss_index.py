@@ -116,7 +116,13 @@ def plan(index_type: str, params: dict[str, Any], n: int, dim: int) -> Plan:
         p.note = "; ".join(notes)
         return p
     kind = {"GPU_IVF_FLAT": "IVF_FLAT", "GPU_IVF_PQ": "IVF_PQ"}.get(index_type, index_type)
-    if index_type.startswith("GPU_"):
+    if index_type == "GPU_IVF_FLAT":
+        notes.append(
+            "GPU_IVF_FLAT trained by gpuvec's balanced k-means and filled into gpuvec's IVF "
+            "lists (on the GPU where there is one), served by faiss-cpu IndexIVFFlat with the "
+            "same centroids and lists"
+        )
+    elif index_type.startswith("GPU_"):
         notes.append(f"{index_type} served by the CPU {kind} equivalent (faiss-gpu is not used)")
     nlist = params["nlist"]
     if nlist * MIN_POINTS_PER_LIST > n:
@@ -204,6 +210,11 @@ class FaissIndex:
                 take = min(n, max(p.nlist * MIN_POINTS_PER_LIST, int(frac * n)))
                 pick = np.random.default_rng(1234).choice(n, size=take, replace=False)
                 train = x[np.sort(pick)]
+            if itype == "GPU_IVF_FLAT":  # gpuvec's own k-means and lists (module docstring)
+                index = own_ivf_flat(x, train, p, metric, int(resolved.get("kmeans_n_iters", 20)))
+                if progress is not None:
+                    progress(n, n)
+                return cls(itype, metric, resolved, p, index)
             index.train(train)
         step = n if progress is None else max(ADD_BATCH_MIN, -(-n // ADD_BATCHES))
         for start in range(0, n, step):
@@ -469,6 +480,26 @@ class FaissIndex:
         if self.serving.note:
             out["note"] = self.serving.note
         return out
+
+
+def own_ivf_flat(x: np.ndarray, train: np.ndarray, p: Plan, metric: str, iters: int) -> Any:
+    """GPU_IVF_FLAT's build: :func:`gpuvec.ops.kmeans.kmeans` on ``train`` and
+    :class:`~gpuvec.index.ivf_lists.IvfLists` of ``x`` (both on the device when the array
+    backend is CuPy), moved into a ``faiss.IndexIVFFlat``. ``x`` is normalised for COSINE."""
+    from gpuvec import ops
+    from gpuvec.index.ivf_lists import IvfLists
+    from gpuvec.ops.kmeans import assign, kmeans
+
+    lists_metric = "L2" if metric == "L2" else "IP"
+    km_metric = "COSINE" if metric == "COSINE" else lists_metric
+    if ops.is_gpu():
+        km = kmeans(ops.to_device(train), p.nlist, metric=km_metric, iters=iters)
+        labels = ops.to_host(assign(ops.to_device(x), km.centroids, lists_metric))
+        centroids = ops.to_host(km.centroids)
+    else:
+        km = kmeans(train, p.nlist, metric=km_metric, iters=iters)
+        centroids, labels = km.centroids, None
+    return IvfLists.fill(x, centroids, lists_metric, labels=labels).to_faiss()
 
 
 def ragged_topk(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from gpuvec.arrays import one_array
 from gpuvec.records import shard_of
 
 __all__ = ["shard_of", "split_write"]
@@ -21,7 +22,7 @@ def split_write(
     shard the write touches."""
     ins_shard = del_shard = None
     if inserts is not None:
-        col = inserts.column(pk_name).combine_chunks()
+        col = one_array(inserts.column(pk_name))
         pks = col.to_numpy() if pa.types.is_integer(col.type) else np.array(col.to_pylist(), object)
         ins_shard = shard_of(pks, num_shards)
     if delete_pks is not None:

@@ -26,6 +26,7 @@ from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
 from gpuvec.records import CollectionMeta
 from gpuvec.schema import DataType
+from gpuvec.storage.objects import handoff
 from gpuvec.storage.objects.deltas import read_delta
 from gpuvec.storage.objects.segment import SegmentReader
 from gpuvec.storage.objects.stores import get_bytes
@@ -34,23 +35,28 @@ from gpuvec.storage.objects.stores import get_bytes
 def load_segment(
     store: Store, path: str, segment_id: int, partition_id: int, meta: CollectionMeta
 ) -> SegmentData:
-    """Read a sealed segment from Zarr into memory."""
+    """Read a sealed segment from Zarr into memory — or take the columns its writer left
+    in this process (:mod:`gpuvec.storage.objects.handoff`: an embedded import)."""
     schema = meta.collection_schema()
     pk = schema.primary_field
     assert pk is not None
-    r = SegmentReader(store, path)
     dims = {f.name: int(f.dim) for f in schema.vector_fields}  # type: ignore[arg-type]
     pk_is_int = pk.dtype == DataType.INT64
-    seg = SegmentData(segment_id, partition_id, dims, pk_is_int, capacity=r.info.row_count)
-    pks = r.pk()
+    left = handoff.take(store, path)
+    if left is not None and set(left.vectors) == set(dims):
+        pks, ts, vectors, scalars = left.pk, left.ts, left.vectors, left.scalars
+    else:
+        r = SegmentReader(store, path)
+        pks, ts, scalars = r.pk(), r.ts(), r.table()
+        vectors = {f: r.vectors(f) for f in dims}
+    seg = SegmentData(segment_id, partition_id, dims, pk_is_int, capacity=len(pks))
     pk_np = pks if pk_is_int else np.array(pks.to_pylist(), object)
-    scalars = r.table()
     pk_col = pa.array(pks) if pk_is_int else pks
     if scalars.num_columns == 0:  # only pk + vectors: a column-less table has 0 rows
         rows = pa.table({pk.name: pk_col})
     else:
         rows = scalars.add_column(0, pk.name, pk_col)
-    seg.append(pk_np, r.ts(), {f: r.vectors(f) for f in dims}, rows, take=True)
+    seg.append(pk_np, ts, vectors, rows, take=True)
     return seg
 
 

@@ -88,12 +88,14 @@ class SegmentData:
     ) -> None:  # fmt: skip
         """Append a batch; ``rows`` holds the scalar columns returned as output fields.
         ``take``: the caller hands over ``vectors`` (a sealed segment's load): an empty
-        segment keeps exactly-sized float32 arrays as they are instead of copying them."""
+        segment keeps exactly-sized float32 arrays as they are instead of copying them
+        (read-only ones too: a full segment's arrays are never written in place, a later
+        append grows into new ones)."""
         n, m = self.n, len(pks)
         if take and n == 0:
             for f, v in vectors.items():
                 buf = self._vec[f]
-                if (v.dtype == np.float32 and v.flags.c_contiguous and v.flags.writeable
+                if (v.dtype == np.float32 and v.flags.c_contiguous
                         and v.shape == (len(buf), buf.shape[1]) and m == len(buf)):  # fmt: skip
                     self._vec[f] = v
         need = n + m
@@ -108,7 +110,7 @@ class SegmentData:
                 self._vec[f] = grown
         self._pk[n:need] = pks
         for f, v in vectors.items():
-            if self._vec[f] is not v:
+            if self._vec[f] is not v and need > n:
                 self._vec[f][n:need] = v
         self._rows.append(rows)
         self._device.clear()

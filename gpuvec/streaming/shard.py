@@ -57,6 +57,7 @@ import pyarrow as pa
 from zarr.abc.store import Store
 
 from gpuvec import faults
+from gpuvec.arrays import one_array
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
 from gpuvec.coord.tso import TSO
@@ -166,7 +167,7 @@ class Shard:
             seg.append(pks, np.full(len(pks), rec.ts_begin, np.uint64), vectors, rows)
             self.keys.add(pks)
         elif rec.kind == RecordKind.DELETE and table is not None:
-            col = table.column(self.pk_name).combine_chunks()
+            col = one_array(table.column(self.pk_name))
             pks = col.to_numpy() if self.pk_is_int else np.array(col.to_pylist(), object)
             for seg in self.growing.values():  # frozen ones too: reads see them until the swap
                 seg.delete(pks, rec.ts_begin)
@@ -221,7 +222,7 @@ class Shard:
 
     def _replaced(self, inserts: pa.Table) -> pa.Table | None:
         """The inserted keys the channel already holds, as a delete table (None: none)."""
-        col = inserts.column(self.pk_name).combine_chunks()
+        col = one_array(inserts.column(self.pk_name))
         pks = col.to_numpy() if self.pk_is_int else np.array(col.to_pylist(), object)
         old = self.keys.existing(pks)
         if not len(old):

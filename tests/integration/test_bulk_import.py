@@ -28,6 +28,7 @@ from gpuvec.errors import GpuvecError, ImportJobError
 from gpuvec.observability.pageformat import import_status
 from gpuvec.observability.snapshot import snapshot
 from gpuvec.schema import DataType
+from gpuvec.storage.objects import handoff
 
 DIM, N = 8, 5000
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,8 +88,18 @@ def client(tmp_path: Path) -> Iterator[MilvusClient]:
 
 
 def test_parquet_import_is_atomic_indexed_and_searchable(
-    client: MilvusClient, tmp_path: Path
+    client: MilvusClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    taken: list[str] = []
+    real_take = handoff.take
+
+    def spy(store: object, path: str) -> object:
+        got = real_take(store, path)
+        if got is not None:
+            taken.append(path)
+        return got
+
+    monkeypatch.setattr(handoff, "take", spy)
     make_collection(client)
     vec = vectors()
     path = write_parquet(tmp_path / "data.parquet", vec)
@@ -110,6 +121,8 @@ def test_parquet_import_is_atomic_indexed_and_searchable(
     assert set(seen) <= {0, N}, sorted(set(seen))
     assert state["state"] == "Completed" and state["row_count"] == N
     assert len(state["segments"]) == 10  # 5 chunks x 2 shards
+    # the in-process workers handed every segment to the loader: none was read back
+    assert len(set(taken)) == 10, taken
     assert count(client) == N
     info = client.describe_index("docs", "vector")
     assert info["state"] == "Finished" and info["indexed_rows"] == N

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 import pytest
 import zarr
@@ -41,7 +42,10 @@ def test_same_bytes_as_zarr_and_readable_both_ways(tmp_path: Path, data: np.ndar
     theirs, ours = tmp_path / "zarr", tmp_path / "ours"
     _zarr_write(theirs, "a", data, rows, with_data=True)
     arr = _zarr_write(ours, "a", data, rows, with_data=False)
-    assert write_chunks(zarr.storage.LocalStore(ours), "a", data, rows)
+    whole = np.ascontiguousarray(data.astype(data.dtype.newbyteorder("<"))).view()
+    whole.flags.writeable = False
+    crc = write_chunks(zarr.storage.LocalStore(ours), "a", data, rows)
+    assert crc == google_crc32c.value(whole)  # the checksum of the whole array, not a chunk
     assert _files(ours / "a") == _files(theirs / "a")
     np.testing.assert_array_equal(arr[:], data)  # zarr reads ours
     zarr_arr = zarr.open_array(zarr.storage.LocalStore(theirs), path="a", mode="r")
@@ -81,7 +85,7 @@ def test_missing_chunk_is_fill_and_damage_is_refused(tmp_path: Path) -> None:
 def test_other_stores_and_layouts_are_left_to_zarr(tmp_path: Path) -> None:
     data = np.arange(40, dtype=np.float32).reshape(10, 4)
     memory = zarr.storage.MemoryStore()
-    assert write_chunks(memory, "a", data, 4) is False
+    assert write_chunks(memory, "a", data, 4) is None
     arr = zarr.create_array(memory, name="a", data=data, chunks=(4, 4))  # zstd by default
     assert read_rows(memory, "a", arr, 0, 10) is None
     local = zarr.storage.LocalStore(tmp_path)

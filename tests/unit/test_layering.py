@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "gpuvec"
-FOUNDATION = {"errors", "datatypes", "schema", "records", "config", "faults", "rows",
+FOUNDATION = {"errors", "arrays", "datatypes", "schema", "records", "config", "faults", "rows",
               "rows_json", "columns", "columns_rules", "storage.meta.keys",
               "storage.objects.paths"}  # fmt: skip
 ENGINES = {"ops", "index", "expr", "storage"}

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from zarr.abc.store import Store
 
+from gpuvec.arrays import one_array
 from gpuvec.storage.objects.paths import delta_path
 from gpuvec.storage.objects.stores import get_bytes, put_bytes
 
@@ -27,6 +28,6 @@ def write_delta(store: Store, path: str, pks: np.ndarray, tss: np.ndarray, pk_is
 def read_delta(store: Store, path: str, pk_is_int: bool) -> tuple[np.ndarray, np.ndarray]:
     """``(pks, delete timestamps)``; string keys come back as an object array."""
     t = pq.read_table(io.BytesIO(get_bytes(store, path)))
-    col = t.column("pk").combine_chunks()
+    col = one_array(t.column("pk"))
     pks = col.to_numpy() if pk_is_int else np.array(col.to_pylist(), object)
     return pks, t.column("ts").to_numpy().astype(np.uint64)

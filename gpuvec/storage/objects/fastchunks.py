@@ -36,29 +36,32 @@ def _chunk_file(base: Path, i: int, ndim: int) -> Path:
     return base.joinpath("c", str(i), *(["0"] * (ndim - 1)))
 
 
-def write_chunks(store: Any, array_path: str, data: np.ndarray, chunk_rows: int) -> bool:
+def write_chunks(store: Any, array_path: str, data: np.ndarray, chunk_rows: int) -> int | None:
     """Write ``data``'s chunk files under ``array_path`` (its ``zarr.json`` is zarr's to
-    write); False when ``store`` is not local (nothing written)."""
+    write) and return the CRC32C of ``data``'s bytes (computed block by block while each
+    block is in cache); None when ``store`` is not local (nothing written)."""
     root = _root(store)
     if root is None:
-        return False
+        return None
     data = np.asarray(data)
     data = data.astype(data.dtype.newbyteorder("<"), copy=False)
     base, n, inner = root / array_path, data.shape[0], data.shape[1:]
+    whole = 0
     for i, a in enumerate(range(0, n, chunk_rows)):
-        block = data[a : a + chunk_rows]
+        block = np.ascontiguousarray(data[a : a + chunk_rows]).view()
+        block.flags.writeable = False  # google_crc32c takes read-only buffers only
+        whole = google_crc32c.extend(whole, block)
         if len(block) < chunk_rows:
             padded = np.zeros((chunk_rows, *inner), data.dtype)
             padded[: len(block)] = block
-            block = padded
-        buf = np.ascontiguousarray(block).view()
-        buf.flags.writeable = False  # google_crc32c takes read-only buffers only
+            block = padded.view()
+            block.flags.writeable = False
         path = _chunk_file(base, i, data.ndim)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
-            f.write(buf)
-            f.write(struct.pack("<I", google_crc32c.value(buf)))
-    return True
+            f.write(block)
+            f.write(struct.pack("<I", google_crc32c.value(block)))
+    return whole
 
 
 def _plain_layout(arr: Any) -> bool:

@@ -14,10 +14,12 @@ Layout under ``<path>/`` (e.g. ``collections/<cid>/segments/<sid>/v<version>``):
                          row groups of ``chunk_rows`` rows
 
 Group attrs (``gpuvec.segment``): format, row_count, ts_min/max, pk_min/max, checkpoint
-(the WAL positions the segment covers), fields (name, kind, dtype/dim), and a CRC32 of every
-array's and side file's full contents. Readers refuse a segment whose attrs are missing
-or inconsistent, whose chunks fail their CRC32C, or (``verify()``) whose contents do not
-match the recorded checksums — always with :class:`~gpuvec.errors.CorruptDataError`.
+(the WAL positions the segment covers), fields (name, kind, dtype/dim), and a checksum of
+every array's and side file's full contents: CRC32C (``checksum: "crc32c"``; hardware
+accelerated, 3× zlib's CRC32), or zlib's CRC32 in segments written before that attr.
+Readers refuse a segment whose attrs are missing or inconsistent, whose chunks fail their
+CRC32C, or (``verify()``) whose contents do not match the recorded checksums — always with
+:class:`~gpuvec.errors.CorruptDataError`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import google_crc32c
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute
@@ -37,9 +40,11 @@ from zarr.abc.store import Store
 from zarr.codecs import Crc32cCodec
 from zarr.storage import LocalStore
 
+from gpuvec.arrays import one_array
 from gpuvec.errors import AlreadyExistsError, CorruptDataError, InvalidArgumentError, NotFoundError
 from gpuvec.schema import CollectionSchema
 from gpuvec.storage.objects.fastchunks import read_rows, write_chunks
+from gpuvec.storage.objects.handoff import Parts, leave
 from gpuvec.storage.objects.stores import describe, exists, get_bytes, put_bytes, wrap_errors
 
 FORMAT = 1
@@ -48,10 +53,16 @@ PARQUET = "scalars.parquet"
 _ZARR_SCALAR = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
 
 
-def _crc(data: Any) -> int:
-    return (
-        zlib.crc32(np.ascontiguousarray(data)) if isinstance(data, np.ndarray) else zlib.crc32(data)
-    )
+CHECKSUM = "crc32c"  # what new segments record; "crc32" (zlib) in older ones
+
+
+def _crc(data: Any, algo: str = CHECKSUM) -> int:
+    buf = np.ascontiguousarray(data).view() if isinstance(data, np.ndarray) else data
+    if algo == "crc32":
+        return zlib.crc32(buf)
+    if isinstance(buf, np.ndarray):
+        buf.flags.writeable = False  # google_crc32c takes read-only buffers only
+    return google_crc32c.value(buf)
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,7 @@ class SegmentInfo:
     fields: list[dict[str, Any]]
     checksums: dict[str, int] = field(repr=False)
     chunk_rows: int = 8192
+    checksum: str = "crc32"  # the algorithm of ``checksums``: "crc32c", or zlib's in old ones
 
     def vector_fields(self) -> dict[str, int]:
         return {f["name"]: f["dim"] for f in self.fields if f["kind"] == "vector"}
@@ -89,10 +101,13 @@ def write_segment(
     checkpoint: Mapping[str, Any] | None = None,
     chunk_rows: int = 8192,
     shard_rows: int | None = None,
+    handoff: bool = False,
 ) -> SegmentInfo:
     """Write a sealed segment once; refuse if ``path`` already holds one.
 
-    Every column is validated before the first byte is written."""
+    Every column is validated before the first byte is written. ``handoff``: leave the
+    columns for a loader in this process (:mod:`.handoff`); the caller must not change
+    them afterwards."""
     path = path.strip("/")
     n = len(pk)
     if n == 0:
@@ -110,7 +125,7 @@ def write_segment(
     cols = {}
     for col_name, col in zip(scalars.column_names, scalars.columns, strict=True) if scalars else ():
         _check_rows(col_name, n, len(col))
-        cols[col_name] = col.combine_chunks()
+        cols[col_name] = one_array(col)
     if isinstance(pk, np.ndarray) and pk.dtype.kind in "iu":
         pk_arr = None
     else:
@@ -120,9 +135,13 @@ def write_segment(
     if exists(store, f"{path}/zarr.json"):
         raise AlreadyExistsError(f"segment {path!r} already exists in {describe(store)}")
     with wrap_errors(store, path):
-        return _write(
+        info = _write(
             store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, shard_rows
         )
+    if handoff:
+        key = pk_arr if pk_arr is not None else np.asarray(pk).astype(np.int64, copy=False)
+        leave(store, path, Parts(pk=key, ts=ts, vectors=vecs, scalars=pa.table(cols)))
+    return info
 
 
 def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, shard_rows):  # type: ignore[no-untyped-def]
@@ -151,9 +170,8 @@ def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, s
             filters=None,
             fill_value=0,
         )
-        if direct:
-            write_chunks(store, f"{path}/{name}", data, rows)
-        sums[name] = _crc(data)
+        whole = write_chunks(store, f"{path}/{name}", data, rows) if direct else None
+        sums[name] = _crc(data) if whole is None else whole
 
     if pk_arr is None:
         pk_np = np.asarray(pk).astype(np.int64, copy=False)
@@ -197,6 +215,7 @@ def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, s
         fields=fields,
         checksums=sums,
         chunk_rows=chunk,
+        checksum=CHECKSUM,
     )
     attrs = {
         ATTR: {
@@ -213,6 +232,7 @@ def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, s
                     "fields",
                     "checksums",
                     "chunk_rows",
+                    "checksum",
                 )
             },
         }
@@ -305,7 +325,7 @@ class SegmentReader:
         rows = self._rows(start, stop)
         if "pk" in self.info.checksums:
             return self._read("pk", rows)
-        return self._side().column("pk").slice(rows.start, rows.stop - rows.start).combine_chunks()
+        return one_array(self._side().column("pk").slice(rows.start, rows.stop - rows.start))
 
     def column(self, name: str, start: int = 0, stop: int | None = None) -> pa.Array:
         rows = self._rows(start, stop)
@@ -316,7 +336,7 @@ class SegmentReader:
             raise InvalidArgumentError(f"{self._where} has no scalar field {name!r}")
         if spec["where"] == "zarr":
             return pa.array(self._read(f"scalars/{name}", rows))
-        return self._side().column(name).slice(rows.start, rows.stop - rows.start).combine_chunks()
+        return one_array(self._side().column(name).slice(rows.start, rows.stop - rows.start))
 
     def table(
         self, start: int = 0, stop: int | None = None, columns: list[str] | None = None
@@ -327,19 +347,19 @@ class SegmentReader:
     def _side(self) -> pa.Table:
         if self._parquet is None:
             data = get_bytes(self.store, f"{self.path}/{PARQUET}")
-            if _crc(data) != self.info.checksums.get(PARQUET):
-                raise CorruptDataError(f"{self._where}: {PARQUET} fails its CRC32 checksum")
+            if _crc(data, self.info.checksum) != self.info.checksums.get(PARQUET):
+                raise CorruptDataError(f"{self._where}: {PARQUET} fails its checksum")
             self._parquet = pq.read_table(io.BytesIO(data))
         return self._parquet
 
     def verify(self) -> None:
-        """Read everything and compare against the recorded CRC32s."""
+        """Read everything and compare against the recorded checksums."""
         for name, want in self.info.checksums.items():
             if name == PARQUET:
                 self._parquet = None
                 self._side()
-            elif _crc(self._read(name, slice(None))) != want:
-                raise CorruptDataError(f"{self._where}: array {name!r} fails its CRC32 checksum")
+            elif _crc(self._read(name, slice(None)), self.info.checksum) != want:
+                raise CorruptDataError(f"{self._where}: array {name!r} fails its checksum")
 
 
 def segment_columns(
@@ -349,11 +369,11 @@ def segment_columns(
     field as a ``[n, dim]`` array, the other columns kept for output fields)."""
     pk = schema.primary_field
     assert pk is not None
-    col = table.column(pk.name).combine_chunks()
+    col = one_array(table.column(pk.name))
     pks = col.to_numpy() if pa.types.is_integer(col.type) else np.array(col.to_pylist(), object)
     vectors = {}
     for f in schema.vector_fields:
-        arr = table.column(f.name).combine_chunks()
+        arr = one_array(table.column(f.name))
         vectors[f.name] = arr.flatten().to_numpy().reshape(len(arr), f.dim)
     rows = table.drop_columns([f.name for f in schema.vector_fields])
     return pks, vectors, rows
