@@ -1,4 +1,4 @@
-"""One-shot check for a rented GPU machine (finishes in about 4 minutes at most).
+"""One-shot check for a rented GPU machine (finishes in about 5 minutes at most).
 
     python bench/gpu_check.py            # from the repository root; no install needed
 
@@ -12,8 +12,9 @@ is importable). Steps, each with a time guard:
    vs the NumPy path on the same data in the same run, at nq = 1, 100, 10000, with
    ratios; cuBLAS SGEMM TFLOP/s vs the FP32 (non-tensor) peak; device-memory bandwidth
    (copy, and a read-only reduction) vs the peak;
-5. GPU_IVF_FLAT's build: gpuvec's k-means (nlist 1024) and list assignment on the device
-   vs faiss-cpu's k-means on the same sample.
+5. GPU_IVF_FLAT: gpuvec's k-means (nlist 1024) and list assignment on the device vs
+   faiss-cpu's k-means on the same sample; the device list scan (``kernels/ivf_flat.cu``)
+   vs faiss-cpu's IndexIVFFlat holding the same lists: recall@10 and QPS per nprobe.
 
 Prints a table and writes ``bench/results/gpu_check.json`` (and ``$OUT/gpu_check.json``
 when ``$OUT`` is set) after every step, so a run cut short keeps what it measured.
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from gpuvec.ops import backend  # noqa: E402
 
-BUDGET_S = 230.0
+BUDGET_S = 270.0
 TEST_TIMEOUT_S = 140
 N, DIM, K = 1_000_000, 128, 10
 BATCHES = ((1, 300, 1), (100, 50, 100), (10_000, 3, 1000))  # nq, GPU reps, CPU nq measured
@@ -265,6 +266,10 @@ def ivf_build_bench(cp: Any) -> dict:
     cp.cuda.Device().synchronize()
     out["gpu_assign_s"] = time.perf_counter() - t0
     out["list_sizes_min_max"] = [int(km.sizes.min()), int(km.sizes.max())]
+    try:
+        out["search"] = ivf_search_bench(cp, x, km.centroids, labels)
+    except Exception as e:  # the build figures stand on their own
+        out["search"] = {"error": f"{type(e).__name__}: {e}"[:500]}
     del labels
     try:
         import faiss
@@ -278,6 +283,60 @@ def ivf_build_bench(cp: Any) -> dict:
         out["kmeans_ratio_vs_faiss_cpu"] = out["faiss_cpu_kmeans_s"] / out["gpu_kmeans_s"]
     except ImportError:
         out["faiss_cpu_kmeans_s"] = None
+    return out
+
+
+def ivf_search_bench(cp: Any, x: Any, centroids: Any, labels: Any) -> dict:
+    """GPU_IVF_FLAT search on the device (``kernels/ivf_flat.cu``) against faiss-cpu's
+    IndexIVFFlat holding the very same centroids and lists (so equal nprobe = equal
+    recall), recall@10 against exact device brute force, QPS at nq 1 / 100 / 10000."""
+    from gpuvec.index.ivf_lists import IvfLists
+    from gpuvec.ops import knn
+    from gpuvec.ops.ivf_gpu import DeviceIvfFlat
+
+    host = cp.asnumpy(x)
+    lists = IvfLists.fill(host, cp.asnumpy(centroids), "L2", labels=cp.asnumpy(labels))
+    dev = DeviceIvfFlat.from_lists(lists)
+    rs = cp.random.RandomState(11)
+    qd = x[rs.randint(0, N, 10_000)] + 0.1 * rs.standard_normal((10_000, DIM), dtype=cp.float32)
+    qh = cp.asnumpy(qd)
+    _, truth = knn(x, qd[:1000], K, "L2")
+    truth = np.asarray(truth)
+
+    def recall(ids: np.ndarray) -> float:
+        return float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, truth, strict=True)]))
+
+    out: dict = {"nlist": lists.nlist, "rows": lists.ntotal, "by_nprobe": {}}
+    index = lists.to_faiss()
+    try:
+        import faiss
+
+        out["faiss_threads"] = faiss.omp_get_max_threads()
+    except ImportError:
+        faiss = None
+    dev.search(qh[:100], K, 8)  # compile
+    for nprobe in (8, 16, 32, 64):
+        if left() < 25:
+            out["cut_short"] = f"stopped before nprobe {nprobe}: time budget"
+            break
+        row: dict = {"recall_at_10": recall(dev.search(qh[:1000], K, nprobe)[1])}
+        for nq, reps in ((1, 50), (100, 10), (10_000, 2)):
+            cp.cuda.Device().synchronize()
+            t0 = time.perf_counter()
+            for r in range(reps):
+                a = (r * nq) % max(1, 10_000 - nq)
+                dev.search(qh[a : a + nq], K, nprobe)
+            dt = (time.perf_counter() - t0) / reps
+            row[f"gpu_qps_nq{nq}"] = nq / dt
+        if faiss is not None:
+            index.nprobe = nprobe
+            t0 = time.perf_counter()
+            _, fi = index.search(qh[:2000], K)
+            row["faiss_cpu_qps_nq2000"] = 2000 / (time.perf_counter() - t0)
+            row["faiss_recall_at_10"] = recall(fi[:1000])
+            row["gpu_vs_faiss_cpu_batch"] = row["gpu_qps_nq10000"] / row["faiss_cpu_qps_nq2000"]
+        out["by_nprobe"][nprobe] = row
+        print(f"  nprobe {nprobe}: {json.dumps(row)}")
     return out
 
 

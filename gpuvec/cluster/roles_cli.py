@@ -57,8 +57,10 @@ def _wait_for_signal(stop: threading.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gpuvec.cluster.settings import ClusterSettings
+    from gpuvec.ops import check_requested
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    check_requested()  # GPUVEC_DEVICE=gpu on a node without a usable GPU: refuse to start
     settings = ClusterSettings.load(args.config)
     role = args.command
     if role == "proxy":

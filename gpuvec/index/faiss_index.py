@@ -58,6 +58,7 @@ from gpuvec.index.search import (
     use_exact,
 )
 from gpuvec.index.threads import faiss_module, search_threads
+from gpuvec.ops import pad_value
 
 __all__ = ["FaissIndex", "Plan", "plan"]
 
@@ -121,6 +122,13 @@ def plan(index_type: str, params: dict[str, Any], n: int, dim: int) -> Plan:
             "GPU_IVF_FLAT trained by gpuvec's balanced k-means and filled into gpuvec's IVF "
             "lists (on the GPU where there is one), served by faiss-cpu IndexIVFFlat with the "
             "same centroids and lists"
+        )
+    elif index_type == "GPU_IVF_PQ":
+        notes.append(
+            "GPU_IVF_PQ trained by gpuvec's k-means (coarse and per sub-space) and encoded by "
+            "gpuvec (on the GPU where there is one), served by faiss-cpu IndexIVFPQ with the "
+            "same centroids, codebooks and codes; refine_ratio > 1 re-scores the "
+            "ceil(limit * refine_ratio) best on the segment's raw vectors"
         )
     elif index_type.startswith("GPU_"):
         notes.append(f"{index_type} served by the CPU {kind} equivalent (faiss-gpu is not used)")
@@ -210,8 +218,10 @@ class FaissIndex:
                 take = min(n, max(p.nlist * MIN_POINTS_PER_LIST, int(frac * n)))
                 pick = np.random.default_rng(1234).choice(n, size=take, replace=False)
                 train = x[np.sort(pick)]
-            if itype == "GPU_IVF_FLAT":  # gpuvec's own k-means and lists (module docstring)
-                index = own_ivf_flat(x, train, p, metric, int(resolved.get("kmeans_n_iters", 20)))
+            if itype in ("GPU_IVF_FLAT", "GPU_IVF_PQ"):  # gpuvec's own build (docstring)
+                own = own_ivf_flat if itype == "GPU_IVF_FLAT" else own_ivf_pq
+                index = own(x, train, p, metric, int(resolved.get("kmeans_n_iters", 20)))
+                p.note += f" (built on {own_backend()})"
                 if progress is not None:
                     progress(n, n)
                 return cls(itype, metric, resolved, p, index)
@@ -343,6 +353,12 @@ class FaissIndex:
     ) -> SearchResult:
         """Top-k with Milvus search params; a selective ``valid`` is served exactly (from
         ``base`` if given, else the index's own vectors or an all-lists filtered scan)."""
+        wide = self._refined_k(search_params, k, base)
+        if wide is not None:  # GPU_IVF_PQ's refine: more PQ candidates, re-scored exactly
+            dist, rows = self.search(queries, wide, {**(search_params or {}), "refine_ratio": 1},
+                                     valid=valid, base=base, exact_fallback=exact_fallback,
+                                     valid_key=valid_key)  # fmt: skip
+            return self._refine(self._prep(queries), rows, int(k), base)
         if valid is None:
             plain = self._plain_params(search_params, k)
             if plain is not None:
@@ -379,6 +395,37 @@ class FaissIndex:
             dist, rows = self._knn(q, k, params)
         del bits  # the selector pointed into it until here
         return finish(dist, rows, self.metric)
+
+    def _refined_k(self, sp: dict[str, Any] | None, k: Any, base: Any | None) -> int | None:
+        """How many PQ candidates a GPU_IVF_PQ search with ``refine_ratio`` > 1 re-scores
+        (None: no refine — another type, ratio 1, or no raw vectors to re-score on)."""
+        if self.index_type != "GPU_IVF_PQ" or base is None or not sp:
+            return None
+        ratio = sp.get("refine_ratio", 1)
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 1:
+            return None  # invalid values are named by the validated path
+        return min(self.ntotal, max(int(k), math.ceil(int(k) * float(ratio))))
+
+    def _refine(self, q: np.ndarray, rows: np.ndarray, k: int, base: Any) -> SearchResult:
+        """Exact scores of the candidate ``rows`` on ``base`` (the raw rows; normalised for
+        COSINE), the best ``k`` kept."""
+        src = np.asarray(self._exact_source(base))
+        ok = rows >= 0
+        dist = np.empty(rows.shape, np.float32)
+        step = max(1, (1 << 24) // max(1, rows.shape[1] * self.dim))  # bounded gathers
+        for a in range(0, len(rows), step):
+            raw = src[np.where(ok[a : a + step], rows[a : a + step], 0)].astype(np.float32)
+            if self.metric == "COSINE":
+                raw = normalize_rows(raw.reshape(-1, self.dim)).reshape(raw.shape)
+            qa = q[a : a + step]
+            if self.metric == "L2":
+                diff = raw - qa[:, None, :]
+                dist[a : a + step] = np.einsum("qcd,qcd->qc", diff, diff)
+            else:
+                dist[a : a + step] = np.einsum("qcd,qd->qc", raw, qa)
+        dist = np.where(ok, dist, np.float32(pad_value(self.metric)))
+        d, r = finish(dist, np.where(ok, rows, -1), self.metric)
+        return np.ascontiguousarray(d[:, :k]), np.ascontiguousarray(r[:, :k])
 
     def range_search(
         self,
@@ -500,6 +547,27 @@ def own_ivf_flat(x: np.ndarray, train: np.ndarray, p: Plan, metric: str, iters: 
         km = kmeans(train, p.nlist, metric=km_metric, iters=iters)
         centroids, labels = km.centroids, None
     return IvfLists.fill(x, centroids, lists_metric, labels=labels).to_faiss()
+
+
+def own_backend() -> str:
+    """Where gpuvec's own index builds run in this process: ``cuda:<device>`` or
+    ``cpu:numpy``."""
+    from gpuvec import ops
+
+    return ops.backend_name()
+
+
+def own_ivf_pq(x: np.ndarray, train: np.ndarray, p: Plan, metric: str, iters: int) -> Any:
+    """GPU_IVF_PQ's build: :class:`~gpuvec.index.ivf_pq.IvfPq` trained on ``train`` and
+    filled with ``x`` (k-means and encoding on the device when the backend is CuPy),
+    moved into a ``faiss.IndexIVFPQ``. ``x`` is normalised for COSINE."""
+    from gpuvec import ops
+    from gpuvec.index.ivf_pq import IvfPq
+
+    pq_metric = "L2" if metric == "L2" else "IP"
+    where = ops.to_device if ops.is_gpu() else np.asarray
+    pq = IvfPq.train(where(train), p.nlist, p.m, p.nbits, pq_metric, iters=iters)
+    return pq.fill(where(x)).to_faiss()
 
 
 def ragged_topk(

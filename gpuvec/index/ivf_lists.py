@@ -39,15 +39,21 @@ def _nearest_first(scores: np.ndarray, count: int, larger: bool) -> np.ndarray:
     return np.lexsort((cols, -scores if larger else scores), axis=-1)[:, :count]
 
 
-@dataclass
-class IvfLists:
-    """Inverted lists in CSR form (module docstring)."""
+def csr_order(labels: np.ndarray, nlist: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row numbers by list then increasing, ``[nlist + 1]`` offsets) of list ``labels``."""
+    order = np.argsort(labels, kind="stable").astype(np.int64)
+    offsets = np.zeros(nlist + 1, np.int64)
+    np.cumsum(np.bincount(labels, minlength=nlist), out=offsets[1:])
+    return order, offsets
+
+
+class CoarseLists:
+    """What every IVF layout here shares: centroids, CSR offsets and ids, the probe."""
 
     metric: str
     centroids: np.ndarray
     offsets: np.ndarray
     ids: np.ndarray
-    vectors: np.ndarray
 
     @property
     def nlist(self) -> int:
@@ -63,6 +69,27 @@ class IvfLists:
 
     def list_sizes(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    def probe(self, queries: np.ndarray, nprobe: int) -> np.ndarray:
+        """The ``nprobe`` lists each query scans (``[nq, nprobe]``, nearest first; ties to
+        the lower list)."""
+        q = np.asarray(queries, np.float32)
+        c = self.centroids
+        scores = q @ c.T
+        if self.metric == "L2":
+            scores = (c * c).sum(axis=1)[None, :] - 2.0 * scores
+        return _nearest_first(scores, min(nprobe, self.nlist), self.metric == "IP")
+
+
+@dataclass
+class IvfLists(CoarseLists):
+    """Inverted lists in CSR form (module docstring)."""
+
+    metric: str
+    centroids: np.ndarray
+    offsets: np.ndarray
+    ids: np.ndarray
+    vectors: np.ndarray
 
     @classmethod
     def fill(
@@ -96,23 +123,10 @@ class IvfLists:
             raise InvalidArgumentError(
                 f"IVF lists: labels must be {x.shape[0]} list numbers below {len(cent)}"
             )
-        order = np.argsort(labels, kind="stable")  # by list, then by row number
-        sizes = np.bincount(labels, minlength=len(cent))
-        offsets = np.zeros(len(cent) + 1, np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        return cls(metric, cent, offsets, order.astype(np.int64),
-                   np.ascontiguousarray(x[order], dtype=dtype))  # fmt: skip
+        order, offsets = csr_order(labels, len(cent))
+        return cls(metric, cent, offsets, order, np.ascontiguousarray(x[order], dtype=dtype))
 
     # --- the twin ---------------------------------------------------------------------------
-    def probe(self, queries: np.ndarray, nprobe: int) -> np.ndarray:
-        """The ``nprobe`` lists each query scans (``[nq, nprobe]``, nearest first)."""
-        q = np.asarray(queries, np.float32)
-        c = self.centroids
-        scores = q @ c.T
-        if self.metric == "L2":
-            scores = (c * c).sum(axis=1)[None, :] - 2.0 * scores
-        return _nearest_first(scores, min(nprobe, self.nlist), self.metric == "IP")
-
     def search(
         self, queries: np.ndarray, k: int, nprobe: int, valid: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

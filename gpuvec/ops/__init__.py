@@ -11,6 +11,7 @@ Importing this package never imports CuPy.
 
 from gpuvec.ops.backend import (
     backend_name,
+    check_requested,
     device_memory,
     is_gpu,
     to_device,
@@ -21,6 +22,7 @@ from gpuvec.ops.search import knn, knn_numpy, merge_topk, pad_value, sq_norms
 
 __all__ = [
     "backend_name",
+    "check_requested",
     "device_memory",
     "is_gpu",
     "knn",

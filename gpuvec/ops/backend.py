@@ -111,6 +111,15 @@ def _get() -> _Backend:
     return b
 
 
+def check_requested() -> None:
+    """Choose the backend now when ``GPUVEC_DEVICE`` is set to anything but ``auto``: a GPU
+    asked for and unusable (or a misspelt mode) is an error when a runtime opens, not in
+    the middle of a flush. ``auto`` stays lazy (nothing imports CuPy before it is needed)."""
+    mode = os.environ.get("GPUVEC_DEVICE", "auto").strip().lower() or "auto"
+    if mode != "auto":
+        _get()
+
+
 def reset_backend() -> None:
     """Forget the cached choice; the next call resolves again (tests, env changes)."""
     global _backend

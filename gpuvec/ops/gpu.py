@@ -31,7 +31,7 @@ import numpy as np
 from gpuvec.errors import GpuvecError, InvalidArgumentError
 from gpuvec.ops import common
 
-__all__ = ["SELECTORS", "knn_cupy", "select_topk", "sort_rows"]
+__all__ = ["SELECTORS", "knn_cupy", "null_or", "reduce_topk", "select_topk", "sort_rows"]
 
 SELECTORS = ("kernel", "sort")
 _THREADS = 256  # threads per CUDA block of topk_select_f32 (a multiple of 32)
@@ -127,6 +127,17 @@ def select_topk(
         )
         kern((nch, r1 - r0, 1), (_THREADS, 1, 1), args)
     return nch
+
+
+def null_or(a: Any | None) -> Any:
+    """A kernel pointer argument: the array, or a 64-bit NULL for None."""
+    return _ptr(a)
+
+
+def reduce_topk(d: Any, i: Any, width: int, k: int) -> tuple[Any, Any]:
+    """Top-k of the first ``width`` (value, index) candidates of each row: ``[rows, k]``,
+    in ``topk.cu``'s order (sort with :func:`sort_rows`)."""
+    return _reduce(d, i, width, k)
 
 
 def _reduce(d: Any, i: Any, width: int, k: int) -> tuple[Any, Any]:

@@ -291,7 +291,9 @@ class SegmentData:
         ):
             # the common indexed case: every row visible, no filter, so no mask at all
             params = {k: v for k, v in sp.items() if k in _INDEX_PARAMS}
-            dist, rows = self.indexes[field][1].search(queries, k, params)
+            dist, rows = self.indexes[field][1].search(
+                queries, k, params, base=self._vec[field][:n]  # raw rows for a refine
+            )
             return Hits(dist, rows)
         valid = vis.mask(read_ts)[:n]
         if extra_mask is not None:

@@ -127,6 +127,7 @@ class DataNodeDuties:
         segs = e.query.segments(coll.meta.id)
         using = [s.indexes[field][1] for s in segs if s.indexes.get(field, ("",))[0] == iid]
         backends = sorted({str(ix.describe().get("backend", "")) for ix in using})
+        notes = sorted({str(n) for ix in using if (n := ix.describe().get("note"))})
         resident = sum(s.on_device for s in segs)
         if resident:  # resident segments are searched by exact brute force on the device
             backends.insert(0, f"{ops.backend_name()} brute force ({resident} resident)")
@@ -138,6 +139,7 @@ class DataNodeDuties:
             "building_rows": self.building_rows(coll.meta.name),
             "backend": ", ".join(backends) if backends else "brute force (gpuvec.ops)",
             "search_backend": ops.backend_name(),
+            **({"build_notes": notes} if notes else {}),
         }
 
     def building_rows(self, name: str) -> int:

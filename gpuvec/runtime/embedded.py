@@ -43,6 +43,7 @@ from gpuvec.errors import (
 )
 from gpuvec.observability import engines
 from gpuvec.observability.metrics import observe_write
+from gpuvec.ops import check_requested
 from gpuvec.pipelines.common import StoreSpec
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
@@ -83,6 +84,7 @@ class Engine:
     kind = "embedded"
 
     def __init__(self, directory: str | Path, config: Config | None = None) -> None:
+        check_requested()  # GPUVEC_DEVICE=gpu without a usable GPU: refused before anything
         self.root = Path(directory)
         self.root.mkdir(parents=True, exist_ok=True)
         self.config = config or Config.load()

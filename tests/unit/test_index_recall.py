@@ -336,7 +336,7 @@ BACKENDS = {
 NOTES = {
     "GPU_BRUTE_FORCE": "GPU_BRUTE_FORCE served by the exact CPU scan",
     "GPU_IVF_FLAT": "GPU_IVF_FLAT trained by gpuvec's balanced k-means",
-    "GPU_IVF_PQ": "GPU_IVF_PQ served by the CPU IVF_PQ equivalent",
+    "GPU_IVF_PQ": "GPU_IVF_PQ trained by gpuvec's k-means (coarse and per sub-space)",
     "GPU_CAGRA": "GPU_CAGRA served by the CPU HNSW equivalent",
     "AUTOINDEX": "AUTOINDEX resolves to HNSW (M=18, efConstruction=240)",
 }
