@@ -99,6 +99,11 @@ class Hits:
     rows: np.ndarray
 
 
+def is_scalar_index(definition: dict[str, Any]) -> bool:
+    """Whether an index definition is a scalar index (those have no metric)."""
+    return not definition.get("metric_type")
+
+
 def index_id(definition: dict[str, Any]) -> str:
     """A stable id of an index definition: another type, metric or params → another id."""
     keep = {k: definition.get(k) for k in ("field_name", "index_type", "metric_type", "params")}

@@ -9,11 +9,14 @@ import os
 import time
 from typing import Any
 
+import pyarrow as pa
 from gpuvec.pipelines.common import StoreSpec, progress_reporter
 
+from gpuvec.index import scalar
 from gpuvec.index.registry import build_index, dump
 from gpuvec.index.threads import faiss_module
 from gpuvec.observability.datanode import observed
+from gpuvec.schema import FieldSchema
 from gpuvec.storage.objects.paths import index_path
 from gpuvec.storage.objects.segment import SegmentReader
 from gpuvec.storage.objects.stores import put_bytes
@@ -34,6 +37,8 @@ def build_index_task(
     the data node's ``gpuvec_datanode_task_*`` metrics, as is a compaction)."""
     t0 = time.perf_counter()
     st = store.open()
+    if "field_schema" in params:  # a scalar index: built from the column
+        return _scalar(st, segment_path, field, index_id, index_type, params, t0)
     vectors = SegmentReader(st, segment_path).vectors(field)
     # Dask's nanny starts workers with OMP_NUM_THREADS=1: give the build the machine's cores
     # (GPUVEC_BUILD_THREADS overrides), or faiss builds HNSW/IVF on one thread
@@ -53,3 +58,22 @@ def build_index_task(
         "describe": index.describe() if hasattr(index, "describe") else {},
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _scalar(st: Any, segment_path: str, field: str, index_id: int, index_type: str,
+            params: dict[str, Any], t0: float) -> dict[str, Any]:  # fmt: skip
+    """A scalar index of the segment's ``field`` column (:mod:`gpuvec.index.scalar`)."""
+    opts = {k: v for k, v in params.items() if k != "field_schema"}
+    schema = FieldSchema.from_dict(params["field_schema"])
+    reader = SegmentReader(st, segment_path)
+    column = reader.pk() if schema.is_primary else reader.column(field)
+    if schema.is_primary and not isinstance(column, pa.Array):
+        column = pa.array(column)
+    itype = scalar.auto_type(schema) if index_type == "AUTOINDEX" else index_type
+    index = scalar.ScalarIndex.build(itype, schema, column, opts)
+    index.index_type = index_type  # as defined (AUTOINDEX stays AUTOINDEX)
+    data = dump(index)  # type: ignore[arg-type]
+    path = index_path(segment_path, index_id, field)
+    put_bytes(st, path, data)
+    return {"path": path, "nbytes": len(data), "rows": int(index.ntotal),
+            "describe": index.describe(), "seconds": time.perf_counter() - t0}  # fmt: skip

@@ -188,9 +188,7 @@ class MilvusClient(
                 existing = self._engine.get(name).schema
                 if existing.to_dict() == schema.to_dict():
                     return  # Milvus: creating the same collection again is a no-op
-            if index_params is not None:
-                _check_index_fields(schema, index_params)
-            indexes = index_params.to_list() if index_params is not None else []
+            indexes = [] if index_params is None else _check_index_fields(schema, index_params)
             self._engine.create_collection(
                 name,
                 schema,

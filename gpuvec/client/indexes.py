@@ -17,8 +17,9 @@ from gpuvec.errors import (
     InvalidArgumentError,
     NotSupportedYetError,
 )
+from gpuvec.index import scalar
 from gpuvec.index.params import IndexParams
-from gpuvec.records import index_id
+from gpuvec.records import index_id, is_scalar_index
 from gpuvec.runtime.base import Runtime
 from gpuvec.schema import CollectionSchema
 
@@ -39,9 +40,8 @@ class IndexMethods:
         (``drop_index`` it first). As pymilvus, it then waits until the builds finish
         (:meth:`wait_for_index`: ``IndexBuildError`` if one fails, ``DeadlineExceededError``
         after ``timeout`` seconds); ``_async=True`` or ``sync=False`` return at once."""
-        new = index_params.to_list()
         coll = self._coll(collection_name)
-        _check_index_fields(coll.schema, index_params)
+        new = _check_index_fields(coll.schema, index_params)
         have = {i["field_name"]: i for i in coll.meta.index_params}
         fresh = []
         for idx in new:
@@ -148,13 +148,27 @@ class IndexMethods:
         return self._engine.compaction_state(int(job_id))
 
 
-def _check_index_fields(schema: CollectionSchema, index_params: IndexParams) -> None:
-    """Each index names a vector field of the schema; dim-dependent params are valid."""
+def _check_index_fields(
+    schema: CollectionSchema, index_params: IndexParams
+) -> list[dict[str, Any]]:
+    """The definitions to store, each checked against its field: a vector index on a
+    vector field (dim-dependent params valid), a scalar index (INVERTED, STL_SORT, Trie,
+    BITMAP, or AUTOINDEX — no metric) on a scalar field that type fits, as Milvus checks."""
+    out = []
     for idx in index_params.to_list():
         f = schema.field(idx["field_name"])
-        if not f.is_vector:
+        if f.is_vector:
+            if is_scalar_index(idx):
+                scalar.check_field(idx["index_type"], f, idx["params"])
+            index_params.validate_for_field(f.name, int(f.dim or 0))
+        elif idx["index_type"] == "AUTOINDEX" or is_scalar_index(idx):
+            idx = {**idx, "metric_type": "", "params": scalar.check_params("", idx["params"])}
+            scalar.check_field(scalar.auto_type(f) if idx["index_type"] == "AUTOINDEX"
+                               else idx["index_type"], f, idx["params"])  # fmt: skip
+        else:
             raise InvalidArgumentError(
-                f"index {idx['index_type']} on field {f.name!r}: only vector fields can be "
-                "indexed (scalar indexes are not supported yet)"
+                f"data type {scalar.milvus_name(f.dtype)} can't build with this index "
+                f"{idx['index_type']} (field {f.name!r}: a vector index type on a scalar field)"
             )
-        index_params.validate_for_field(f.name, int(f.dim or 0))
+        out.append(idx)
+    return out

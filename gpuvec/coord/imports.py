@@ -42,6 +42,7 @@ from typing import Any
 from gpuvec import faults
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog
+from gpuvec.coord.indexing import task_params
 from gpuvec.coord.planning import build_key
 from gpuvec.errors import (
     DeadlineExceededError,
@@ -333,7 +334,7 @@ class ImportJobs:
                 continue
             fut = self.runtime.submit(
                 build_index_task, self.spec, s.path, field, iid, d["index_type"],
-                d["metric_type"], dict(d.get("params") or {}), key=build_key(s.id, field, iid),
+                d["metric_type"], task_params(meta, d), key=build_key(s.id, field, iid),
                 gpu=d["index_type"].startswith("GPU_"),
             )  # fmt: skip
             futs.append((s, d, iid, fut))

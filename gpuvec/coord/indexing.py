@@ -31,11 +31,21 @@ from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.observability.internals import track_index_build
 from gpuvec.pipelines.build import build_index_task
 from gpuvec.pipelines.common import StoreSpec
-from gpuvec.records import NO_BUILD, CollectionMeta
+from gpuvec.records import NO_BUILD, CollectionMeta, is_scalar_index
 
 log = logging.getLogger(__name__)
 
 RECENT_JOBS = 64  # builds kept for the dashboard (running ones and the latest ended)
+
+
+def task_params(meta: CollectionMeta, definition: dict[str, Any]) -> dict[str, Any]:
+    """The params a build task gets for ``definition``: its build params, and for a scalar
+    index the field's schema (the task builds from the column and needs its type)."""
+    params = dict(definition.get("params") or {})
+    if is_scalar_index(definition):
+        field = meta.collection_schema().field(definition["field_name"])
+        params["field_schema"] = field.to_dict()
+    return params
 
 
 class IndexBuilder:
@@ -119,11 +129,12 @@ class IndexBuilder:
             with self._lock:
                 if self._held_back(a.key):  # submitted by a concurrent pass meanwhile
                     continue
+                params = task_params(meta, d)
                 try:
                     fut = self.runtime.submit(
                         build_index_task,
                         self.store, a.segment.path, a.field, a.index_id,
-                        d["index_type"], d["metric_type"], dict(d.get("params") or {}),
+                        d["index_type"], d["metric_type"], params,
                         key=a.key, gpu=d["index_type"].startswith("GPU_"),
                     )  # fmt: skip
                 except Exception as e:  # no data nodes: the build cannot even start

@@ -9,10 +9,15 @@ true for rows whose JSON is null, as in Milvus). A JSON key that is missing, or 
 another type, gives False (and True for ``!=``) with valid=True.
 
 No Python work per row happens here: columns become NumPy/Arrow arrays and JSON goes
-through the caller's :class:`~gpuvec.expr.jsoncache.JsonCache`.
+through the caller's :class:`~gpuvec.expr.jsoncache.JsonCache`. A comparison, range or
+``in`` over a column with a scalar index (``indexes``) is answered by the index when it
+can answer exactly (same result as the scan), else scanned.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -37,13 +42,28 @@ from gpuvec.schema import DYNAMIC_FIELD_NAME
 Mask = tuple[np.ndarray, np.ndarray | None]  # (res, valid); valid None: every row valid
 
 
+class ScalarLookup(Protocol):
+    """What the evaluator asks of a scalar index over the table's rows
+    (:class:`gpuvec.index.scalar.ScalarIndex`)."""
+
+    ntotal: int
+
+    def lookup(self, op: str, value: Any = None, **kw: Any) -> Mask | None: ...
+
+
+Indexes = Mapping[str, ScalarLookup]  # column name → its index over exactly these rows
+
+
 class Evaluator:
     """Evaluates plans over one table; operands read more than once are computed once."""
 
-    def __init__(self, table: pa.Table, cache: JsonCache | None = None) -> None:
+    def __init__(
+        self, table: pa.Table, cache: JsonCache | None = None, indexes: Indexes | None = None
+    ) -> None:
         self.table = table
         self.n = table.num_rows
         self.cache = cache if cache is not None else JsonCache()
+        self.indexes = indexes or {}
         self._cols: dict[str, pa.Array] = {}
         self._vals: dict[p.Operand, Vals] = {}
 
@@ -90,6 +110,8 @@ class Evaluator:
     def pred(self, node: p.Pred) -> Mask:
         if isinstance(node, p.Const):
             return np.full(self.n, node.value, np.bool_), None
+        if isinstance(node, p.Cmp | p.Range | p.In) and (got := self.indexed(node)) is not None:
+            return got
         if isinstance(node, p.Cmp):
             v = self.vals(node.operand)
             return kernels.compare(v, node.op, node.value), v.valid
@@ -123,6 +145,25 @@ class Evaluator:
                 res &= valid
             return res, valid
         return self.logical(node)
+
+    def indexed(self, node: p.Cmp | p.Range | p.In) -> Mask | None:
+        """The mask of a comparison, range or ``in`` over an indexed column, from its
+        scalar index (:meth:`gpuvec.index.scalar.ScalarIndex.lookup`); None to scan."""
+        col = node.operand
+        if not isinstance(col, p.Col):
+            return None
+        index = self.indexes.get(col.name)
+        if index is None or index.ntotal != self.n:
+            return None
+        try:
+            if isinstance(node, p.Cmp):
+                return index.lookup(node.op, node.value)
+            if isinstance(node, p.In):
+                return index.lookup("in", values=list(node.values))
+            return index.lookup("range", lo=node.lo, lo_incl=node.lo_incl, hi=node.hi,
+                                hi_incl=node.hi_incl)  # fmt: skip
+        except (OverflowError, TypeError, ValueError):  # a literal the index cannot place
+            return None
 
     def logical(self, node: p.And | p.Or) -> Mask:
         res, valid = self.pred(node.items[0])  # predicate results are always fresh arrays

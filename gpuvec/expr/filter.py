@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from gpuvec.expr import plan as p
 from gpuvec.expr.errors import MAX_FILTER_BYTES, FilterError
-from gpuvec.expr.evaluate import Evaluator
+from gpuvec.expr.evaluate import Evaluator, Indexes
 from gpuvec.expr.jsoncache import JsonCache
 from gpuvec.expr.parser import parse
 from gpuvec.expr.typecheck import Binder
@@ -39,13 +39,16 @@ class Filter:
     def __repr__(self) -> str:
         return f"Filter({self.text!r})"
 
-    def evaluate(self, table: pa.Table, cache: JsonCache | None = None) -> np.ndarray:
+    def evaluate(
+        self, table: pa.Table, cache: JsonCache | None = None, indexes: Indexes | None = None
+    ) -> np.ndarray:
         """Row mask (bool[num_rows]) of ``table``, whose columns are named after the fields
-        (plus ``$meta``). Pass the segment's :class:`JsonCache` so JSON is decoded once."""
+        (plus ``$meta``). Pass the segment's :class:`JsonCache` so JSON is decoded once, and
+        its scalar ``indexes`` (by field, over exactly these rows) to use them."""
         if isinstance(self.plan, p.Const):
             return np.full(table.num_rows, self.plan.value, np.bool_)
         try:
-            return Evaluator(table, cache).mask(self.plan)
+            return Evaluator(table, cache, indexes).mask(self.plan)
         except RecursionError:  # plans are at most MAX_DEPTH deep: only a very deep caller
             raise FilterError(
                 "the filter is nested too deeply to evaluate", expr=self.text

@@ -16,6 +16,7 @@ from typing import Any
 
 from gpuvec.errors import InvalidArgumentError
 from gpuvec.index import spec, validate
+from gpuvec.index.scalar import canonical_type, check_params
 
 METRICS = spec.METRICS
 INDEX_TYPES = spec.INDEX_TYPES
@@ -43,6 +44,16 @@ class IndexParams:
                 f"got {type(params).__name__}: {params!r}"
             )
         params = {**params, **kwargs}  # pymilvus flattens params and extra kwargs together
+        scalar = canonical_type(index_type)
+        if scalar is not None:  # a scalar index: no metric; checked against its field later
+            params.pop("metric_type", None)
+            params.pop("index_type", None)
+            self._indexes.append({
+                "field_name": field_name, "index_type": scalar,
+                "index_name": index_name or field_name, "metric_type": "",
+                "params": check_params(scalar, params),
+            })  # fmt: skip
+            return
         metric_raw = params.pop("metric_type", "") or "COSINE"
         try:
             metric = validate.check_metric(metric_raw)

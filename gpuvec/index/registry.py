@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from gpuvec.index import validate
 from gpuvec.index.base import VectorIndex
 from gpuvec.index.faiss_index import FaissIndex
 from gpuvec.index.flat import FlatIndex
+from gpuvec.index.scalar import ScalarIndex
 
 __all__ = ["FORMAT", "MAGIC", "build_index", "dump", "load_index"]
 
@@ -55,17 +57,18 @@ def build_index(
     return FaissIndex.build(itype, vectors, metric, params, progress)
 
 
-def dump(index: FlatIndex | FaissIndex) -> bytes:
+def dump(index: FlatIndex | FaissIndex | ScalarIndex) -> bytes:
     """The index file of ``index`` (module docstring)."""
+    impl = {FlatIndex: "flat", FaissIndex: "faiss", ScalarIndex: "scalar"}[type(index)]
     header: dict[str, Any] = {
         "index_type": index.index_type,
         "metric_type": index.metric,
         "dim": index.dim,
         "rows": index.ntotal,
         "params": index.params,
-        "impl": "flat" if isinstance(index, FlatIndex) else "faiss",
+        "impl": impl,
     }
-    if isinstance(index, FaissIndex):
+    if isinstance(index, FaissIndex | ScalarIndex):
         header.update(index.header_extra())
     head = json.dumps(header, sort_keys=True).encode()
     return MAGIC + struct.pack("<II", FORMAT, len(head)) + head + index.payload()
@@ -86,6 +89,11 @@ def load_index(data: bytes | bytearray | memoryview, base: Any | None = None) ->
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CorruptDataError(f"gpuvec index file header is unreadable: {e}") from e
     payload = buf[start + hlen :]
+    if header.get("impl") == "scalar":
+        try:
+            return ScalarIndex.from_payload(header, payload)  # type: ignore[return-value]
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
+            raise CorruptDataError(f"scalar index payload is unreadable: {e}") from e
     if header.get("impl") == "flat":
         return FlatIndex.from_payload(header, payload, base)
     if header.get("impl") == "faiss":

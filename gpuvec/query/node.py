@@ -149,7 +149,8 @@ class QueryNode:
             return False
         from gpuvec.index import load_index
 
-        index = load_index(get_bytes(self.store, record["path"]), base=seg.vectors(field))
+        base = seg.vectors(field) if field in seg.dims else None  # scalar indexes: none
+        index = load_index(get_bytes(self.store, record["path"]), base=base)
         seg.indexes[field] = (record["index_id"], index)
         return True
 

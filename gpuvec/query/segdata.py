@@ -150,12 +150,21 @@ class SegmentData:
         table = self.table()
         if table.num_rows != n:  # an append is in flight: evaluate the first n rows
             table = table.slice(0, n)
-        mask = np.asarray(flt.evaluate(table, self._json_cache), bool)
+        mask = np.asarray(flt.evaluate(table, self._json_cache, self._scalar_indexes(n)), bool)
         if self.sealed:
             self._masks[key] = mask
             while len(self._masks) > _MASK_CACHE:
                 self._masks.popitem(last=False)
         return mask
+
+    def _scalar_indexes(self, n: int) -> dict[str, Any] | None:
+        """The attached scalar indexes covering exactly the first ``n`` rows (a sealed
+        segment's), by field; None when there are none."""
+        if not self.sealed:
+            return None
+        got = {f: ix for f, (_, ix) in self.indexes.items()
+               if getattr(ix, "impl", "") == "scalar" and ix.ntotal == n}  # fmt: skip
+        return got or None
 
     def _range(
         self,
@@ -292,7 +301,10 @@ class SegmentData:
             # the common indexed case: every row visible, no filter, so no mask at all
             params = {k: v for k, v in sp.items() if k in _INDEX_PARAMS}
             dist, rows = self.indexes[field][1].search(
-                queries, k, params, base=self._vec[field][:n]  # raw rows for a refine
+                queries,
+                k,
+                params,
+                base=self._vec[field][:n],  # raw rows for a refine
             )
             return Hits(dist, rows)
         valid = vis.mask(read_ts)[:n]

@@ -19,6 +19,7 @@ from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
+from gpuvec.testing.scenarios_scalar_index import ScalarIndexScenarios
 
 pytestmark = [pytest.mark.etcd, pytest.mark.kafka, pytest.mark.slow]
 
@@ -50,4 +51,8 @@ class TestInspectScenarios(InspectScenarios):
 
 
 class TestHybridScenarios(HybridScenarios):
+    pass
+
+
+class TestScalarIndexScenarios(ScalarIndexScenarios):
     pass

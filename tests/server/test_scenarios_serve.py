@@ -18,6 +18,7 @@ from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
+from gpuvec.testing.scenarios_scalar_index import ScalarIndexScenarios
 
 
 @pytest.fixture
@@ -47,4 +48,8 @@ class TestInspectScenarios(InspectScenarios):
 
 
 class TestHybridScenarios(HybridScenarios):
+    pass
+
+
+class TestScalarIndexScenarios(ScalarIndexScenarios):
     pass

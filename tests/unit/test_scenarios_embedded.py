@@ -22,6 +22,7 @@ from gpuvec.testing.scenarios_data import DataScenarios
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
+from gpuvec.testing.scenarios_scalar_index import ScalarIndexScenarios
 
 
 def _config() -> Config:
@@ -67,4 +68,8 @@ class TestInspectScenarios(InspectScenarios):
 
 
 class TestHybridScenarios(HybridScenarios):
+    pass
+
+
+class TestScalarIndexScenarios(ScalarIndexScenarios):
     pass
