@@ -150,6 +150,7 @@ def start_server(data_dir: str, opts: ServerOptions | None = None, **client_kw: 
     """Open the engine on ``data_dir`` and start serving; returns once the port is bound."""
     from gpuvec import MilvusClient, __version__
     from gpuvec.server.auth import AuthInterceptor, Credentials
+    from gpuvec.server.rbac import Rbac
     from gpuvec.server.servicer import MilvusServicer
 
     opts = opts or ServerOptions()
@@ -177,6 +178,8 @@ def start_server(data_dir: str, opts: ServerOptions | None = None, **client_kw: 
         )
         servicer = MilvusServicer(client, version=f"v2.6.0-gpuvec-{__version__}")
         servicer.credentials = credentials
+        if opts.auth:  # roles and privileges are enforced where users are authenticated
+            servicer.rbac = Rbac(client.meta_store(), client.meta_guard(), credentials.users)
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(servicer, server)
         target = f"{opts.host}:{opts.port}"
         port = server.add_secure_port(target, creds) if creds else server.add_insecure_port(target)

@@ -26,6 +26,7 @@ from gpuvec.server.servicer_admin import AdminRPCs
 from gpuvec.server.servicer_ddl import CollectionRPCs
 from gpuvec.server.servicer_dml import DataRPCs
 from gpuvec.server.servicer_import import ImportRPCs
+from gpuvec.server.servicer_rbac import RbacRPCs
 from gpuvec.server.servicer_segments import SegmentRPCs
 from gpuvec.server.servicer_users import UserRPCs
 
@@ -33,7 +34,7 @@ __all__ = ["MilvusServicer", "implemented_rpcs"]
 
 
 class MilvusServicer(
-    CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, UserRPCs,
+    CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, UserRPCs, RbacRPCs,
     milvus_pb2_grpc.MilvusServiceServicer,
 ):  # fmt: skip
     """One servicer per server; thread-safe (gRPC runs handlers on a thread pool)."""
@@ -45,6 +46,7 @@ class MilvusServicer(
         self._lock = threading.Lock()
         self._next_identifier = 1
         self.credentials: Any = None  # set by the server (gpuvec.server.auth.Credentials)
+        self.rbac: Any = None  # set by the server with authentication on (server.rbac.Rbac)
 
     # --- request context ---------------------------------------------------------------------
     @staticmethod
@@ -93,7 +95,7 @@ def _unimplemented(name: str) -> Any:
     return handler
 
 
-_MIXINS = (CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, UserRPCs)
+_MIXINS = (CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, UserRPCs, RbacRPCs)
 for _name in dir(milvus_pb2_grpc.MilvusServiceServicer):
     if _name.startswith("_") or any(_name in cls.__dict__ for cls in _MIXINS):
         continue

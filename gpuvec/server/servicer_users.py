@@ -43,6 +43,9 @@ class UserRPCs:
     @rpc
     def DeleteCredential(self, request: Any, context: Any) -> Any:
         self.credentials.delete(request.username)
+        rbac = getattr(self, "rbac", None)
+        if rbac is not None:  # its role bindings go with it
+            rbac.forget_user(request.username)
 
     @rpc
     def ListCredUsers(self, request: Any, context: Any) -> Any:

@@ -115,6 +115,9 @@ def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(self: Any, request: Any, context: Any) -> Any:
         start = time.perf_counter()
+        authorize = getattr(self, "authorize", None)
+        if authorize is not None:  # RBAC: aborts the call (PERMISSION_DENIED) when denied
+            authorize(name, request, context)
         with request_scope():
             try:
                 resp = fn(self, request, context)

@@ -16,6 +16,10 @@ values JSON unless noted)::
     imports/keys/<idempotency key>           the job id a key was submitted as (text)
     tso/window                               the timestamp oracle's reserved window (text)
     auth/users/<name>                        a user's salted password hash
+    auth/roles/<role>                        a custom role (admin, public are built in)
+    auth/user-roles/<user>/<role>            a user holds a role
+    auth/grants/<role>/<type>/<db>/<obj>/<p> a grant (value: the grantor)
+    auth/privilege-groups/<group>            a custom privilege group's privileges (JSON)
     election/<name>                          the leader's token (under its lease)
     election-terms/<name>                    the last leader's term (reclaim after a lapse)
     cluster/sessions/<role>/<node id>        a live node's address (under its lease)
@@ -45,6 +49,10 @@ IMPORT_JOBS = f"{IMPORTS}jobs/"
 IMPORT_KEYS = f"{IMPORTS}keys/"
 TSO_WINDOW = "tso/window"
 USERS = "auth/users/"
+ROLES = "auth/roles/"
+USER_ROLES = "auth/user-roles/"
+GRANTS = "auth/grants/"
+PRIVILEGE_GROUPS = "auth/privilege-groups/"
 ELECTION = "election/"
 ELECTION_TERMS = "election-terms/"
 COORDINATOR_ELECTION = f"{ELECTION}coordinator"
