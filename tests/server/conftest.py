@@ -37,6 +37,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
+def auth_server(tmp_path: Path) -> Iterator[Server]:
+    """A server with authentication (and so role-based access control) on."""
+    srv = start_server(str(tmp_path / "d"), ServerOptions(port=0, auth=True), **FAST)
+    try:
+        yield srv
+    finally:
+        srv.stop(grace=1)
+
+
+@pytest.fixture
 def milvus(server: Server) -> Iterator[PyMilvusClient]:
     client = PyMilvusClient(uri=f"http://{server.address}", timeout=30)
     try:

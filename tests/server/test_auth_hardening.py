@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from pymilvus import MilvusClient, MilvusException
 from pymilvus.grpc_gen import milvus_pb2
 
-from gpuvec.server.app import Server, ServerOptions, start_server
+from gpuvec.server.app import Server
 from gpuvec.server.auth import Credentials
 from gpuvec.storage.meta.sqlite import SqliteMetaStore
 
@@ -44,15 +43,6 @@ METHODS = {  # a few RPCs of each family: the check is the same for every one
 
 def _header(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-@pytest.fixture
-def auth_server(tmp_path: Path, fast: dict[str, Any]) -> Iterator[Server]:
-    srv = start_server(str(tmp_path / "d"), ServerOptions(port=0, auth=True), **fast)
-    try:
-        yield srv
-    finally:
-        srv.stop(grace=1)
 
 
 def _call(srv: Server, method: str, request: Any, header: str | None) -> Any:

@@ -6,7 +6,6 @@ PERMISSION_DENIED (gRPC status 7) naming the privilege, the user and the databas
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,6 @@ from gpuvec.server.app import Server, ServerOptions, start_server
 
 DIM = 4
 ROOT_TOKEN = "root:Milvus"
-
-
-@pytest.fixture
-def auth_server(tmp_path: Path, fast: dict[str, Any]) -> Iterator[Server]:
-    srv = start_server(str(tmp_path / "d"), ServerOptions(port=0, auth=True), **fast)
-    try:
-        yield srv
-    finally:
-        srv.stop(grace=1)
 
 
 def client(srv: Server, token: str) -> MilvusClient:
