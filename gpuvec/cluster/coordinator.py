@@ -163,6 +163,7 @@ class CoordinatorNode:
             self.config,
             self._deleted_fraction,
             lambda *a: None,
+            builds=self.indexer,
         )
         self.imports = ImportJobs(self.catalog, self.tso, self.datanodes, spec,
                                   self.settings.open_store(), self.config,

@@ -44,6 +44,12 @@ def add_parsers(sub: Any) -> None:
                        help="host other nodes reach this one at (default --host)")  # fmt: skip
         if role == "proxy":
             p.add_argument("--workers", type=int, default=32, help="RPC threads")
+            p.add_argument("--auth", action="store_true",
+                           help="require user/password, and enforce roles and privileges "
+                           "(users and grants live in the cluster's etcd)")  # fmt: skip
+            p.add_argument("--root-password", default=os.environ.get("GPUVEC_ROOT_PASSWORD"),
+                           help="root's password when the cluster has no users yet "
+                           "(default Milvus's: Milvus; env GPUVEC_ROOT_PASSWORD)")  # fmt: skip
         add_metrics_port(p)
 
 
@@ -69,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
         from gpuvec.server.app import ServerOptions, serve_forever
 
         opts = ServerOptions(host=args.host, port=args.port, max_workers=args.workers,
-                             flush_on_stop=False, metrics_port=args.metrics_port)  # fmt: skip
+                             flush_on_stop=False, metrics_port=args.metrics_port,
+                             auth=args.auth)  # fmt: skip
+        if args.root_password:
+            opts.root_password = args.root_password
         return serve_forever(f"cluster {settings.etcd_root}", opts, engine=ClusterEngine(settings))
     from gpuvec.observability.engines import register_node
     from gpuvec.observability.exporter import start_metrics_server

@@ -244,16 +244,21 @@ class Catalog:
         self._commit([], ops, f"seal of channel {channel!r}")
 
     def commit_compaction(
-        self, collection_id: int, old: Sequence[SegmentMeta], new: SegmentMeta | None
-    ) -> bool:
+        self, collection_id: int, old: Sequence[SegmentMeta], new: SegmentMeta | None,
+        indexes: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> bool:  # fmt: skip
         """Replace ``old`` segments by ``new`` (None: every row was dropped) in one
         transaction, only if every old segment is still committed (a concurrent compaction
-        or drop wins). Their index records go with them. Returns whether it committed."""
+        or drop wins). Their index records go with them; ``new``'s already built indexes
+        (``(field, record)``) come with it. Returns whether it committed."""
         keys = [K.segment_key(collection_id, s.id) for s in old]
         ops: list[Op] = [Delete(k) for k in keys]
         ops += [DeletePrefix(K.indexes_of(collection_id, s.id)) for s in old]
         if new is not None:
             ops.append(Put(K.segment_key(collection_id, new.id), _dump(new)))
+            ops += [Put(K.index_key(collection_id, new.id, field),
+                        json.dumps(record, separators=(",", ":")).encode())
+                    for field, record in indexes]  # fmt: skip
         return self.txn([Compare(k, "version", ">", 0) for k in keys], ops).succeeded
 
     def commit_import(

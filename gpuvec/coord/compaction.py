@@ -7,10 +7,13 @@ segments with many deletes; ``compact()`` (manual) rewrites more).
 
 A compaction drops rows deleted at or before its *horizon* (now − ``compaction_retention_s``)
 and keeps later-deleted rows, which the delta logs keep hiding: a read at any timestamp
-after the horizon sees the same rows before and after. The switch (old segments out, new
-one in, their index records dropped) is one guarded meta transaction that only commits
-while every old segment is still committed; then the query node swaps segments, the old
-objects are deleted, and the index builder builds the new segment's indexes.
+after the horizon sees the same rows before and after. The new segment's indexes are
+built (data-node tasks) *before* the switch, so the old segments and their indexes serve
+until the new segment can be swapped in already indexed. The switch (old segments and
+their index records out, the new segment and its index records in) is one guarded meta
+transaction that only commits while every old segment is still committed; then the query
+node swaps segments (attaching the new indexes first) and the old objects are deleted. A
+build that failed is left to the index builder, as for any segment.
 
 Each job's entry in :attr:`Compactor.jobs` also records the collection's name, the rows it
 rewrites and its start and end times (epoch seconds); :meth:`Compactor.recent` lists the
@@ -28,13 +31,15 @@ from typing import Any
 
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog
-from gpuvec.coord.planning import plan_compactions
+from gpuvec.coord.indexing import task_params
+from gpuvec.coord.planning import build_key, plan_compactions
 from gpuvec.coord.tso import compose, now_ts, physical_ms
 from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.observability.internals import track_compaction
+from gpuvec.pipelines.build import build_index_task
 from gpuvec.pipelines.common import StoreSpec
 from gpuvec.pipelines.compact import compact_task
-from gpuvec.records import CollectionMeta, SegmentMeta
+from gpuvec.records import NO_BUILD, CollectionMeta, SegmentMeta, index_id
 from gpuvec.schema import DataType
 from gpuvec.storage.objects.paths import segment_path, segment_root
 from gpuvec.storage.objects.stores import delete_prefix
@@ -54,7 +59,11 @@ class Compactor:
         config: Config,
         deleted_fraction: Callable[[int, int], float],
         on_compacted: Swap,
+        builds: Any = None,
     ) -> None:
+        """``builds``: the :class:`~gpuvec.coord.indexing.IndexBuilder` whose build list
+        (the dashboard's) also shows the builds a compaction runs before its switch."""
+        self.builds = builds
         self.catalog, self.runtime, self.spec, self.store = catalog, runtime, store_spec, store
         self.config, self.deleted_fraction, self.on_compacted = (
             config,
@@ -138,7 +147,8 @@ class Compactor:
                 new = SegmentMeta(new_id, meta.id, first.partition_id, first.channel, out["path"],
                                   out["rows"], out["ts_min"], out["ts_max"],
                                   max(s.checkpoint for s in old))  # fmt: skip
-            if self.catalog.commit_compaction(meta.id, old, new):
+            built = self._build(meta, new) if new is not None else []
+            if self.catalog.commit_compaction(meta.id, old, new, built):
                 self.on_compacted(meta, old, new)
                 for s in old:  # garbage: nothing points at them any more
                     delete_prefix(self.store, segment_root(s.path))
@@ -148,6 +158,47 @@ class Compactor:
         except Exception as e:
             log.warning("compaction %s of collection %s failed: %s", new_id, meta.name, e)
         self._finish(job, meta, ok)
+
+    def _build(self, meta: CollectionMeta, new: SegmentMeta) -> list[tuple[str, dict[str, Any]]]:
+        """The new segment's indexes, built before the switch (so the old segments' indexes
+        serve until the new one is swapped in with its own): ``(field, record)`` of each
+        build that succeeded; a failed one is left to the index builder, as before."""
+        if new.rows < self.config.index_min_rows:
+            return []
+        defs = [d for d in meta.index_params if d.get("index_type") not in NO_BUILD]
+        futs = []
+        for d in defs:
+            iid, field = index_id(d), d["field_name"]
+            key = build_key(new.id, field, iid)
+            try:
+                futs.append((d, iid, key, self.runtime.submit(
+                    build_index_task, self.spec, new.path, field, iid, d["index_type"],
+                    d["metric_type"], task_params(meta, d),
+                    key=key, gpu=d["index_type"].startswith("GPU_"),
+                )))  # fmt: skip
+            except Exception as e:  # no data nodes: the index builder tries later
+                log.warning("compaction: index build of segment %s not started: %s", new.id, e)
+                continue
+            if self.builds is not None:
+                self.builds.track(key, meta, new, d)
+        out = []
+        for d, iid, key, fut in futs:
+            try:
+                built = fut.result()
+            except Exception as e:
+                log.warning("compaction: index build of segment %s failed (%s); the index "
+                            "builder retries it", new.id, e)  # fmt: skip
+                if self.builds is not None:
+                    self.builds.tracked_ended(key, f"{type(e).__name__}: {e}")
+                continue
+            if self.builds is not None:
+                self.builds.tracked_ended(key, None)
+            out.append((d["field_name"], {
+                "index_id": iid, "index_name": d.get("index_name", d["field_name"]),
+                "index_type": d["index_type"], "metric_type": d["metric_type"],
+                "params": dict(d.get("params") or {}), **built,
+            }))  # fmt: skip
+        return out
 
     def _finish(self, job: int, meta: CollectionMeta, ok: bool) -> None:
         with self._lock:

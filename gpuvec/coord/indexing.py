@@ -108,6 +108,16 @@ class IndexBuilder:
         self._jobs.append(job)
         self._job[key] = job
 
+    def track(self, key: str, meta: CollectionMeta, sm: Any, d: dict[str, Any]) -> None:
+        """List a build someone else submitted (a compaction's, before its switch) with
+        this builder's builds, for the dashboard; :meth:`tracked_ended` ends it."""
+        with self._lock:
+            self._record(key, meta, sm, d)
+
+    def tracked_ended(self, key: str, error: str | None) -> None:
+        with self._lock:
+            self._ended(key, error)
+
     def _ended(self, key: str, error: str | None) -> None:
         """Mark the running build ``key`` ended (call with ``_lock`` held)."""
         job = self._job.pop(key, None)

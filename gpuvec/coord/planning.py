@@ -14,7 +14,9 @@ Rules (Milvus's, unless noted):
   needs one failed its last build (with that reason), else ``InProgress``;
 * compaction, per partition and channel: merge two or more segments under ``small_rows``
   rows into one; rewrite a segment alone when more than ``deleted_ratio`` of its rows are
-  deleted. Manual: merge every group of two or more, rewrite every segment with deletes.
+  deleted. Manual: merge every group of two or more, and rewrite a lone segment only past
+  the same ``deleted_ratio`` (Milvus's single-segment threshold): a handful of deletes is
+  not worth rebuilding a finished index for.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def plan_compactions(
     plans: list[list[SegmentMeta]] = []
     for segs in groups.values():
         if manual:
-            if len(segs) >= 2 or any(deleted(s) > 0 for s in segs):
+            if len(segs) >= 2 or deleted(segs[0]) > deleted_ratio:
                 plans.append(segs)
             continue
         small = [s for s in segs if s.rows < small_rows]

@@ -147,12 +147,16 @@ class QueryNode:
             seg = self._segments.get(collection_id, {}).get(segment_id)
         if seg is None:
             return False
+        self.attach_to(seg, field, record)
+        return True
+
+    def attach_to(self, seg: SegmentData, field: str, record: dict[str, Any]) -> None:
+        """Load a built index file into ``seg`` (held or not yet)."""
         from gpuvec.index import load_index
 
         base = seg.vectors(field) if field in seg.dims else None  # scalar indexes: none
         index = load_index(get_bytes(self.store, record["path"]), base=base)
         seg.indexes[field] = (record["index_id"], index)
-        return True
 
     def attach_indexes(self, meta: CollectionMeta, catalog: Catalog) -> int:
         """Attach every committed index build that matches a current index definition."""

@@ -67,6 +67,9 @@ class DataNodeDuties:
         seg = None
         if new is not None:
             seg = load_segment(e.store, new.path, new.id, new.partition_id, meta)
+            for (sid, field), record in e.catalog.segment_indexes(meta.id).items():
+                if sid == new.id:  # built before the switch: served from the first read
+                    e.query.attach_to(seg, field, record)
         with coll.locked():
             if seg is not None:
                 e.query.apply_deltas(meta, e.catalog, [seg])

@@ -132,6 +132,7 @@ class Engine:
             self.config,
             self.query.deleted_fraction,
             self.duties.compacted,
+            builds=self.indexer,
         )
         self.imports = ImportJobs(self.catalog, self.tso, self.datanodes,
                                   StoreSpec(str(self.root / "objects")), self.store,

@@ -136,3 +136,49 @@ def test_clustering_compaction_is_refused(tmp_path: Path) -> None:
         assert wait_job(c, c.compact("c")) == "Completed"  # nothing to do
     finally:
         c.close()
+
+
+def test_a_handful_of_deletes_keeps_the_segment_and_its_index(tmp_path: Path) -> None:
+    c = MilvusClient(str(tmp_path / "db"), config=cfg(compaction_retention_s=0))
+    try:
+        fill(c, segments=1, per=400, with_index=True)
+        assert c._engine.wait_for_indexes("c", timeout=60)
+        (before,) = c.list_persistent_segments("c")
+        c.delete("c", ids=[1, 2, 3])  # under 1 %: not worth a rewrite (Milvus's threshold)
+        c.flush("c")
+        assert wait_job(c, c.compact("c")) == "Completed"
+        (after,) = c.list_persistent_segments("c")
+        assert after.segment_id == before.segment_id
+        assert c.describe_index("c", "vector")["indexed_segments"] == 1
+        c.delete("c", filter="id < 150")  # now past the ratio: rewritten
+        c.flush("c")
+        assert wait_job(c, c.compact("c")) == "Completed"
+        (again,) = c.list_persistent_segments("c")
+        assert again.segment_id != before.segment_id and again.num_rows == 250
+    finally:
+        c.close()
+
+
+def test_a_merged_segment_is_swapped_in_already_indexed(tmp_path: Path) -> None:
+    c = MilvusClient(str(tmp_path / "db"), config=cfg(compaction_retention_s=0))
+    try:
+        vec = fill(c, segments=2, per=300, with_index=True)
+        assert c._engine.wait_for_indexes("c", timeout=60)
+        seen: list[tuple[int, int]] = []
+        real = c._engine.query.replace
+
+        def replace(cid: int, old: list[int], new: object) -> None:
+            indexed = getattr(new, "indexes", {})
+            seen.append((len(old), len(indexed)))  # the new segment's indexes at the swap
+            real(cid, old, new)  # type: ignore[arg-type]
+
+        c._engine.query.replace = replace  # type: ignore[method-assign]
+        assert wait_job(c, c.compact("c")) == "Completed"
+        assert seen == [(2, 1)]  # two segments out, one in, with its HNSW index attached
+        info = c.describe_index("c", "vector")
+        assert info["sealed_segments"] == 1 and info["indexed_segments"] == 1
+        assert info["state"] == "Finished" and "HNSW" in info["backend"]
+        res = c.search("c", data=vec[:3], limit=1)
+        assert [r[0]["id"] for r in res] == [0, 1, 2]
+    finally:
+        c.close()
