@@ -31,7 +31,7 @@ from typing import Any
 
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog
-from gpuvec.coord.indexing import task_params
+from gpuvec.coord.indexing import build_record, task_params
 from gpuvec.coord.planning import build_key, plan_compactions
 from gpuvec.coord.tso import compose, now_ts, physical_ms
 from gpuvec.datanode.runtime import DataNodeRuntime
@@ -193,11 +193,7 @@ class Compactor:
                 continue
             if self.builds is not None:
                 self.builds.tracked_ended(key, None)
-            out.append((d["field_name"], {
-                "index_id": iid, "index_name": d.get("index_name", d["field_name"]),
-                "index_type": d["index_type"], "metric_type": d["metric_type"],
-                "params": dict(d.get("params") or {}), **built,
-            }))  # fmt: skip
+            out.append((d["field_name"], build_record(d, iid, built)))
         return out
 
     def _finish(self, job: int, meta: CollectionMeta, ok: bool) -> None:

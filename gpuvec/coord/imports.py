@@ -42,7 +42,7 @@ from typing import Any
 from gpuvec import faults
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog
-from gpuvec.coord.indexing import task_params
+from gpuvec.coord.indexing import build_record, task_params
 from gpuvec.coord.planning import build_key
 from gpuvec.errors import (
     DeadlineExceededError,
@@ -346,10 +346,7 @@ class ImportJobs:
                 log.warning("import: index build of segment %s failed (%s); the duty loop "
                             "builds it after the commit", s.id, e)  # fmt: skip
                 continue
-            record = {"index_id": iid, "index_name": d.get("index_name", d["field_name"]),
-                      "index_type": d["index_type"], "metric_type": d["metric_type"],
-                      "params": dict(d.get("params") or {}), **built}  # fmt: skip
-            out.append((s.id, d["field_name"], record))
+            out.append((s.id, d["field_name"], build_record(d, iid, built)))
         return out
 
     def _adopt(self, seg: SegmentMeta, d: dict[str, Any], iid: int, piece: str) -> dict:

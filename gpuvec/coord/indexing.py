@@ -38,6 +38,15 @@ log = logging.getLogger(__name__)
 RECENT_JOBS = 64  # builds kept for the dashboard (running ones and the latest ended)
 
 
+def build_record(definition: dict[str, Any], iid: str, built: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's record of a finished build of ``definition`` (``built``: the build
+    task's result: path, size, rows, description, seconds)."""
+    d = definition
+    return {"index_id": iid, "index_name": d.get("index_name", d["field_name"]),
+            "index_type": d["index_type"], "metric_type": d["metric_type"],
+            "params": dict(d.get("params") or {}), **built}  # fmt: skip
+
+
 def task_params(meta: CollectionMeta, definition: dict[str, Any]) -> dict[str, Any]:
     """The params a build task gets for ``definition``: its build params, and for a scalar
     index the field's schema (the task builds from the column and needs its type)."""
@@ -163,15 +172,7 @@ class IndexBuilder:
     def _done(self, fut: Any, key: str, cid: int, sid: int, d: dict, iid: str) -> None:
         error = None
         try:
-            out = fut.result()
-            record = {
-                "index_id": iid,
-                "index_name": d.get("index_name", d["field_name"]),
-                "index_type": d["index_type"],
-                "metric_type": d["metric_type"],
-                "params": dict(d.get("params") or {}),
-                **out,
-            }
+            record = build_record(d, iid, fut.result())
             if self.catalog.commit_index(cid, sid, d["field_name"], record):
                 self.on_built(cid, sid, d["field_name"], record)
             self.failed.pop(key, None)
