@@ -19,7 +19,7 @@ from gpuvec.expr.evaluate import Evaluator, Indexes
 from gpuvec.expr.jsoncache import JsonCache
 from gpuvec.expr.parser import parse
 from gpuvec.expr.typecheck import Binder
-from gpuvec.schema import CollectionSchema
+from gpuvec.schema import CollectionSchema, arrow_schema
 
 
 class Filter:
@@ -35,6 +35,9 @@ class Filter:
         self.fields: frozenset[str] = frozenset(p.columns_of(plan))
         pk = schema.primary_field
         self._pk = pk.name if pk is not None else None
+        nullable = {f.name for f in schema.fields if f.nullable}  # added fields always are
+        self._types = {f.name: f.type for f in arrow_schema(schema)
+                       if f.name in self.fields and f.name in nullable}  # fmt: skip
 
     def __repr__(self) -> str:
         return f"Filter({self.text!r})"
@@ -47,6 +50,9 @@ class Filter:
         its scalar ``indexes`` (by field, over exactly these rows) to use them."""
         if isinstance(self.plan, p.Const):
             return np.full(table.num_rows, self.plan.value, np.bool_)
+        missing = [f for f in self.fields if f in self._types and f not in table.column_names]
+        for name in missing:  # a field added after these rows were written: all null
+            table = table.append_column(name, pa.nulls(table.num_rows, self._types[name]))
         try:
             return Evaluator(table, cache, indexes).mask(self.plan)
         except RecursionError:  # plans are at most MAX_DEPTH deep: only a very deep caller

@@ -39,7 +39,8 @@ class RowTable:
         if not parts:
             return merged if merged is not None else pa.table({})
         tables = ([merged] if merged is not None else []) + parts
-        combined = pa.concat_tables(tables).combine_chunks()
+        # batches from before a field was added lack its column: it reads as null there
+        combined = pa.concat_tables(tables, promote_options="default").combine_chunks()
         with self._lock:
             if self._merged is merged:  # nobody merged meanwhile: our parts are the prefix
                 self._merged = combined

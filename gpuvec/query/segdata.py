@@ -131,10 +131,16 @@ class SegmentData:
         return self._rows.table()
 
     def take(self, rows: np.ndarray, fields: list[str]) -> pa.Table:
-        """Scalar columns ``fields`` of the rows at ``rows`` (offsets), in that order."""
+        """Scalar columns ``fields`` of the rows at ``rows`` (offsets), in that order; a
+        field added to the collection after these rows were written reads as nulls."""
         if not fields:
             return pa.table({"_": pa.nulls(len(rows))})
-        return self.table().select(fields).take(pa.array(rows, pa.int64()))
+        table = self.table()
+        have = [f for f in fields if f in table.column_names]
+        got = table.select(have).take(pa.array(rows, pa.int64()))
+        if len(have) == len(fields):
+            return got
+        return pa.table({f: got.column(f) if f in have else pa.nulls(len(rows)) for f in fields})
 
     def filter_mask(self, flt: Filter, key: str) -> np.ndarray:
         """Rows matching ``flt`` (bool [n]), evaluated vectorised over the scalar columns.

@@ -338,6 +338,7 @@ class Engine:
         with self.lock:
             coll = self.get(name)
             coll.meta = self.catalog.update(name, change)
+            coll.schema = coll.meta.collection_schema()  # a field may have been added
             for shard in coll.shards:
                 shard.meta = coll.meta
 

@@ -12,7 +12,7 @@ from typing import Any
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from gpuvec.errors import InvalidArgumentError
-from gpuvec.server.convert import schema_from_proto, schema_to_proto
+from gpuvec.server.convert import field_from_proto, schema_from_proto, schema_to_proto
 from gpuvec.server.status import ok, rpc
 
 __all__ = ["CollectionRPCs", "consistency_name", "kv_dict", "kv_pairs"]
@@ -51,6 +51,24 @@ class CollectionRPCs:
     client: Any
 
     # --- collections -------------------------------------------------------------------------
+    @rpc
+    def AddCollectionField(self, request: Any, context: Any) -> Any:
+        try:
+            pb = schema_pb2.FieldSchema.FromString(request.schema)
+        except Exception as e:  # protobuf's DecodeError
+            raise InvalidArgumentError(
+                f"AddCollectionField: the field schema is unreadable: {e}"
+            ) from None
+        field = field_from_proto(pb)
+        kwargs = {"nullable": field.nullable, "default_value": field.default_value,
+                  **({"element_type": field.element_type} if field.element_type else {}),
+                  **field.params}  # fmt: skip
+        self.client(request, context).add_collection_field(
+            request.collection_name, field.name, field.dtype, desc=field.description,
+            is_primary=field.is_primary, is_partition_key=field.is_partition_key,
+            auto_id=field.auto_id, **kwargs,
+        )  # fmt: skip
+
     @rpc
     def CreateCollection(self, request: Any, context: Any) -> Any:
         pb = schema_pb2.CollectionSchema()

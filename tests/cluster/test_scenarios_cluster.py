@@ -16,6 +16,7 @@ from gpuvec.cluster.launcher import LocalCluster
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
 from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
+from gpuvec.testing.scenarios_fields import FieldScenarios
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
@@ -55,4 +56,8 @@ class TestHybridScenarios(HybridScenarios):
 
 
 class TestScalarIndexScenarios(ScalarIndexScenarios):
+    pass
+
+
+class TestFieldScenarios(FieldScenarios):
     pass

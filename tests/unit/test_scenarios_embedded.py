@@ -19,6 +19,7 @@ import gpuvec
 from gpuvec.config import Config
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
+from gpuvec.testing.scenarios_fields import FieldScenarios
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
@@ -72,4 +73,8 @@ class TestHybridScenarios(HybridScenarios):
 
 
 class TestScalarIndexScenarios(ScalarIndexScenarios):
+    pass
+
+
+class TestFieldScenarios(FieldScenarios):
     pass

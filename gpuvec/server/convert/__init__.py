@@ -19,7 +19,12 @@ from gpuvec.server.convert.query import (
     primary_keys_of,
     query_result_to_proto,
 )
-from gpuvec.server.convert.schema import default_from_proto, schema_from_proto, schema_to_proto
+from gpuvec.server.convert.schema import (
+    default_from_proto,
+    field_from_proto,
+    schema_from_proto,
+    schema_to_proto,
+)
 from gpuvec.server.convert.search import (
     SearchArgs,
     check_param_numbers,
@@ -40,6 +45,7 @@ __all__ = [
     "consistency_of",
     "default_from_proto",
     "field_data_from_rows",
+    "field_from_proto",
     "fields_to_proto",
     "is_count",
     "parse_bool",

@@ -26,7 +26,13 @@ from gpuvec.datatypes import SCALAR_TYPES, DataType
 from gpuvec.errors import NotSupportedYetError, SchemaError
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, FieldSchema
 
-__all__ = ["FIRST_FIELD_ID", "default_from_proto", "schema_from_proto", "schema_to_proto"]
+__all__ = [
+    "FIRST_FIELD_ID",
+    "default_from_proto",
+    "field_from_proto",
+    "schema_from_proto",
+    "schema_to_proto",
+]
 
 FIRST_FIELD_ID = 100  # Milvus's common.StartOfUserFieldID
 SUPPORTED_TYPES = frozenset((*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, DataType.FLOAT_VECTOR))
@@ -81,7 +87,8 @@ def _type_params(field: str, pairs: Any) -> dict[str, Any]:
     return out
 
 
-def _field_from_proto(pb: schema_pb2.FieldSchema) -> FieldSchema:
+def field_from_proto(pb: schema_pb2.FieldSchema) -> FieldSchema:
+    """One field of a request's schema, checked as CreateCollection checks its fields."""
     name = pb.name
     dtype = _dtype(name, pb.data_type)
     if pb.is_dynamic:
@@ -129,7 +136,7 @@ def schema_from_proto(pb: schema_pb2.CollectionSchema) -> CollectionSchema:
         raise NotSupportedYetError(f"struct array fields ({names}) are not supported by gpuvec")
     if pb.external_source:
         raise NotSupportedYetError("collections over an external source are not supported")
-    fields = [_field_from_proto(f) for f in pb.fields]
+    fields = [field_from_proto(f) for f in pb.fields]
     extra = {"enable_namespace": True} if pb.enable_namespace else {}
     return CollectionSchema(
         fields,
