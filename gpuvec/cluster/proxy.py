@@ -158,6 +158,9 @@ class ClusterEngine:
 
     def update_meta(self, name: str, change: Any) -> None:
         self.catalog.update(name, change)
+        # read our own write: the next call through this proxy (an insert with a field just
+        # added) must see the new record, not wait for the watch to bring it
+        self.cache.refresh([Catalog.collection_key(name)])
 
     def load(self, name: str) -> None:
         meta = self.catalog.get(name)
@@ -237,6 +240,7 @@ class ClusterEngine:
         args = {
             "read_ts": read_ts, "field": field, "k": k, "metric": metric,
             "params": search_params or {}, "columns": list(columns), **self._filter_args(flt),
+            "nfields": len(coll.schema.fields),
         }  # fmt: skip
         q = {"queries": array_table("q", np.asarray(queries, np.float32))}
         got = self.scatter.gather(coll.meta, "search", args, q, partitions, "hits")
@@ -264,7 +268,8 @@ class ClusterEngine:
         columns: tuple[str, ...],
     ) -> list[tuple[RowsSegment, np.ndarray]]:  # fmt: skip
         self._require_loaded(coll)
-        args = {**args, "read_ts": read_ts, "columns": list(columns)}
+        args = {**args, "read_ts": read_ts, "columns": list(columns),
+                "nfields": len(coll.schema.fields)}  # fmt: skip
         got = self.scatter.gather(coll.meta, "match", args, {}, partitions, "rows")
         pk = coll.schema.primary_field.name  # type: ignore[union-attr]
         return [

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from gpuvec.cluster.rpc import Tables
-from gpuvec.cluster.serving import match_table, search_table
+from gpuvec.cluster.serving import match_table, search_table, stale
 from gpuvec.cluster.sessions import SEGMENTS
 from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.wire import table_array
@@ -257,6 +257,8 @@ class QueryNodeProcess(WorkerNode):
         meta = self.metas.get(cid)
         if meta is None:
             raise NotOwnerError(f"query node {self.node_id} serves no segment of {cid}")
+        if stale(meta, args):  # a field was added since the last assignment sync
+            meta = self.metas[cid] = self.catalog.get(meta.name)
         deadline = time.monotonic() + self.config.max_serviceable_wait_s
         for ch, pos in (args.get("positions") or {}).items():
             tail = self.tails.get(ch)

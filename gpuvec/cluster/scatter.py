@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuvec.arrays import one_array
+from gpuvec.arrays import one_array, take_columns
 from gpuvec.cluster.rpc import ClientPool, Tables
 from gpuvec.cluster.sessions import channel_owners, segment_servers, sessions
 from gpuvec.cluster.wire import table_array
@@ -209,7 +209,7 @@ class RowsSegment:
         )
 
     def take(self, rows: np.ndarray, fields: list[str]) -> pa.Table:
-        return self.table.select(fields).take(pa.array(np.asarray(rows, np.int64)))
+        return take_columns(self.table, np.asarray(rows, np.int64), fields)
 
     def vectors(self, field: str) -> np.ndarray:
         return table_array(self.table, field)

@@ -26,6 +26,13 @@ from gpuvec.records import CollectionMeta, Hits
 _COMPILER = FilterCompiler()
 
 
+def stale(meta: CollectionMeta, args: dict[str, Any]) -> bool:
+    """Whether a node's record of a collection predates a field the proxy already knows
+    (``args["nfields"]``: fields only grow): the node re-reads it before compiling the
+    filter, or a field added a moment ago would compile as a dynamic key."""
+    return int(args.get("nfields", 0)) > len(meta.schema.get("fields", []))
+
+
 def compile_filter(meta: CollectionMeta, args: dict[str, Any]) -> CompiledFilter | None:
     return _COMPILER.compile(
         meta.id, meta.collection_schema(), args.get("filter"), args.get("filter_params")

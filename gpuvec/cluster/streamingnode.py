@@ -24,7 +24,7 @@ import numpy as np
 
 from gpuvec.cluster.coordclient import CoordinatorClient, RemoteTSO
 from gpuvec.cluster.rpc import Tables
-from gpuvec.cluster.serving import match_table, search_table
+from gpuvec.cluster.serving import match_table, search_table, stale
 from gpuvec.cluster.sessions import CHANNELS, channel_owners
 from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.wire import table_array
@@ -209,6 +209,10 @@ class StreamingNode(WorkerNode):
                 held += list(self.handoff.get(ch, {}).values())
             segs += [s for s in held if parts is None or s.partition_id in parts]
         assert meta is not None
+        if stale(meta, args):  # a field was added since the last channel sync
+            meta = self.catalog.get(meta.name)
+            for ch in args["channels"]:
+                self._shard(ch).meta = meta
         return meta, segs, positions
 
     def _search(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:

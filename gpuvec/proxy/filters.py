@@ -59,7 +59,8 @@ class FilterCompiler:
         cacheable = pkey is not None
         if pkey is None:
             pkey = f"\x01uncached-{next(_unique)}"
-        key = f"{collection_id}\x00{text}\x00{pkey}"
+        # fields only grow (add_collection_field): their count tells schema versions apart
+        key = f"{collection_id}\x00{len(schema.fields)}\x00{text}\x00{pkey}"
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)

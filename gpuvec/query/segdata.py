@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpuvec import ops
+from gpuvec.arrays import take_columns
 from gpuvec.index.spec import INDEX_SEARCH_KNOBS
 from gpuvec.query.rowtable import RowTable
 from gpuvec.query.visibility import Visibility
@@ -135,12 +136,7 @@ class SegmentData:
         field added to the collection after these rows were written reads as nulls."""
         if not fields:
             return pa.table({"_": pa.nulls(len(rows))})
-        table = self.table()
-        have = [f for f in fields if f in table.column_names]
-        got = table.select(have).take(pa.array(rows, pa.int64()))
-        if len(have) == len(fields):
-            return got
-        return pa.table({f: got.column(f) if f in have else pa.nulls(len(rows)) for f in fields})
+        return take_columns(self.table(), rows, fields)
 
     def filter_mask(self, flt: Filter, key: str) -> np.ndarray:
         """Rows matching ``flt`` (bool [n]), evaluated vectorised over the scalar columns.
