@@ -27,6 +27,7 @@ from gpuvec.server.convert import (
     rows_from_field_data,
     search_result_to_proto,
 )
+from gpuvec.server.search_iter import iterator_page, iterator_v2
 from gpuvec.server.status import ok, rpc
 
 __all__ = ["MAX_GUARANTEE_AHEAD_MS", "DataRPCs", "ids_proto"]
@@ -136,13 +137,28 @@ class DataRPCs:
         kwargs = args.kwargs()
         if args.guarantee_timestamp:
             kwargs["guarantee_timestamp"] = _guarantee(client, args.guarantee_timestamp)
-        hits = client.search(**kwargs)
+        iterating = iterator_v2(request)
+        session_ts = 0
+        limit = args.limit
+        page: dict[str, Any] | None = kwargs
+        if iterating is not None:  # pymilvus's search_iterator (v2): the next page
+            session_ts = self._root.alloc_timestamp()
+            page = iterator_page(client, kwargs, iterating, schema)
+            limit = iterating.batch_size
+        hits = client.search(**page) if page is not None else [[] for _ in range(args.nq)]
         data = search_result_to_proto(
-            hits, schema, args.output_fields, args.nq, args.limit, args.round_decimal
+            hits, schema, args.output_fields, args.nq, limit, args.round_decimal
         )
+        if iterating is not None:
+            bound = iterating.last_bound
+            if hits and hits[0]:
+                bound = float(hits[0][-1]["distance"])
+            data.search_iterator_v2_results.token = iterating.token
+            data.search_iterator_v2_results.last_bound = bound if bound is not None else 0.0
         return milvus_pb2.SearchResults(
-            status=ok(), results=data, collection_name=request.collection_name
-        )
+            status=ok(), results=data, collection_name=request.collection_name,
+            session_ts=session_ts,
+        )  # fmt: skip
 
     @rpc
     def HybridSearch(self, request: Any, context: Any) -> Any:

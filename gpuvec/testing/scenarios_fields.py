@@ -2,7 +2,9 @@
 nullable scalar field added to a collection that already holds sealed and growing rows —
 described like the others, null on the earlier rows (output fields, ``is null``), written
 and filtered on later rows before and after a flush; Milvus's refusals (not nullable, a
-vector field, a duplicate name) and gpuvec's (a default value).
+vector field, a duplicate name) and gpuvec's (a default value). And the search iterator:
+over gRPC pymilvus gets Milvus's v2 iterator, and every hit comes exactly once, in the
+order one big search gives.
 
 Run it as :mod:`gpuvec.testing.scenarios_data` says (fixture ``milvus``)::
 
@@ -71,3 +73,27 @@ class FieldScenarios:
                                         default_value=3)  # fmt: skip
         names = [f["name"] for f in milvus.describe_collection("af")["fields"]]
         assert "n" not in names and "v2" not in names  # nothing half-applied
+
+
+class SearchIteratorScenarios:
+    def test_search_iterator_pages_every_hit_once(self, milvus: Any) -> None:
+        import numpy as np
+
+        for metric in ("L2", "COSINE"):
+            name = f"si_{metric.lower()}"
+            milvus.create_collection(name, dimension=DIM, metric_type=metric,
+                                     consistency_level="Strong")  # fmt: skip
+            vecs = np.random.default_rng(3).standard_normal((700, DIM)).astype(np.float32)
+            milvus.insert(name, [{"id": i, "vector": vecs[i].tolist()} for i in range(400)])
+            milvus.flush(name)  # sealed and growing rows
+            milvus.insert(name, [{"id": i, "vector": vecs[i].tolist()} for i in range(400, 700)])
+            it = milvus.search_iterator(name, data=[vecs[0].tolist()], batch_size=64)
+            if type(milvus).__module__.startswith("pymilvus"):  # over gRPC: Milvus's v2
+                assert type(it).__name__ == "SearchIteratorV2"
+            ids: list[int] = []
+            while page := it.next():
+                ids += [h["id"] for h in page]
+            it.close()
+            assert len(ids) == 700 and len(set(ids)) == 700, metric
+            best = [h["id"] for h in milvus.search(name, data=[vecs[0].tolist()], limit=200)[0]]
+            assert ids[:200] == best, metric

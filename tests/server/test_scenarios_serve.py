@@ -15,7 +15,7 @@ from gpuvec.server.app import Server
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
 from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
-from gpuvec.testing.scenarios_fields import FieldScenarios
+from gpuvec.testing.scenarios_fields import FieldScenarios, SearchIteratorScenarios
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
@@ -57,4 +57,8 @@ class TestScalarIndexScenarios(ScalarIndexScenarios):
 
 
 class TestFieldScenarios(FieldScenarios):
+    pass
+
+
+class TestSearchIteratorScenarios(SearchIteratorScenarios):
     pass
