@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpuvec import ops
+from gpuvec.client.access import AccessMethods
 from gpuvec.client.admin import AdminMethods, LoadState
 from gpuvec.client.grouping import GroupingMethods
 from gpuvec.client.hybrid import HybridMethods
@@ -82,6 +83,7 @@ def _last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
 
 
 class MilvusClient(
+    AccessMethods,
     AdminMethods,
     GroupingMethods,
     HybridMethods,
@@ -144,6 +146,14 @@ class MilvusClient(
     @staticmethod
     def create_schema(**kwargs: Any) -> CollectionSchema:
         return CollectionSchema(**kwargs)
+
+    @staticmethod
+    def create_field_schema(name: str, data_type: Any, desc: str = "", **kwargs: Any) -> Any:
+        """A field (pymilvus's ``create_field_schema``), e.g. for ``add_collection_field``
+        or ``CollectionSchema(fields=[...])``."""
+        from gpuvec.schema import FieldSchema
+
+        return FieldSchema(name, data_type, desc, **kwargs)
 
     @staticmethod
     def prepare_index_params(field_name: str = "", **kwargs: Any) -> IndexParams:
