@@ -31,15 +31,14 @@ from typing import Any
 
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog
-from gpuvec.coord.indexing import build_record, task_params
-from gpuvec.coord.planning import build_key, plan_compactions
+from gpuvec.coord.indexing import build_record, submit_build
+from gpuvec.coord.planning import plan_compactions
 from gpuvec.coord.tso import compose, now_ts, physical_ms
 from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.observability.internals import track_compaction
-from gpuvec.pipelines.build import build_index_task
 from gpuvec.pipelines.common import StoreSpec
 from gpuvec.pipelines.compact import compact_task
-from gpuvec.records import NO_BUILD, CollectionMeta, SegmentMeta, index_id
+from gpuvec.records import NO_BUILD, CollectionMeta, SegmentMeta
 from gpuvec.schema import DataType
 from gpuvec.storage.objects.paths import segment_path, segment_root
 from gpuvec.storage.objects.stores import delete_prefix
@@ -168,14 +167,9 @@ class Compactor:
         defs = [d for d in meta.index_params if d.get("index_type") not in NO_BUILD]
         futs = []
         for d in defs:
-            iid, field = index_id(d), d["field_name"]
-            key = build_key(new.id, field, iid)
             try:
-                futs.append((d, iid, key, self.runtime.submit(
-                    build_index_task, self.spec, new.path, field, iid, d["index_type"],
-                    d["metric_type"], task_params(meta, d),
-                    key=key, gpu=d["index_type"].startswith("GPU_"),
-                )))  # fmt: skip
+                key, iid, fut = submit_build(self.runtime, self.spec, meta, new.path, new.id, d)
+                futs.append((d, iid, key, fut))
             except Exception as e:  # no data nodes: the index builder tries later
                 log.warning("compaction: index build of segment %s not started: %s", new.id, e)
                 continue

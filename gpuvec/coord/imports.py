@@ -42,8 +42,7 @@ from typing import Any
 from gpuvec import faults
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog
-from gpuvec.coord.indexing import build_record, task_params
-from gpuvec.coord.planning import build_key
+from gpuvec.coord.indexing import build_record, submit_build
 from gpuvec.errors import (
     DeadlineExceededError,
     GpuvecError,
@@ -52,7 +51,6 @@ from gpuvec.errors import (
     NotFoundError,
 )
 from gpuvec.pipelines.artifact import adoptable, load_artifact
-from gpuvec.pipelines.build import build_index_task
 from gpuvec.pipelines.common import StoreSpec
 from gpuvec.pipelines.importing import ChunkJob, import_chunk_task
 from gpuvec.pipelines.sources import Chunk, plan_import, source_bytes
@@ -332,11 +330,7 @@ class ImportJobs:
             if piece:
                 out.append((s.id, field, self._adopt(s, d, iid, piece)))
                 continue
-            fut = self.runtime.submit(
-                build_index_task, self.spec, s.path, field, iid, d["index_type"],
-                d["metric_type"], task_params(meta, d), key=build_key(s.id, field, iid),
-                gpu=d["index_type"].startswith("GPU_"),
-            )  # fmt: skip
+            _, _, fut = submit_build(self.runtime, self.spec, meta, s.path, s.id, d)
             futs.append((s, d, iid, fut))
         job["adopted"] = len(out)
         for s, d, iid, fut in futs:

@@ -31,7 +31,7 @@ from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.observability.internals import track_index_build
 from gpuvec.pipelines.build import build_index_task
 from gpuvec.pipelines.common import StoreSpec
-from gpuvec.records import NO_BUILD, CollectionMeta, is_scalar_index
+from gpuvec.records import NO_BUILD, CollectionMeta, index_id, is_scalar_index
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,24 @@ def build_record(definition: dict[str, Any], iid: str, built: dict[str, Any]) ->
             "params": dict(d.get("params") or {}), **built}  # fmt: skip
 
 
-def task_params(meta: CollectionMeta, definition: dict[str, Any]) -> dict[str, Any]:
-    """The params a build task gets for ``definition``: its build params, and for a scalar
-    index the field's schema (the task builds from the column and needs its type)."""
-    params = dict(definition.get("params") or {})
-    if is_scalar_index(definition):
-        field = meta.collection_schema().field(definition["field_name"])
-        params["field_schema"] = field.to_dict()
-    return params
+def submit_build(
+    runtime: Any, store: StoreSpec, meta: CollectionMeta, segment_path: str, segment_id: int,
+    definition: dict[str, Any],
+) -> tuple[str, str, Any]:  # fmt: skip
+    """Submit the data-node build of ``definition`` for one segment (GPU workers for GPU_*
+    types; a scalar index gets its field's schema, as it builds from the column); returns
+    ``(build key, index id, future)``. The builder, imports and compactions all use it."""
+    d = definition
+    iid, field = index_id(d), d["field_name"]
+    key = build_key(segment_id, field, iid)
+    params = dict(d.get("params") or {})
+    if is_scalar_index(d):
+        params["field_schema"] = meta.collection_schema().field(field).to_dict()
+    fut = runtime.submit(
+        build_index_task, store, segment_path, field, iid, d["index_type"], d["metric_type"],
+        params, key=key, gpu=d["index_type"].startswith("GPU_"),
+    )  # fmt: skip
+    return key, iid, fut
 
 
 class IndexBuilder:
@@ -148,14 +158,9 @@ class IndexBuilder:
             with self._lock:
                 if self._held_back(a.key):  # submitted by a concurrent pass meanwhile
                     continue
-                params = task_params(meta, d)
                 try:
-                    fut = self.runtime.submit(
-                        build_index_task,
-                        self.store, a.segment.path, a.field, a.index_id,
-                        d["index_type"], d["metric_type"], params,
-                        key=a.key, gpu=d["index_type"].startswith("GPU_"),
-                    )  # fmt: skip
+                    _, _, fut = submit_build(self.runtime, self.store, meta, a.segment.path,
+                                             a.segment.id, d)  # fmt: skip
                 except Exception as e:  # no data nodes: the build cannot even start
                     self._fail(a.key, f"could not submit to the data nodes: {e}")
                     continue

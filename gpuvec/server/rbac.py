@@ -171,7 +171,7 @@ class Rbac:
         self.meta, self.txn = meta, txn or meta.txn
         self._users = users or (lambda: [])
         self._lock = threading.Lock()
-        self._cache: tuple[float, dict[str, list[Grant]], dict[str, set[str]]] | None = None
+        self._cache: tuple[float, Any] | None = None  # (expiry, _snapshot's tuple)
         self.known = _privileges()
 
     # --- roles -------------------------------------------------------------------------------
@@ -336,30 +336,39 @@ class Rbac:
         with self._lock:
             self._cache = None
 
-    def _snapshot(self) -> tuple[dict[str, list[Grant]], dict[str, set[str]]]:
+    def _snapshot(self) -> tuple[dict[str, list[Grant]], dict[str, set[str]], dict[str, set[str]]]:
+        """(grants by role, privileges by group, roles by user), re-read from meta at most
+        every :data:`_CACHE_S` seconds (and after every write here): the check every RPC
+        passes reads no meta."""
         now = time.monotonic()
         with self._lock:
             if self._cache is not None and self._cache[0] > now:
-                return self._cache[1], self._cache[2]
+                return self._cache[1]
         by_role: dict[str, list[Grant]] = {}
         for g in self._all_grants():
             by_role.setdefault(g.role, []).append(g)
         groups = {k: set(v) for k, v in BUILTIN_GROUPS.items()}
         groups.update({k: set(v) for k, v in self.groups().items()})
+        by_user: dict[str, set[str]] = {}
+        kvs, _ = self.meta.range(K.USER_ROLES)
+        for kv in kvs:
+            user, _, role = kv.key[len(K.USER_ROLES) :].partition("/")
+            by_user.setdefault(user, set()).add(role)
+        snap = (by_role, groups, by_user)
         with self._lock:
-            self._cache = (now + _CACHE_S, by_role, groups)
-        return by_role, groups
+            self._cache = (now + _CACHE_S, snap)
+        return snap
 
     def allowed(self, user: str, needed: Needed, db: str) -> bool:
         """Whether ``user`` holds ``needed`` on every object it names in database ``db``."""
         if user == ROOT:
             return True
-        roles = {PUBLIC, *self.roles_of(user)}
+        by_role, groups, by_user = self._snapshot()
+        roles = {PUBLIC, *by_user.get(user, ())}
         if ADMIN in roles:
             return True
         if needed.object_type == "User" and needed.names == (user,):
             return True  # one's own user record and password
-        by_role, groups = self._snapshot()
 
         def covers(grant_priv: str) -> bool:
             if grant_priv in ("All", needed.privilege):
