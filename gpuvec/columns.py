@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpuvec import vectors as vk
 from gpuvec.arrays import one_array
 from gpuvec.columns_rules import (
     check_columns,
@@ -58,6 +59,7 @@ from gpuvec.schema import (
     arrow_schema,
     arrow_type,
 )
+from gpuvec.vector_input import matrix_from_2d, matrix_from_values
 
 __all__ = [  # the column rules are re-exported from gpuvec.columns_rules
     "check_columns",
@@ -230,6 +232,8 @@ def _row_count(cols: dict[str, Column], ctx: _Ctx) -> int:
 
 def _field_array(field: FieldSchema, col: Column, n: int, ctx: _Ctx) -> pa.Array:
     dt = field.dtype
+    if dt in vk.KINDS and dt != DataType.FLOAT_VECTOR:
+        return _typed_vectors(field, col, ctx)
     if isinstance(col, pa.ChunkedArray | pa.Array):
         problem = column_type_problem(field, col.type)
         if problem:
@@ -267,6 +271,32 @@ def _field_array(field: FieldSchema, col: Column, n: int, ctx: _Ctx) -> pa.Array
             return _strings(field, arr, ctx)
         return _numeric(field, col, None, ctx)
     return _list_column(field, col, ctx)
+
+
+def _typed_vectors(field: FieldSchema, col: Column, ctx: _Ctx) -> pa.Array:
+    """A FLOAT16 / BFLOAT16 / INT8 / BINARY column (:mod:`gpuvec.vector_input`): a 2-D
+    array (memory-mapped too) converted whole, an Arrow list column through its values,
+    anything else (lists of bytes or arrays) row by row."""
+
+    def locate(i: int) -> str:
+        return f"{ctx.prefix} row {ctx.offset + i}, field {field.name!r}"
+
+    if isinstance(col, pa.ChunkedArray | pa.Array):
+        t = col.type
+        if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
+            arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+            if arr.null_count == 0 and len(arr) and (lengths == lengths[0]).all():
+                flat = arr.flatten().to_numpy(zero_copy_only=False)
+                if t.value_type == vk.arrow_value_type(field.dtype):  # gpuvec's own layout
+                    mat = vk.storage_matrix(field.dtype, flat, len(arr))  # bfloat16: its bits
+                else:
+                    mat = flat.reshape(len(arr), -1)
+                return vk.column(field.dtype, matrix_from_2d(field, mat, locate))
+        return ctx.rows(field, col.to_pylist())
+    if isinstance(col, np.ndarray) and col.ndim == 2:
+        return vk.column(field.dtype, matrix_from_2d(field, col, locate))
+    return vk.column(field.dtype, matrix_from_values(field, list(col), locate))
 
 
 def _list_column(field: FieldSchema, values: list[Any], ctx: _Ctx) -> pa.Array:

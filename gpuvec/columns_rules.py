@@ -177,6 +177,12 @@ def column_type_problem(
         if ndim != 2 or dtype.kind not in "fiu":
             return f"expects a 2-D array of numbers [rows, {field.dim}], got {ndim}-D {dtype}"
         return None
+    if dt.is_vector:  # FLOAT16 / BFLOAT16 / INT8 / BINARY: values checked by vector_input
+        numeric = dtype.kind in "fiub" or dtype.name == "bfloat16"
+        if ndim != 2 or not numeric:
+            cols = f"{field.dim // 8} bytes" if dt == DataType.BINARY_VECTOR else field.dim
+            return f"expects a 2-D array of numbers [rows, {cols}], got {ndim}-D {dtype}"
+        return None
     if dt == DataType.ARRAY:
         return None if ndim == 2 and dtype.kind != "U" else f"{what} {ndim}-D {dtype}"
     if ndim != 1:
@@ -201,11 +207,19 @@ def _arrow_fits(dt: DataType, t: pa.DataType) -> bool:
     if dt == DataType.ARRAY:
         return listy
     vt = t.value_type if listy else None
+    if dt.is_vector and dt != DataType.FLOAT_VECTOR and pa.types.is_binary(t):
+        return True  # raw vector bytes, one value per row
+    if dt.is_vector and dt != DataType.FLOAT_VECTOR and pa.types.is_fixed_size_binary(t):
+        return True
     return vt is not None and (pa.types.is_integer(vt) or pa.types.is_floating(vt))
 
 
 def vector_dim_problem(field: FieldSchema, got: int) -> str | None:
-    """The message for vectors of dimension ``got`` in ``field``, or None when it fits."""
-    if got == field.dim:
+    """The message for vectors of dimension ``got`` (columns of a 2-D array: bytes for a
+    BINARY_VECTOR field) in ``field``, or None when it fits."""
+    want = (field.dim or 0) // 8 if field.dtype == DataType.BINARY_VECTOR else field.dim
+    if got == want:
         return None
+    if field.dtype == DataType.BINARY_VECTOR:
+        return f"binary vectors have {got} bytes, the field's dim {field.dim} takes {want}"
     return f"vectors have dim {got}, the field's dim is {field.dim}"

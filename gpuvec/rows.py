@@ -9,9 +9,10 @@ Invariants:
 - :func:`rows_to_table` validates the whole batch before it returns anything: a rejected
   batch raises :class:`~gpuvec.errors.DataError` naming the row index, the field and the
   value's type, and has no effect. Callers never see a partial table.
-- Vectors become one ``fixed_size_list<float32>[dim]`` column built from a single NumPy
-  array (no per-element Python work when rows carry NumPy arrays); NaN/±inf are refused,
-  as the Milvus server refuses them.
+- Vectors become one ``fixed_size_list`` column (:mod:`gpuvec.vectors`: float32, float16,
+  bfloat16 bits, int8 or packed bits) built from a single NumPy array (no per-element
+  Python work when rows carry NumPy arrays); NaN/±inf are refused, as the Milvus server
+  refuses them (:mod:`gpuvec.vector_input` for the types other than FLOAT_VECTOR).
 - JSON fields and the dynamic field ``$meta`` hold compact JSON text; ``$meta`` is always
   an object (``{}`` for a row without extra keys). One JSON value is bounded in length
   and nesting (:mod:`gpuvec.rows_json` owns those rules).
@@ -29,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpuvec import vectors
 from gpuvec.arrays import one_array
 from gpuvec.datatypes import INT_RANGES, DataType
 from gpuvec.errors import DataError, FieldNotFoundError, InvalidArgumentError, SchemaError
@@ -43,6 +45,7 @@ from gpuvec.schema import (
     arrow_schema,
     arrow_type,
 )
+from gpuvec.vector_input import matrix_from_values, one_vector
 
 Locate = Callable[[int], str]  # index -> "insert row 3, field 'age'" for error messages
 
@@ -187,6 +190,8 @@ def _column(field: FieldSchema, values: list[Any], op: str) -> pa.Array:
         types = set(map(type, values))
     if dt == DataType.FLOAT_VECTOR:
         return _vector_column(field.dim or 0, values, types, locate)
+    if dt.is_vector:  # FLOAT16, BFLOAT16, INT8, BINARY (gpuvec.vector_input)
+        return vectors.column(dt, matrix_from_values(field, values, locate))
     if dt == DataType.JSON:
         texts = [json_text(v, locate, i, raw_str=True) for i, v in enumerate(values)]
         return pa.array(texts, pa.string())
@@ -291,12 +296,7 @@ def _diagnose_vectors(dim: int, values: list[Any], locate: Locate) -> None:
         if not isinstance(v, list | tuple | np.ndarray):
             got = type(v).__name__
             raise DataError(f"{locate(i)}: expects a list or array of {dim} floats, got {got}")
-        try:
-            a = np.asarray(v)
-        except (ValueError, TypeError):
-            raise DataError(f"{locate(i)}: vector is not a flat list of numbers") from None
-        if a.ndim != 1:
-            raise DataError(f"{locate(i)}: vector must be 1-D, got shape {a.shape}")
+        a = one_vector(v, locate, i)
         if a.shape[0] != dim:
             raise DataError(f"{locate(i)}: vector has dim {a.shape[0]}, the field's dim is {dim}")
         if isinstance(v, np.ndarray):
@@ -395,12 +395,16 @@ def table_to_rows(
     output_fields: Sequence[str] | None = None,
     *,
     include_pk: bool = True,
+    wrap_bytes: bool = True,
 ) -> list[dict[str, Any]]:
-    """Entity dicts as pymilvus returns them: vectors as lists of Python floats, JSON as
-    Python objects, dynamic keys flattened into the entity. ``output_fields=None`` keeps
-    every column the table has; a list goes through :func:`resolve_output_fields` (so
-    ``[]`` means the primary key only). ``include_pk=False`` drops the primary key (search
-    hits carry it beside the entity)."""
+    """Entity dicts as pymilvus returns them: FLOAT_VECTOR as lists of Python floats, the
+    byte-backed vectors (FLOAT16, BFLOAT16, INT8, BINARY) as their raw bytes — wrapped in a
+    one-element list in query results, bare in search hits (``wrap_bytes=False``), exactly
+    as pymilvus decodes them from Milvus —, JSON as Python objects, dynamic keys flattened
+    into the entity.
+    ``output_fields=None`` keeps every column the table has; a list goes through
+    :func:`resolve_output_fields` (so ``[]`` means the primary key only).
+    ``include_pk=False`` drops the primary key (search hits carry it beside the entity)."""
     if output_fields is None:
         present = set(table.column_names)
         fields = tuple(n for n in schema.field_names if n in present)
@@ -412,7 +416,7 @@ def table_to_rows(
     for name in names:
         if name not in table.column_names:
             raise FieldNotFoundError(f"field {name!r} is not in the result table")
-        columns.append(_column_to_py(schema.field(name), table.column(name)))
+        columns.append(_column_to_py(schema.field(name), table.column(name), wrap_bytes))
     rows = [dict(zip(names, vals, strict=True)) for vals in zip(*columns, strict=True)]
     rows = rows if columns else [{} for _ in range(table.num_rows)]
     if (spec.all_dynamic or spec.dynamic_keys) and DYNAMIC_FIELD_NAME in table.column_names:
@@ -424,11 +428,15 @@ def table_to_rows(
     return rows
 
 
-def _column_to_py(field: FieldSchema, column: pa.ChunkedArray) -> list[Any]:
+def _column_to_py(field: FieldSchema, column: pa.ChunkedArray, wrap: bool) -> list[Any]:
     if field.dtype == DataType.FLOAT_VECTOR:
         arr = one_array(column)
         flat = arr.flatten().to_numpy(zero_copy_only=False)
         return flat.reshape(len(arr), field.dim or 0).tolist()
+    if field.dtype.is_vector:
+        mat = vectors.matrix(field.dtype, column, int(field.dim or 0))
+        raw = [r.tobytes() for r in mat]
+        return [[b] for b in raw] if wrap else raw
     if field.dtype == DataType.JSON:
         return [None if s is None else json.loads(s) for s in column.to_pylist()]
     return column.to_pylist()

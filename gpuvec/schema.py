@@ -12,7 +12,8 @@ Invariants:
   original: this is what the catalog persists in meta storage.
 - ``validate()`` either raises :class:`~gpuvec.errors.SchemaError` naming the field and
   the offending value, or leaves a schema the other modules may rely on: exactly one
-  INT64/VARCHAR primary key, 1..4 FLOAT_VECTOR fields with a dim, every VARCHAR (and
+  INT64/VARCHAR primary key, 1..4 vector fields (FLOAT, FLOAT16, BFLOAT16, INT8 or BINARY;
+  a binary dim is a multiple of 8) with a dim, every VARCHAR (and
   VARCHAR array) with a max_length, every ARRAY with an element type and a capacity, and
   default values already coerced to the field's Python type.
 - The dynamic field is implicit: it is never in ``fields``. When enabled, rows carry their
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from gpuvec import vectors
 from gpuvec.datatypes import FLOAT_TYPES, INT_RANGES, INT_TYPES, SCALAR_TYPES, DataType
 from gpuvec.errors import FieldNotFoundError, InvalidArgumentError, SchemaError
 
@@ -42,7 +44,12 @@ MAX_ARRAY_CAPACITY = 4096
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-_SUPPORTED = (*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, DataType.FLOAT_VECTOR)
+_VECTOR_TYPES = (
+    DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR,
+    DataType.INT8_VECTOR, DataType.BINARY_VECTOR,
+)  # fmt: skip
+_SUPPORTED = (*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, *_VECTOR_TYPES)
+MAX_BINARY_DIM = 8 * MAX_DIM  # bits
 _KEY_TYPES = (DataType.INT64, DataType.VARCHAR)
 _CLUSTERING_TYPES = (*INT_TYPES, *FLOAT_TYPES, DataType.VARCHAR, DataType.FLOAT_VECTOR)
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -214,13 +221,20 @@ class FieldSchema:
         if dt == DataType.STRING:
             raise fail("STRING is not supported, please use VARCHAR instead")
         if dt not in _SUPPORTED:
-            raise fail(f"{dt.name} is not supported yet by gpuvec (vectors: FLOAT_VECTOR only)")
+            what = ", ".join(t.name for t in _VECTOR_TYPES)
+            raise fail(f"{dt.name} is not supported yet by gpuvec (vectors: {what})")
         if self.is_dynamic:
             raise fail("cannot explicitly set a field as a dynamic field")
         if dt.is_vector:
             if self.dim is None:
                 raise fail("a vector field needs the type param 'dim'")
-            if not MIN_DIM <= self.dim <= MAX_DIM:
+            if dt == DataType.BINARY_VECTOR:
+                if self.dim % 8 or not 8 <= self.dim <= MAX_BINARY_DIM:
+                    raise fail(
+                        f"invalid dimension {self.dim}: a binary vector's dimension should be "
+                        f"a multiple of 8 in range 8 ~ {MAX_BINARY_DIM}"
+                    )
+            elif not MIN_DIM <= self.dim <= MAX_DIM:
                 raise fail(
                     f"invalid dimension {self.dim}, should be in range {MIN_DIM} ~ {MAX_DIM}"
                 )
@@ -458,11 +472,13 @@ _ARROW_SCALARS = dict(zip(SCALAR_TYPES, _ARROW_TYPES, strict=True)) | {DataType.
 
 
 def arrow_type(field: FieldSchema) -> pa.DataType:
-    """Arrow type of one field's column (FLOAT_VECTOR: fixed_size_list<float32>[dim])."""
+    """Arrow type of one field's column (a vector: ``fixed_size_list`` of its element type,
+    :mod:`gpuvec.vectors`; FLOAT_VECTOR: ``fixed_size_list<float32>[dim]``)."""
     if field.dtype in _ARROW_SCALARS:
         return _ARROW_SCALARS[field.dtype]
-    if field.dtype == DataType.FLOAT_VECTOR and field.dim is not None:
-        return pa.list_(pa.float32(), field.dim)
+    if field.dtype in vectors.KINDS and field.dim is not None:
+        width = vectors.width(field.dtype, field.dim)
+        return pa.list_(vectors.arrow_value_type(field.dtype), width)
     if field.dtype == DataType.ARRAY and field.element_type in _ARROW_SCALARS:
         return pa.list_(_ARROW_SCALARS[field.element_type])
     raise SchemaError(f"field {field.name!r}: no Arrow mapping for {field.dtype.name}")

@@ -115,7 +115,7 @@ def _check_file(schema: CollectionSchema, name: str, loc: Location, h: NpyHeader
         raise DataError(f"{where}: ARRAY fields cannot be imported from NumPy files (as in "
                         "Milvus): use Parquet or JSON")  # fmt: skip
     problem = column_type_problem(field, h.dtype, len(h.shape))
-    if problem is None and field.dtype == DataType.FLOAT_VECTOR:
+    if problem is None and field.is_vector:
         problem = vector_dim_problem(field, h.shape[1])
     if problem is not None:
         raise DataError(f"{where}: {problem}")

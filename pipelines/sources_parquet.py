@@ -19,7 +19,7 @@ from gpuvec.pipelines.sources_io import Location
 
 from gpuvec.columns import check_columns, column_type_problem, vector_dim_problem
 from gpuvec.errors import DataError
-from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, DataType
+from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema
 
 _INDEX = re.compile(r"__index_level_\d+__\Z")  # a pandas index written as a column
 
@@ -59,7 +59,7 @@ def plan_parquet(
             continue
         field = schema.field(name)
         problem = column_type_problem(field, t)
-        if problem is None and field.dtype == DataType.FLOAT_VECTOR:
+        if problem is None and field.is_vector:
             problem = _dim_problem(pf, name, field)
         if problem is not None:
             raise DataError(f"{loc.name}, column {name!r}: {problem}")
@@ -81,6 +81,8 @@ def _dim_problem(pf: pq.ParquetFile, name: str, field: Any) -> str | None:
     t = pf.schema_arrow.field(name).type
     if pa.types.is_fixed_size_list(t):
         return vector_dim_problem(field, t.list_size)
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+        return None  # raw bytes per row: their lengths are checked with the values
     if pf.metadata.num_row_groups == 0 or pf.metadata.num_rows == 0:
         return None
     first = pf.read_row_group(0, columns=[name]).column(0)

@@ -198,6 +198,10 @@ class MilvusClient(
                 existing = self._engine.get(name).schema
                 if existing.to_dict() == schema.to_dict():
                     return  # Milvus: creating the same collection again is a no-op
+                raise InvalidArgumentError(  # Milvus's words and code (1100)
+                    "create duplicate collection with different parameters, collection: "
+                    f"{collection_name}"
+                )
             indexes = [] if index_params is None else _check_index_fields(schema, index_params)
             self._engine.create_collection(
                 name,
@@ -524,7 +528,7 @@ class MilvusClient(
             raise InvalidArgumentError(
                 f"offset {offset} + limit {limit} must be in [1, {MAX_TOPK}]"
             )
-        queries = query_vectors(data, int(field.dim))  # type: ignore[arg-type]
+        queries = query_vectors(data, field)
         observe_search(coll.meta.name, len(queries))
         knobs = index_search_params(search_params)
         if knobs.get("radius") is not None:
@@ -544,8 +548,9 @@ class MilvusClient(
             table = fetch_rows(coll.schema, segs, seg[flat], row[flat], cols)
             pks = table.column(pk).to_pylist()
             entities = table_to_rows(
-                table, coll.schema, output_fields, include_pk=pk in output_fields
-            )
+                table, coll.schema, output_fields, include_pk=pk in output_fields,
+                wrap_bytes=False,
+            )  # fmt: skip
         else:  # the common case: keys only, straight from the segments
             pks = hit_keys(segs, seg[flat], row[flat])
             entities = None

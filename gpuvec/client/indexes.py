@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from gpuvec import vectors
 from gpuvec.errors import (
     DeadlineExceededError,
     IndexNotFoundError,
@@ -18,8 +19,8 @@ from gpuvec.errors import (
     NotSupportedYetError,
 )
 from gpuvec.index import scalar
-from gpuvec.index.params import IndexParams
-from gpuvec.records import index_id, is_scalar_index
+from gpuvec.index.params import IndexParams, check_vector_kind
+from gpuvec.records import index_id
 from gpuvec.runtime.base import Runtime
 from gpuvec.schema import CollectionSchema
 
@@ -158,10 +159,11 @@ def _check_index_fields(
     for idx in index_params.to_list():
         f = schema.field(idx["field_name"])
         if f.is_vector:
-            if is_scalar_index(idx):
+            if scalar.is_scalar_type(idx["index_type"]):
                 scalar.check_field(idx["index_type"], f, idx["params"])
-            index_params.validate_for_field(f.name, int(f.dim or 0))
-        elif idx["index_type"] == "AUTOINDEX" or is_scalar_index(idx):
+            index_params.validate_for_field(f.name, int(f.dim or 0), vectors.kind(f.dtype))
+            check_vector_kind(idx, vectors.kind(f.dtype))  # this copy: the default metric
+        elif idx["index_type"] == "AUTOINDEX" or scalar.is_scalar_type(idx["index_type"]):
             idx = {**idx, "metric_type": "", "params": scalar.check_params("", idx["params"])}
             scalar.check_field(scalar.auto_type(f) if idx["index_type"] == "AUTOINDEX"
                                else idx["index_type"], f, idx["params"])  # fmt: skip

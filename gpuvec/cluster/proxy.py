@@ -242,7 +242,7 @@ class ClusterEngine:
             "params": search_params or {}, "columns": list(columns), **self._filter_args(flt),
             "nfields": len(coll.schema.fields),
         }  # fmt: skip
-        q = {"queries": array_table("q", np.asarray(queries, np.float32))}
+        q = {"queries": array_table("q", _wire_queries(queries))}
         got = self.scatter.gather(coll.meta, "search", args, q, partitions, "hits")
         pk = coll.schema.primary_field.name  # type: ignore[union-attr]
         nq = len(queries)
@@ -400,3 +400,9 @@ class ClusterEngine:
         self.scatter.close()
         self.cache.close()
         self.meta.close()
+
+
+def _wire_queries(queries: np.ndarray) -> np.ndarray:
+    """Query vectors as sent to the nodes: float32, or packed uint8 bits (binary)."""
+    q = np.asarray(queries)
+    return q if q.dtype == np.uint8 else q.astype(np.float32, copy=False)

@@ -31,7 +31,7 @@ from gpuvec.cluster.rpc import Tables
 from gpuvec.cluster.serving import match_table, search_table, stale
 from gpuvec.cluster.sessions import SEGMENTS
 from gpuvec.cluster.settings import ClusterSettings
-from gpuvec.cluster.wire import table_array
+from gpuvec.cluster.wire import query_matrix
 from gpuvec.cluster.worker import WorkerNode
 from gpuvec.coord.catalog import Catalog
 from gpuvec.errors import CompactedError, DeadlineExceededError, GpuvecError, NotOwnerError
@@ -270,7 +270,7 @@ class QueryNodeProcess(WorkerNode):
 
     def _search(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
         meta, segs = self._read_segments(args)
-        queries = table_array(tables["queries"], "q").astype(np.float32, copy=False)
+        queries = query_matrix(tables["queries"])
         hits = search_table(meta, segs, args, queries, int(args["read_ts"]), per_segment=False)
         return {"served": [s.segment_id for s in segs]}, {"hits": hits}
 

@@ -27,7 +27,7 @@ from gpuvec.cluster.rpc import Tables
 from gpuvec.cluster.serving import match_table, search_table, stale
 from gpuvec.cluster.sessions import CHANNELS, channel_owners
 from gpuvec.cluster.settings import ClusterSettings
-from gpuvec.cluster.wire import table_array
+from gpuvec.cluster.wire import query_matrix
 from gpuvec.cluster.worker import WorkerNode
 from gpuvec.coord.catalog import Catalog
 from gpuvec.errors import NotOwnerError
@@ -217,7 +217,7 @@ class StreamingNode(WorkerNode):
 
     def _search(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
         meta, segs, positions = self._segments(args)
-        queries = table_array(tables["queries"], "q").astype(np.float32, copy=False)
+        queries = query_matrix(tables["queries"])
         hits = search_table(meta, segs, args, queries, int(args["read_ts"]), per_segment=True)
         return self._reply(segs, positions), {"hits": hits}
 

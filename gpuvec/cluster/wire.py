@@ -105,6 +105,13 @@ def array_table(name: str, arr: np.ndarray) -> pa.Table:
     return pa.table({name: pa.array(arr)})
 
 
+def query_matrix(table: pa.Table) -> np.ndarray:
+    """A search's query vectors from their wire table: float32 rows, or the packed uint8
+    rows of a BINARY_VECTOR search, as sent."""
+    q = table_array(table, "q")
+    return q if q.dtype == np.uint8 else q.astype(np.float32, copy=False)
+
+
 def table_array(table: pa.Table, name: str) -> np.ndarray:
     col = one_array(table.column(name))
     if pa.types.is_fixed_size_list(col.type):

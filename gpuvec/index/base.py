@@ -6,8 +6,9 @@ Owns what a search result looks like, so that index results, ``gpuvec.ops.knn`` 
 * ``(dist float32 [nq, k], rows int64 [nq, k])`` on the host; ``rows`` are offsets into the
   vectors the index was built from (the segment's row order);
 * distances as Milvus reports them: L2 = squared Euclidean distance (ascending), IP = inner
-  product, COSINE = cosine similarity (both descending); ties by the lower row;
-* empty slots are ``row = -1`` with ``dist = +inf`` (L2) or ``-inf`` (IP, COSINE), after
+  product, COSINE = cosine similarity (both descending); on BINARY_VECTOR fields HAMMING =
+  differing bits, JACCARD = 1 - |a & b| / |a | b| (both ascending); ties by the lower row;
+* empty slots are ``row = -1`` with ``dist = +inf`` (distances) or ``-inf`` (IP, COSINE), after
   the hits; a row outside ``valid`` is never returned.
 
 COSINE indexes store L2-normalised vectors and search them with inner product (a zero
@@ -22,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from gpuvec.errors import InvalidArgumentError
+from gpuvec.index.spec import DISTANCE_METRICS
 from gpuvec.ops import pad_value
 
 __all__ = [
@@ -154,7 +156,7 @@ def finish(dist: np.ndarray, rows: np.ndarray, metric: str) -> SearchResult:
     if rows.size and rows.min() >= 0:  # common case: full rows, usually already sorted
         if metric == "L2":
             dist = np.maximum(dist, np.float32(0.0))
-        key = dist if metric == "L2" else -dist
+        key = dist if metric in DISTANCE_METRICS else -dist
         if rows.shape[1] < 2 or bool((key[:, 1:] > key[:, :-1]).all()):  # strict: no ties
             return np.ascontiguousarray(dist), np.ascontiguousarray(rows)
     empty = rows < 0
@@ -162,7 +164,7 @@ def finish(dist: np.ndarray, rows: np.ndarray, metric: str) -> SearchResult:
     dist = np.where(empty, pad, dist)
     if metric == "L2":
         dist = np.where(empty, dist, np.maximum(dist, np.float32(0.0)))
-    key = dist if metric == "L2" else -dist
+    key = dist if metric in DISTANCE_METRICS else -dist
     order = np.lexsort((np.where(empty, np.iinfo(np.int64).max, rows), key, empty), axis=1)
     dist = np.take_along_axis(dist, order, 1).astype(np.float32, copy=False)
     rows = np.take_along_axis(np.where(empty, -1, rows), order, 1)

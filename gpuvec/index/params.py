@@ -17,9 +17,34 @@ from typing import Any
 from gpuvec.errors import InvalidArgumentError
 from gpuvec.index import spec, validate
 from gpuvec.index.scalar import canonical_type, check_params
+from gpuvec.vectors import VectorKind
 
 METRICS = spec.METRICS
 INDEX_TYPES = spec.INDEX_TYPES
+
+
+def check_vector_kind(idx: dict[str, Any], kind: VectorKind) -> None:
+    """Fill in the default metric of ``idx`` (an index definition) for a field of ``kind``
+    and refuse an index type or metric Milvus does not allow on that vector type."""
+    itype, name = idx["index_type"], kind.name
+    allowed = kind.index_types
+    if allowed is None:  # the float types: every index type but the binary ones
+        ok = itype not in spec.BINARY_INDEX_TYPES
+        allowed = tuple(t for t in spec.INDEX_TYPES if t not in spec.BINARY_INDEX_TYPES)
+    else:
+        ok = itype in allowed
+    if not ok:
+        raise InvalidArgumentError(
+            f"data type {name} can't build with this index {itype} (field "
+            f"{idx['field_name']!r}); supported index types: {', '.join(allowed)}"
+        )
+    if not idx["metric_type"]:
+        idx["metric_type"] = kind.default_metric
+    if idx["metric_type"] not in kind.metrics:
+        raise InvalidArgumentError(
+            f"metric type {idx['metric_type']} not found or not supported for {name} "
+            f"(field {idx['field_name']!r}); supported: {', '.join(kind.metrics)}"
+        )
 
 
 class IndexParams:
@@ -54,15 +79,26 @@ class IndexParams:
                 "params": check_params(scalar, params),
             })  # fmt: skip
             return
-        metric_raw = params.pop("metric_type", "") or "COSINE"
-        try:
-            metric = validate.check_metric(metric_raw)
-        except InvalidArgumentError:
-            raise InvalidArgumentError(
-                f"metric_type {metric_raw!r} of field {field_name!r} is not one of {METRICS}"
-            ) from None
+        metric_raw = params.pop("metric_type", "") or ""
+        metric = ""  # none given: the field type's default, chosen in validate_for_field
+        if metric_raw:
+            try:
+                metric = validate.check_metric(metric_raw, binary=None)
+            except InvalidArgumentError:
+                raise InvalidArgumentError(
+                    f"metric_type {metric_raw!r} of field {field_name!r} is not one of "
+                    f"{spec.ALL_METRICS}"
+                ) from None
         params.pop("index_type", None)  # a copy of the argument some clients repeat
         itype = validate.check_index_type(index_type)
+        if metric and itype != "AUTOINDEX":  # binary metrics go with binary index types only
+            binary_type = itype in spec.BINARY_INDEX_TYPES
+            if binary_type != (metric in spec.BINARY_METRICS):
+                fits = spec.BINARY_METRICS if binary_type else spec.METRICS
+                raise InvalidArgumentError(
+                    f"metric_type {metric_raw!r} of field {field_name!r} does not fit index "
+                    f"type {itype}; it takes {', '.join(fits)}"
+                )
         checked = validate.check_build_params(itype, params)
         self._indexes.append(
             {
@@ -74,12 +110,19 @@ class IndexParams:
             }
         )
 
-    def validate_for_field(self, field_name: str, dim: int) -> None:
-        """Run the checks that need the field's vector ``dim`` (IVF_PQ: ``dim % m == 0``)
-        on every index defined for ``field_name``."""
+    def validate_for_field(self, field_name: str, dim: int, kind: VectorKind | None = None) -> None:
+        """Run the checks that need the field: its vector ``dim`` (IVF_PQ: ``dim % m ==
+        0``) and, given its ``kind`` (:mod:`gpuvec.vectors`), the index types and metrics
+        Milvus allows on that vector type; an index without a metric gets the type's
+        default (COSINE; HAMMING for binary vectors)."""
         for idx in self._indexes:
-            if idx["field_name"] == field_name:
-                validate.check_build_params(idx["index_type"], idx["params"], dim=dim)
+            if idx["field_name"] != field_name:
+                continue
+            if kind is not None:
+                check_vector_kind(idx, kind)
+            elif not idx["metric_type"]:
+                idx["metric_type"] = "COSINE"
+            validate.check_build_params(idx["index_type"], idx["params"], dim=dim)
 
     def to_list(self) -> list[dict[str, Any]]:
         return [{**i, "params": dict(i["params"])} for i in self._indexes]

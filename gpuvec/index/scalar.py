@@ -46,6 +46,8 @@ _MILVUS_NAMES = {
     DataType.INT32: "Int32", DataType.INT64: "Int64", DataType.FLOAT: "Float",
     DataType.DOUBLE: "Double", DataType.VARCHAR: "VarChar", DataType.JSON: "JSON",
     DataType.ARRAY: "Array", DataType.FLOAT_VECTOR: "FloatVector",
+    DataType.FLOAT16_VECTOR: "Float16Vector", DataType.BFLOAT16_VECTOR: "BFloat16Vector",
+    DataType.INT8_VECTOR: "Int8Vector", DataType.BINARY_VECTOR: "BinaryVector",
 }  # fmt: skip
 
 

@@ -8,8 +8,9 @@ touches vectors or faiss.
 Sources (see each :class:`Param`'s ``source``): the Milvus docs pages (``hnsw.md``,
 ``ivf-flat.md``, ``ivf-pq.md``, ``reference/index.md`` "In-memory Index", ``gpu-cagra.md``,
 ``gpu-ivf-flat.md``, ``gpu-ivf-pq.md``, ``gpu-brute-force.md``, ``index-with-gpu.md``,
-``range-search.md``), Milvus's ``pkg/util/indexparamcheck`` (checkers, ``constraints.go``)
-and ``pkg/util/paramtable/autoindex_param.go``, and knowhere's config headers
+``range-search.md``, ``bin-flat.md``, ``bin-ivf-flat.md``, ``metric.md``), Milvus's
+``pkg/util/indexparamcheck`` (checkers, ``constraints.go``) and
+``pkg/util/paramtable/autoindex_param.go``, and knowhere's config headers
 (``ivf_config.h``, ``base_hnsw_config.h``, ``gpu_raft_*_config.h``) where the docs give
 no range or default.
 
@@ -33,7 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ALL_METRICS",
     "AUTOINDEX_BUILD",
+    "BINARY_INDEX_TYPES",
+    "BINARY_METRICS",
+    "DISTANCE_METRICS",
     "INDEX_SEARCH_KNOBS",
     "INDEX_TYPES",
     "INT_MAX",
@@ -46,7 +51,10 @@ __all__ = [
 ]
 
 INT_MAX = 2**31 - 1
-METRICS = ("L2", "IP", "COSINE")
+METRICS = ("L2", "IP", "COSINE")  # float vectors (FLOAT, FLOAT16, BFLOAT16, INT8)
+BINARY_METRICS = ("HAMMING", "JACCARD")  # BINARY_VECTOR
+ALL_METRICS = METRICS + BINARY_METRICS
+DISTANCE_METRICS = ("L2", "HAMMING", "JACCARD")  # smaller is better; IP/COSINE: larger
 
 _DOCS = "https://milvus.io/docs/"
 _KH = "knowhere src/index/"
@@ -193,6 +201,13 @@ SPECS: dict[str, IndexSpec] = {
             doc="autoindex_param.go: HNSW M=18 efConstruction=240",
         ),
         IndexSpec("GPU_BRUTE_FORCE", doc=_DOCS + "gpu-brute-force.md", gpu=True),
+        IndexSpec("BIN_FLAT", doc=_DOCS + "bin-flat.md"),
+        IndexSpec(
+            "BIN_IVF_FLAT",
+            build=(_nlist(_DOCS + "bin-ivf-flat.md"),),
+            search=(_nprobe(_DOCS + "bin-ivf-flat.md"), _MAX_EMPTY),
+            doc=_DOCS + "bin-ivf-flat.md",
+        ),
         IndexSpec(
             "GPU_IVF_FLAT",
             build=(
@@ -280,6 +295,7 @@ SPECS: dict[str, IndexSpec] = {
 }
 
 INDEX_TYPES = tuple(SPECS)
+BINARY_INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")  # BINARY_VECTOR fields take only these
 
 AUTOINDEX_BUILD: dict[str, Any] = {"index_type": "HNSW", "M": 18, "efConstruction": 240}
 """What AUTOINDEX builds on this host: HNSW with Milvus's default autoIndex.params.build

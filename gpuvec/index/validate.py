@@ -16,6 +16,9 @@ import numpy as np
 
 from gpuvec.errors import InvalidArgumentError
 from gpuvec.index.spec import (
+    ALL_METRICS,
+    BINARY_METRICS,
+    DISTANCE_METRICS,
     INDEX_TYPES,
     KNOWN_SEARCH,
     METRICS,
@@ -38,11 +41,13 @@ __all__ = [
 ]
 
 
-def check_metric(metric: Any) -> str:
-    """The canonical metric name (L2, IP, COSINE) or InvalidArgumentError."""
-    if not isinstance(metric, str) or metric.upper() not in METRICS:
+def check_metric(metric: Any, *, binary: bool | None = False) -> str:
+    """The canonical metric name or InvalidArgumentError: L2, IP, COSINE (``binary``
+    False), HAMMING, JACCARD (True), any of them (None)."""
+    allowed = ALL_METRICS if binary is None else BINARY_METRICS if binary else METRICS
+    if not isinstance(metric, str) or metric.upper() not in allowed:
         raise InvalidArgumentError(
-            f"metric_type {metric!r} is not supported; expected one of {', '.join(METRICS)}"
+            f"metric_type {metric!r} is not supported; expected one of {', '.join(allowed)}"
         )
     return metric.upper()
 
@@ -267,9 +272,11 @@ def _check_cagra_search(out: dict[str, Any], k: int) -> None:
 def check_range_params(
     metric: str, radius: Any, range_filter: Any = None
 ) -> tuple[float, float | None]:
-    """Milvus range-search bounds: L2 keeps ``range_filter <= distance < radius``;
-    IP/COSINE keep ``radius < similarity <= range_filter``. COSINE bounds lie in [-1, 1]."""
-    metric = check_metric(metric)
+    """Milvus range-search bounds: distances (L2, HAMMING, JACCARD) keep ``range_filter <=
+    distance < radius``; IP/COSINE keep ``radius < similarity <= range_filter``. COSINE
+    bounds lie in [-1, 1]."""
+    metric = check_metric(metric, binary=None)
+    dist = metric in DISTANCE_METRICS
     r = coerce("range search", Param("radius", "float"), radius)
     f = None
     if range_filter is not None:
@@ -281,12 +288,12 @@ def check_range_params(
                     f"range search: {name} = {v} is out of range for COSINE; allowed: [-1, 1]"
                 )
     if f is not None:
-        if metric == "L2" and not f < r:
+        if dist and not f < r:
             raise InvalidArgumentError(
-                f"range search: range_filter = {f} must be less than radius = {r} for L2 "
-                f"(range_filter <= distance < radius)"
+                f"range search: range_filter = {f} must be less than radius = {r} for "
+                f"{metric} (range_filter <= distance < radius)"
             )
-        if metric != "L2" and not f > r:
+        if not dist and not f > r:
             raise InvalidArgumentError(
                 f"range search: range_filter = {f} must be greater than radius = {r} for "
                 f"{metric} (radius < similarity <= range_filter)"

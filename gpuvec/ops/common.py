@@ -26,9 +26,20 @@ import numpy as np
 
 from gpuvec.errors import InvalidArgumentError
 
-__all__ = ["METRICS", "Prepared", "check_k", "check_metric", "prepare", "sq_norms"]
+__all__ = [
+    "DISTANCES",
+    "METRICS",
+    "Prepared",
+    "check_k",
+    "check_metric",
+    "check_result_metric",
+    "prepare",
+    "sq_norms",
+]
 
 METRICS = ("L2", "IP", "COSINE")
+BINARY = ("HAMMING", "JACCARD")  # BINARY_VECTOR metrics (gpuvec.ops.binary)
+DISTANCES = ("L2", "HAMMING", "JACCARD")  # smaller is better; IP and COSINE: larger
 
 
 def check_metric(metric: str) -> str:
@@ -36,6 +47,16 @@ def check_metric(metric: str) -> str:
     if not isinstance(metric, str) or metric.upper() not in METRICS:
         raise InvalidArgumentError(
             f"metric_type {metric!r} is not supported; expected one of {', '.join(METRICS)}"
+        )
+    return metric.upper()
+
+
+def check_result_metric(metric: str) -> str:
+    """The canonical name of any metric a result may be in (float or binary vectors)."""
+    if not isinstance(metric, str) or metric.upper() not in METRICS + BINARY:
+        raise InvalidArgumentError(
+            f"metric_type {metric!r} is not supported; expected one of "
+            f"{', '.join(METRICS + BINARY)}"
         )
     return metric.upper()
 
@@ -48,12 +69,13 @@ def check_k(k: object) -> int:
 
 def sq_norms(xp: ModuleType, vectors: Any) -> Any:
     """Squared L2 norm of each row, float32 (no [n, d] temporary)."""
-    v = xp.asarray(vectors, dtype=xp.float32)
     if xp is np:
+        v = np.asarray(vectors, dtype=np.float32)
         return np.einsum("ij,ij->i", v, v).astype(np.float32, copy=False)
+    v = xp.asarray(vectors)  # float32, or float16 widened block by block below
     out = xp.empty(v.shape[0], dtype=xp.float32)  # CuPy: plain ops, 64k-row temporaries
     for s in range(0, v.shape[0], 1 << 16):
-        blk = v[s : s + (1 << 16)]
+        blk = v[s : s + (1 << 16)].astype(xp.float32, copy=False)
         out[s : s + blk.shape[0]] = (blk * blk).sum(axis=1)
     return out
 

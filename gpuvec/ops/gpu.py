@@ -190,7 +190,8 @@ def knn_cupy(
     base_sq_norms: Any | None = None,
     selector: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """GPU :func:`gpuvec.ops.knn`: ``base`` should be a device (CuPy) float32 array;
+    """GPU :func:`gpuvec.ops.knn`: ``base`` should be a device (CuPy) float32 or float16
+    array;
     ``queries``/``valid``/``base_sq_norms`` may be NumPy or CuPy. Host results."""
     cp = _cp()
     metric = common.check_metric(metric)
@@ -198,8 +199,13 @@ def knn_cupy(
     selector = selector or default_selector()
     if selector not in SELECTORS:
         raise InvalidArgumentError(f"selector {selector!r} is not one of {SELECTORS}")
-    base = common.as_matrix(cp, base, "base vectors")
+    # FLOAT16 base stays float16 (half the device memory): each block is widened to float32
+    # just before its GEMM, so the scores are the float32 scores of the stored values
+    half = getattr(base, "dtype", None) == cp.float16 and base.ndim == 2
+    base = cp.ascontiguousarray(base) if half else common.as_matrix(cp, base, "base vectors")
     queries = common.as_matrix(cp, queries, "queries")
+    if half and base_sq_norms is None:
+        base_sq_norms = common.sq_norms(cp, base)  # 64k-row float32 blocks
     prep = common.prepare(cp, base, queries, metric, valid, base_sq_norms)
     nq, n = queries.shape[0], base.shape[0]
     inf = cp.float32(np.inf)
@@ -215,7 +221,8 @@ def knn_cupy(
             acc_d = acc_i = None
             for b0 in range(0, n, bb):
                 b1 = min(n, b0 + bb)
-                dblk = cp.ascontiguousarray(cp.matmul(prep.qs[q0:q1], base[b0:b1].T))
+                blk = base[b0:b1].astype(cp.float32) if half else base[b0:b1]
+                dblk = cp.ascontiguousarray(cp.matmul(prep.qs[q0:q1], blk.T))
                 scale = None if prep.scale is None else prep.scale[b0:b1]
                 bias = None if prep.bias is None else prep.bias[b0:b1]
                 if selector == "kernel":

@@ -49,8 +49,9 @@ _CPUS = os.cpu_count() or 1
 
 
 def pad_value(metric: str) -> float:
-    """Distance reported in empty slots: +inf for L2, -inf for IP and COSINE."""
-    return np.inf if common.check_metric(metric) == "L2" else -np.inf
+    """Distance reported in empty slots: +inf for the distances (L2, HAMMING, JACCARD),
+    -inf for the similarities (IP, COSINE)."""
+    return np.inf if common.check_result_metric(metric) in common.DISTANCES else -np.inf
 
 
 def sq_norms(vectors: Any) -> Any:
@@ -319,7 +320,7 @@ def merge_topk(
     ``(dist float32 [nq, k], ids int64 [nq, k])``: best first, ties by lower id, empty
     slots (-1, pad) last. Parts may be NumPy or CuPy; the result is on the host.
     """
-    metric = common.check_metric(metric)
+    metric = common.check_result_metric(metric)
     k = common.check_k(k)
     if not parts:
         raise InvalidArgumentError("merge_topk needs at least one part")
@@ -340,7 +341,7 @@ def merge_topk(
         ids.append(i)
     dist = np.concatenate(ds, axis=1)
     ident = np.concatenate(ids, axis=1)
-    key = dist if metric == "L2" else -dist  # smaller is better
+    key = dist if metric in common.DISTANCES else -dist  # smaller is better
     empty = ident < 0
     key = np.where(empty, np.inf, key)
     # lexsort: last key is primary → (empty last, value, id)

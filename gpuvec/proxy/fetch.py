@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from gpuvec import vectors
 from gpuvec.query.segdata import SegmentData
 from gpuvec.schema import CollectionSchema, arrow_schema
 
@@ -25,7 +26,8 @@ def fetch_rows(
     out_schema = pa.schema(fields)
     if len(rows) == 0:
         return out_schema.empty_table()
-    vector_names = {f.name for f in schema.vector_fields}
+    vector_types = {f.name: f.dtype for f in schema.vector_fields}
+    vector_names = set(vector_types)
     pieces, order = [], []
     for s in np.unique(seg_idx):
         pick = np.flatnonzero(seg_idx == s)
@@ -35,10 +37,7 @@ def fetch_rows(
         cols = {}
         for f in out_schema:
             if f.name in vector_names:
-                vec = seg.vectors(f.name)[r]
-                cols[f.name] = pa.FixedSizeListArray.from_arrays(
-                    pa.array(vec.ravel()), vec.shape[1]
-                )
+                cols[f.name] = vectors.column(vector_types[f.name], seg.vectors(f.name)[r])
             else:
                 cols[f.name] = t.column(f.name).cast(f.type)
         pieces.append(pa.table(cols, schema=out_schema))

@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec.errors import InvalidArgumentError
+from gpuvec import vectors
+from gpuvec.datatypes import DataType
+from gpuvec.errors import DataError, InvalidArgumentError
 from gpuvec.records import CollectionView
 from gpuvec.schema import CollectionSchema, FieldSchema
+from gpuvec.vector_input import matrix_from_2d, matrix_from_values
 
 MAX_TOPK = 16384
 
@@ -52,8 +55,13 @@ def vector_field(schema: CollectionSchema, anns_field: str | None) -> FieldSchem
 
 
 def metric_of(coll: CollectionView, field: str, search_params: dict | None) -> str:
+    """The search's metric: the field's index's (Milvus's default for the field's type —
+    COSINE, or HAMMING for binary vectors — without one); a different one asked for is
+    refused as Milvus refuses it."""
     index = next((i for i in coll.meta.index_params if i["field_name"] == field), None)
-    indexed = index["metric_type"] if index else "COSINE"
+    f = coll.schema.field(field)
+    default = vectors.kind(f.dtype).default_metric if f.dtype in vectors.KINDS else "COSINE"
+    indexed = index["metric_type"] if index else default
     asked = str((search_params or {}).get("metric_type") or indexed).upper()
     if asked != indexed:
         raise InvalidArgumentError(
@@ -63,9 +71,15 @@ def metric_of(coll: CollectionView, field: str, search_params: dict | None) -> s
     return asked
 
 
-def query_vectors(data: Any, dim: int) -> np.ndarray:
+def query_vectors(data: Any, field: FieldSchema | int) -> np.ndarray:
+    """Search data as the matrix a segment search takes: float32 [nq, dim] for the dense
+    vector types (FLOAT16 / BFLOAT16 / INT8 values converted), packed uint8 [nq, dim / 8]
+    for BINARY_VECTOR. ``field`` may be a bare dim (a FLOAT_VECTOR field)."""
     if data is None:
         raise InvalidArgumentError("search needs data (query vectors)")
+    if isinstance(field, FieldSchema) and field.dtype != DataType.FLOAT_VECTOR:
+        return _typed_queries(data, field)
+    dim = int(field if isinstance(field, int) else field.dim or 0)
     arr = data if isinstance(data, np.ndarray) else None
     if arr is None:
         items = list(data)
@@ -88,6 +102,24 @@ def query_vectors(data: Any, dim: int) -> np.ndarray:
         bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise InvalidArgumentError(f"search data[{bad}] contains NaN or infinity")
     return arr
+
+
+def _typed_queries(data: Any, field: FieldSchema) -> np.ndarray:
+    k = vectors.kind(field.dtype)
+    try:
+        if isinstance(data, np.ndarray) and data.ndim == 2:
+            mat = matrix_from_2d(field, data, lambda i: f"search data[{i}]")
+        else:
+            items = [data] if isinstance(data, bytes | bytearray | np.ndarray) else list(data)
+            if items and not k.binary and not isinstance(items[0], list | tuple | np.ndarray
+                                                         | bytes | bytearray):  # fmt: skip
+                items = [items]  # one vector as a flat list of numbers
+            mat = matrix_from_values(field, items, lambda i: f"search data[{i}]")
+    except DataError as e:
+        raise InvalidArgumentError(f"{e} (field {field.name!r}, {k.name})") from None
+    if len(mat) == 0:
+        raise InvalidArgumentError("search data is empty")
+    return mat if k.binary else mat.astype(np.float32)
 
 
 def index_search_params(search_params: dict | None) -> dict[str, Any]:

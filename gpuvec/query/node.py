@@ -21,6 +21,7 @@ import pyarrow as pa
 from zarr.abc.store import Store
 
 from gpuvec import ops
+from gpuvec import vectors as vk
 from gpuvec.coord.catalog import Catalog
 from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData
@@ -40,7 +41,7 @@ def load_segment(
     schema = meta.collection_schema()
     pk = schema.primary_field
     assert pk is not None
-    dims = {f.name: int(f.dim) for f in schema.vector_fields}  # type: ignore[arg-type]
+    dims, dtypes = vk.layout(schema)
     pk_is_int = pk.dtype == DataType.INT64
     left = handoff.take(store, path)
     if left is not None and set(left.vectors) == set(dims):
@@ -49,7 +50,9 @@ def load_segment(
         r = SegmentReader(store, path)
         pks, ts, scalars = r.pk(), r.ts(), r.table()
         vectors = {f: r.vectors(f) for f in dims}
-    seg = SegmentData(segment_id, partition_id, dims, pk_is_int, capacity=len(pks))
+    seg = SegmentData(
+        segment_id, partition_id, dims, pk_is_int, capacity=len(pks), vector_dtypes=dtypes
+    )
     pk_np = pks if pk_is_int else np.array(pks.to_pylist(), object)
     pk_col = pa.array(pks) if pk_is_int else pks
     if scalars.num_columns == 0:  # only pk + vectors: a column-less table has 0 rows
@@ -154,7 +157,8 @@ class QueryNode:
         """Load a built index file into ``seg`` (held or not yet)."""
         from gpuvec.index import load_index
 
-        base = seg.vectors(field) if field in seg.dims else None  # scalar indexes: none
+        # scalar indexes: none; FLAT / BIN_FLAT borrow the rows as searches compute them
+        base = seg.compute_vectors(field, seg.n) if field in seg.dims else None
         index = load_index(get_bytes(self.store, record["path"]), base=base)
         seg.indexes[field] = (record["index_id"], index)
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from gpuvec import ops
+from gpuvec import ops, vectors
 from gpuvec.arrays import take_columns
 from gpuvec.index.spec import INDEX_SEARCH_KNOBS
 from gpuvec.query.rowtable import RowTable
@@ -49,14 +49,19 @@ class SegmentData:
         vector_dims: dict[str, int],
         pk_is_int: bool,
         capacity: int = 1024,
+        vector_dtypes: dict[str, np.dtype] | None = None,
     ) -> None:
         self.segment_id = segment_id
         self.partition_id = partition_id
-        self.dims = vector_dims
+        self.dims = vector_dims  # field → the stored matrix's width (binary: dim / 8 bytes)
+        self.dtypes = {f: np.dtype((vector_dtypes or {}).get(f, np.float32)) for f in vector_dims}
         self.pk_is_int = pk_is_int
         self.vis = Visibility(capacity=capacity)
         self._pk = np.empty(capacity, np.int64 if pk_is_int else object)
-        self._vec = {f: np.empty((capacity, d), np.float32) for f, d in vector_dims.items()}
+        self._vec = {
+            f: np.empty((capacity, d), self.dtypes[f]) for f, d in vector_dims.items()
+        }
+        self._f32: dict[str, np.ndarray] = {}  # sealed non-float32 dense fields, as float32
         self._rows = RowTable()
         self._device: dict[str, object] = {}
         self._sq_norms: dict[str, np.ndarray] = {}
@@ -80,8 +85,28 @@ class SegmentData:
         n = self.n if n is None else n
         return self._vec[field][:n]
 
+    def is_binary(self, field: str) -> bool:
+        """Whether ``field`` holds packed bits (BINARY_VECTOR: HAMMING / JACCARD)."""
+        return self.dtypes[field] == np.uint8
+
+    def compute_vectors(self, field: str, n: int) -> np.ndarray:
+        """The first ``n`` rows as a search computes them: float32 for the dense kinds
+        (FLOAT16 / BFLOAT16 / INT8 converted; a sealed segment keeps the converted copy),
+        the packed bytes for binary."""
+        base = self._vec[field][:n]
+        if base.dtype == np.float32 or self.is_binary(field):
+            return base
+        if not self.sealed:
+            return base.astype(np.float32)
+        got = self._f32.get(field)
+        if got is None or len(got) < n:
+            got = self._f32[field] = self._vec[field][: self.n].astype(np.float32)
+        return got[:n]
+
     def nbytes(self) -> int:
-        return self.n * (8 + 8 + sum(4 * d for d in self.dims.values())) + self._rows.nbytes
+        per_row = sum(d * self.dtypes[f].itemsize for f, d in self.dims.items())
+        extra = sum(a.nbytes for a in self._f32.values())
+        return self.n * (8 + 8 + per_row) + self._rows.nbytes + extra
 
     def append(
         self, pks: np.ndarray, ins_ts: np.ndarray, vectors: dict[str, np.ndarray], rows: pa.Table,
@@ -96,7 +121,7 @@ class SegmentData:
         if take and n == 0:
             for f, v in vectors.items():
                 buf = self._vec[f]
-                if (v.dtype == np.float32 and v.flags.c_contiguous
+                if (v.dtype == buf.dtype and v.flags.c_contiguous
                         and v.shape == (len(buf), buf.shape[1]) and m == len(buf)):  # fmt: skip
                     self._vec[f] = v
         need = n + m
@@ -106,7 +131,7 @@ class SegmentData:
             pk[:n] = self._pk[:n]
             self._pk = pk
             for f, buf in self._vec.items():
-                grown = np.empty((cap, buf.shape[1]), np.float32)
+                grown = np.empty((cap, buf.shape[1]), buf.dtype)
                 grown[:n] = buf[:n]
                 self._vec[f] = grown
         self._pk[n:need] = pks
@@ -115,6 +140,7 @@ class SegmentData:
                 self._vec[f][n:need] = v
         self._rows.append(rows)
         self._device.clear()
+        self._f32.clear()
         self.vis.append(np.asarray(ins_ts, np.uint64))  # publishes the rows: raises n last
 
     def rows_of(self, pks: np.ndarray) -> np.ndarray:
@@ -186,31 +212,44 @@ class SegmentData:
         n = len(valid)
         radius, rf = check_range_params(metric, sp["radius"], sp.get("range_filter"))
         mask = None if valid.all() else valid
-        base = self._vec[field][:n]
+        base = self.compute_vectors(field, n)
         if field in self.indexes and self.sealed:
             params = {k2: v for k2, v in sp.items() if k2 in _INDEX_PARAMS}
             index = self.indexes[field][1]
             dist, rows = index.range_search(
                 queries, radius, rf, limit=k, search_params=params, valid=mask, base=base
             )
+        elif self.is_binary(field):
+            dist, rows = ops.binary_range(base, queries, metric, radius, rf, k, valid=mask)
         else:
             dist, rows = exact_range(base, queries, metric, radius, rf, k, mask)
         return Hits(dist, rows)
 
     def pin_device(self) -> bool:
         """Copy vectors and their norms to the GPU (sealed segments only: growing ones
-        change with every append). Returns whether the segment is now resident."""
+        change with every append). Returns whether the segment is now resident. FLOAT16
+        stays float16 on the device (half the bytes; the GEMM converts block by block),
+        binary stays packed; BFLOAT16 and INT8 go as float32 (CuPy has no bfloat16)."""
         if not ops.is_gpu():
             return False
         for f in self.dims:
-            base = self.vectors(f)
-            self._device[f] = ops.to_device(base)
-            self._device[f + "/sq"] = ops.to_device(self._norms(f, self.n))
+            if self.is_binary(f) or self.dtypes[f] == np.float16:
+                self._device[f] = ops.to_device(self.vectors(f))
+            else:
+                self._device[f] = ops.to_device(self.compute_vectors(f, self.n))
+            if not self.is_binary(f):
+                self._device[f + "/sq"] = ops.to_device(self._norms(f, self.n))
         return True
 
     def device_bytes(self) -> int:
         """Device memory ``pin_device`` takes: the vectors and their squared norms."""
-        return sum(self.n * (4 * d + 4) for d in self.dims.values())
+        total = 0
+        for f, d in self.dims.items():
+            if self.is_binary(f):
+                total += self.n * d
+            else:
+                total += self.n * (d * (2 if self.dtypes[f] == np.float16 else 4) + 4)
+        return total
 
     def unpin_device(self) -> None:
         self._device.clear()
@@ -262,7 +301,7 @@ class SegmentData:
         norms = self._sq_norms.get(field)
         have = 0 if norms is None else len(norms)
         if have < n:
-            tail = ops.sq_norms(self._vec[field][have:n])
+            tail = ops.sq_norms(vectors.as_float32(self._vec[field][have:n]))
             norms = tail if norms is None else np.concatenate([norms, tail])
             self._sq_norms[field] = norms
         return norms[:n]  # type: ignore[index]
@@ -288,6 +327,10 @@ class SegmentData:
         device = field in self._device and sp.get("radius") is None
         if device:
             dvalid = self._device_valid(n, read_ts, extra_mask, mask_key)
+            if self.is_binary(field):
+                base = self._device[field]
+                dist, rows = ops.binary_knn(base[:n], queries, k, metric, valid=dvalid)
+                return Hits(dist, rows)
             base, norms = self._device[field], self._device[field + "/sq"]
             dist, rows = ops.knn(base, queries, k, metric, valid=dvalid, base_sq_norms=norms)
             return Hits(dist, rows)
@@ -306,7 +349,7 @@ class SegmentData:
                 queries,
                 k,
                 params,
-                base=self._vec[field][:n],  # raw rows for a refine
+                base=self.compute_vectors(field, n),  # raw rows for a refine
             )
             return Hits(dist, rows)
         valid = vis.mask(read_ts)[:n]
@@ -323,10 +366,14 @@ class SegmentData:
             current = read_ts >= vis.max_ins and read_ts >= vis.max_del
             key = (mask_key, vis.version) if mask_key is not None and current else None
             dist, rows = index.search(
-                queries, k, params, valid=all_rows, base=self._vec[field][:n], valid_key=key
-            )
+                queries, k, params, valid=all_rows, base=self.compute_vectors(field, n),
+                valid_key=key,
+            )  # fmt: skip
             return Hits(dist, rows)
-        base, norms = self._vec[field][:n], self._norms(field, n)
+        if self.is_binary(field):
+            base = self._vec[field][:n]
+            return Hits(*ops.binary_knn(base, queries, k, metric, valid=valid))
+        base, norms = self.compute_vectors(field, n), self._norms(field, n)
         dist, rows = ops.knn(base, queries, k, metric, valid=valid, base_sq_norms=norms)
         return Hits(dist, rows)
 

@@ -164,9 +164,6 @@ class DataRPCs:
     def HybridSearch(self, request: Any, context: Any) -> Any:
         client = self.client(request, context)
         rank = {p.key: _rank_value(p.key, p.value) for p in request.rank_params}
-        for key in ("group_by_field", "group_size", "strict_group_size"):
-            if rank.get(key) not in (None, "", 0, False):
-                raise NotSupportedYetError(f"hybrid_search: {key} is not supported by gpuvec")
         if request.HasField("function_score") and request.function_score.functions:
             raise NotSupportedYetError("hybrid_search: function rankers are not supported")
         reqs = []
@@ -178,6 +175,9 @@ class DataRPCs:
         limit = int(rank.get("limit", 10))
         decimal = int(rank.get("round_decimal", -1))
         kwargs: dict[str, Any] = {"offset": int(rank.get("offset", 0) or 0)}
+        for key in ("group_by_field", "group_size", "strict_group_size", "rank_group_scorer"):
+            if rank.get(key) not in (None, ""):
+                kwargs[key] = rank[key]
         level = consistency_of(request.consistency_level, request.use_default_consistency)
         if level is not None:
             kwargs["consistency_level"] = level

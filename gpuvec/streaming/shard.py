@@ -57,6 +57,7 @@ import pyarrow as pa
 from zarr.abc.store import Store
 
 from gpuvec import faults
+from gpuvec import vectors as vk
 from gpuvec.arrays import one_array
 from gpuvec.config import Config
 from gpuvec.coord.catalog import Catalog, CollectionMeta, SegmentMeta
@@ -111,7 +112,7 @@ class Shard:
         pk = schema.primary_field
         assert pk is not None
         self.pk_name, self.pk_is_int = pk.name, pk.dtype == DataType.INT64
-        self.dims = {f.name: int(f.dim) for f in schema.vector_fields}  # type: ignore[arg-type]
+        self.dims, self.dtypes = vk.layout(schema)
         self.lock = threading.RLock()
         self._seal_lock = threading.Lock()  # one seal at a time; taken before ``lock``
         # every segment not yet handed to the query node, by segment id: the ones receiving
@@ -159,7 +160,8 @@ class Shard:
                 # reserve up to the seal size: np.empty only maps pages, they are touched
                 # once as rows arrive, and appends never copy the buffers to grow them
                 cap = min(self.config.seal_rows, 1 << 21)
-                seg = SegmentData(sid, pid, self.dims, self.pk_is_int, capacity=cap)
+                seg = SegmentData(sid, pid, self.dims, self.pk_is_int, capacity=cap,
+                                  vector_dtypes=self.dtypes)  # fmt: skip
                 self._active[pid] = self.growing[sid] = seg
             pks, vectors, rows = segment_columns(
                 self.meta.collection_schema(), table.replace_schema_metadata(None)

@@ -213,6 +213,11 @@ class CollectionScenarios:
                 milvus.create_collection(name, dimension=DIM)  # Milvus's words and code
             assert err.value.code == 1100
         milvus.create_collection("e", dimension=DIM, consistency_level="Strong")
+        milvus.create_collection("e", dimension=DIM, consistency_level="Strong")  # a no-op
+        with raises_milvus_error(match="create duplicate collection with different "
+                                       "parameters, collection: e") as err:  # fmt: skip
+            milvus.create_collection("e", dimension=DIM + 1)
+        assert err.value.code == 1100
         with raises_milvus_error(match="dim"):
             milvus.insert("e", [{"id": 1, "vector": [0.0] * (DIM + 1)}])
         with raises_milvus_error(match=r"(?i)filter|expr|parse|token"):

@@ -1,6 +1,6 @@
 """End-to-end hybrid and grouping search scenarios, runtime-independent: a grouping search
 (``group_by_field``, ``group_size``, ``strict_group_size``) against a brute-force grouping,
-and ``hybrid_search`` over two
+and ``hybrid_search`` over two (also with group_by_field: grouped requests, fused, grouped again)
 vector fields (L2 and COSINE), one request filtered, with ``RRFRanker`` and
 ``WeightedRanker`` (normalised or not), checked against a brute-force reference that fuses
 the exact per-request results with Milvus's formulas (written out here, independently of
@@ -117,3 +117,43 @@ class HybridScenarios:
         assert all("tag" not in h["entity"] for h in loose)  # fetched for grouping only
         with raises_milvus_error("group by"):
             milvus.search("hy", [q.tolist()], anns_field="a", limit=2, group_by_field="a")
+
+    def test_hybrid_search_with_grouping_matches_brute_force(self, milvus: Any) -> None:
+        a, b, tags = self._collection(milvus)
+        rng = np.random.default_rng(13)
+        qa, qb = rng.standard_normal(DA).astype(np.float32), rng.standard_normal(DB)
+        limit, size = 2, 3
+
+        def grouped(order: np.ndarray) -> list[int]:  # a grouping search's flattened hits
+            groups: dict[str, list[int]] = {}  # up to the request's limit (20) groups
+            for i in order:
+                if tags[i] in groups or len(groups) < 20:
+                    got = groups.setdefault(tags[i], [])
+                    if len(got) < size:
+                        got.append(int(i))
+            return [i for g in groups.values() for i in g]
+
+        cos = (b @ qb) / np.linalg.norm(b, axis=1) / np.linalg.norm(qb)
+        per_request = [grouped(np.argsort(((a - qa) ** 2).sum(1), kind="stable")),
+                       grouped(np.argsort(-cos, kind="stable"))]  # fmt: skip
+        score: dict[int, float] = {}
+        for hits in per_request:
+            for rank, i in enumerate(hits, start=1):
+                score[i] = score.get(i, 0.0) + 1.0 / (60 + rank)
+        fused = sorted(score, key=lambda i: (-score[i], i))
+        groups: dict[str, list[int]] = {}
+        for i in fused:
+            got = groups.setdefault(tags[i], [])
+            if len(got) < size:
+                got.append(i)
+        best = sorted(enumerate(groups.values()),
+                      key=lambda ig: (-max(score[i] for i in ig[1]), ig[0]))  # fmt: skip
+        want = [i for _, g in best[:limit] for i in g]
+        reqs = [AnnSearchRequest([qa.tolist()], "a", {"metric_type": "L2"}, 20),
+                AnnSearchRequest([qb.tolist()], "b", {"metric_type": "COSINE"}, 20)]
+        res = milvus.hybrid_search("hy", reqs, RRFRanker(), limit=limit, group_by_field="tag",
+                                   group_size=size)[0]  # fmt: skip
+        assert [h["id"] for h in res] == want
+        assert all("tag" not in h["entity"] for h in res)  # fetched for grouping only
+        with raises_milvus_error("group by"):
+            milvus.hybrid_search("hy", reqs, RRFRanker(), limit=2, group_by_field="b")

@@ -21,6 +21,7 @@ from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
 from gpuvec.testing.scenarios_scalar_index import ScalarIndexScenarios
+from gpuvec.testing.scenarios_vectors import VectorTypeScenarios
 
 pytestmark = [pytest.mark.etcd, pytest.mark.kafka, pytest.mark.slow]
 
@@ -60,6 +61,10 @@ class TestScalarIndexScenarios(ScalarIndexScenarios):
 
 
 class TestFieldScenarios(FieldScenarios):
+    pass
+
+
+class TestVectorTypeScenarios(VectorTypeScenarios):
     pass
 
 

@@ -20,6 +20,7 @@ from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
 from gpuvec.testing.scenarios_scalar_index import ScalarIndexScenarios
+from gpuvec.testing.scenarios_vectors import VectorTypeScenarios
 
 
 @pytest.fixture
@@ -57,6 +58,10 @@ class TestScalarIndexScenarios(ScalarIndexScenarios):
 
 
 class TestFieldScenarios(FieldScenarios):
+    pass
+
+
+class TestVectorTypeScenarios(VectorTypeScenarios):
     pass
 
 

@@ -54,13 +54,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "adapt_for_cpu": False,
         "nn_descent_niter": 20,
     },
+    "BIN_FLAT": {},
+    "BIN_IVF_FLAT": {"nlist": 128},
 }
 REQUIRED = {"IVF_PQ": {"m": 8}, "GPU_IVF_PQ": {"m": 8}}
 
 
 def test_every_type_has_a_defaults_row() -> None:
     assert set(DEFAULTS) == set(INDEX_TYPES) == set(SPECS)
-    assert len(INDEX_TYPES) == 10
+    assert len(INDEX_TYPES) == 12
 
 
 @pytest.mark.parametrize("itype", sorted(DEFAULTS))
@@ -309,7 +311,10 @@ def test_range_params_per_metric() -> None:
     with pytest.raises(InvalidArgumentError, match=r"radius.*wrong type"):
         check_range_params("L2", "far")
     with pytest.raises(InvalidArgumentError, match="metric_type"):
-        check_range_params("HAMMING", 1.0)
+        check_range_params("MANHATTAN", 1.0)
+    assert check_range_params("HAMMING", 10, 2) == (10.0, 2.0)  # a distance, as L2
+    with pytest.raises(InvalidArgumentError, match=r"less than radius.*JACCARD"):
+        check_range_params("JACCARD", 0.5, 0.7)
     got = check_search_params("HNSW", {"radius": "0.5", "range_filter": 0.9}, 10)
     assert got["radius"] == 0.5 and got["range_filter"] == 0.9
 
@@ -318,7 +323,7 @@ def test_range_params_per_metric() -> None:
 def test_index_params_container() -> None:
     ip = IndexParams()
     ip.add_index("v", "hnsw", "idx", metric_type="l2", params={"M": "16"}, efConstruction=64)
-    ip.add_index("w")  # Milvus defaults: AUTOINDEX, COSINE
+    ip.add_index("w")  # Milvus defaults: AUTOINDEX; the metric is the field type's default
     assert len(ip) == 2
     assert ip.to_list() == [
         {
@@ -332,10 +337,12 @@ def test_index_params_container() -> None:
             "field_name": "w",
             "index_type": "AUTOINDEX",
             "index_name": "w",
-            "metric_type": "COSINE",
+            "metric_type": "",  # chosen against the field: COSINE, HAMMING for binary
             "params": {},
         },
     ]
+    ip.validate_for_field("w", 8)  # a FLOAT_VECTOR field: COSINE
+    assert ip.to_list()[1]["metric_type"] == "COSINE"
     assert [i["field_name"] for i in ip] == ["v", "w"]
     ip.to_list()[0]["params"]["M"] = 99  # copies: the container is unchanged
     assert ip.to_list()[0]["params"]["M"] == 16

@@ -19,7 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "gpuvec"
 FOUNDATION = {"errors", "arrays", "datatypes", "schema", "records", "config", "faults", "rows",
-              "rows_json", "columns", "columns_rules", "storage.meta.keys",
+              "rows_json", "columns", "columns_rules", "vectors", "vector_input",
+              "storage.meta.keys",
               "storage.objects.paths"}  # fmt: skip
 ENGINES = {"ops", "index", "expr", "storage"}
 ROLE_DEPS = {  # role → the roles it may use

@@ -229,7 +229,16 @@ def test_merge_topk_bad_parts() -> None:
     with pytest.raises(InvalidArgumentError, match="part 1"):
         merge_topk([a, b], 3, "L2")
     with pytest.raises(InvalidArgumentError, match="metric_type"):
-        merge_topk([a], 3, "JACCARD")
+        merge_topk([a], 3, "MANHATTAN")
+
+
+def test_merge_topk_binary_metrics_are_distances() -> None:
+    a = (np.array([[1.0, 5.0]], np.float32), np.array([[10, 11]], np.int64))
+    b = (np.array([[3.0, 0.0]], np.float32), np.array([[20, -1]], np.int64))
+    for metric in ("HAMMING", "JACCARD"):
+        d, i = merge_topk([a, b], 3, metric)
+        assert i.tolist() == [[10, 20, 11]] and d.tolist() == [[1.0, 3.0, 5.0]]
+    assert pad_value("HAMMING") == pad_value("JACCARD") == np.inf
 
 
 def test_pad_value_and_norms() -> None:

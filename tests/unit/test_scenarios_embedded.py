@@ -24,6 +24,7 @@ from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
 from gpuvec.testing.scenarios_scalar_index import ScalarIndexScenarios
+from gpuvec.testing.scenarios_vectors import VectorTypeScenarios
 
 
 def _config() -> Config:
@@ -77,6 +78,10 @@ class TestScalarIndexScenarios(ScalarIndexScenarios):
 
 
 class TestFieldScenarios(FieldScenarios):
+    pass
+
+
+class TestVectorTypeScenarios(VectorTypeScenarios):
     pass
 
 

@@ -258,18 +258,29 @@ def test_vector_needs_dim() -> None:
     rejects(s.add_field("v", DataType.FLOAT_VECTOR), "'v'", "dim")
 
 
+def test_sparse_vectors_not_supported_yet() -> None:
+    rejects(with_field("other", DataType.SPARSE_FLOAT_VECTOR, dim=16), "'other'",
+            "SPARSE_FLOAT_VECTOR", "not supported yet")  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "dtype",
+    ("dtype", "dim", "arrow"),
     [
-        DataType.BINARY_VECTOR,
-        DataType.FLOAT16_VECTOR,
-        DataType.BFLOAT16_VECTOR,
-        DataType.SPARSE_FLOAT_VECTOR,
-        DataType.INT8_VECTOR,
+        (DataType.FLOAT16_VECTOR, 16, pa.list_(pa.float16(), 16)),
+        (DataType.BFLOAT16_VECTOR, 16, pa.list_(pa.uint16(), 16)),  # bfloat16 bits
+        (DataType.INT8_VECTOR, 16, pa.list_(pa.int8(), 16)),
+        (DataType.BINARY_VECTOR, 64, pa.list_(pa.uint8(), 8)),  # packed: dim / 8 bytes
     ],
 )
-def test_other_vector_types_not_supported_yet(dtype: DataType) -> None:
-    rejects(with_field("other", dtype, dim=16), "'other'", dtype.name, "not supported yet")
+def test_other_vector_types(dtype: DataType, dim: int, arrow: pa.DataType) -> None:
+    s = with_field("other", dtype, dim=dim)
+    s.validate()
+    assert arrow_type(s.field("other")) == arrow
+
+
+def test_binary_dim_multiple_of_8() -> None:
+    for dim in (12, 0, 8 * 32768 + 8):
+        rejects(with_field("b", DataType.BINARY_VECTOR, dim=dim), "'b'", "multiple of 8")
 
 
 def test_nullable_vector_not_supported_yet() -> None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from pymilvus.grpc_gen import schema_pb2
 
+from gpuvec import vectors as vk
 from gpuvec.datatypes import DataType
 from gpuvec.errors import DataError
 from gpuvec.rows import OutputFields, resolve_output_fields
@@ -131,20 +132,35 @@ def _count_rows(fields_data: Sequence[schema_pb2.FieldData], declared: int) -> i
     raise DataError("the request carries no field data: cannot tell its number of rows")
 
 
+_VECTOR_SLOTS = {k.slot: k.dtype for k in vk.KINDS.values()}
+_SERVED_VECTORS = ", ".join(k.name for k in vk.KINDS.values())
+_FLOAT_INPUT = (DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR)
+
+
 def _vector_rows(fd: schema_pb2.FieldData) -> int:
     name, dim = fd.field_name, int(fd.vectors.dim)
     kind = fd.vectors.WhichOneof("data")
-    if kind != "float_vector":
+    if kind is None or kind not in _VECTOR_SLOTS:
         what = "no vector data" if kind is None else f"{kind} data"
-        raise DataError(f"field {name!r}: {what}; gpuvec serves FLOAT_VECTOR fields (float_vector)")
+        raise DataError(f"field {name!r}: {what}; gpuvec serves {_SERVED_VECTORS} fields")
     if dim <= 0:
         raise DataError(f"field {name!r}: the vectors' dim must be positive, got {dim}")
-    size = len(fd.vectors.float_vector.data)
-    if size % dim:
-        raise DataError(
-            f"field {name!r}: {size} floats are not a whole number of vectors of dim {dim}"
-        )
-    return size // dim
+    if fd.type in vk.KINDS:
+        slot = vk.kind(fd.type).slot
+        takes = (slot, "float_vector") if fd.type in _FLOAT_INPUT else (slot,)
+        if kind not in takes:
+            raise DataError(
+                f"field {name!r}: {DataType(fd.type).name} data belongs in {slot}, got {kind}"
+            )
+    if kind == "float_vector":
+        size = len(fd.vectors.float_vector.data)
+        if size % dim:
+            raise DataError(
+                f"field {name!r}: {size} floats are not a whole number of vectors of dim {dim}"
+            )
+        return size // dim
+    dtype = _VECTOR_SLOTS[kind]
+    return len(vk.from_bytes(dtype, getattr(fd.vectors, kind), dim, f"field {name!r}"))
 
 
 def _require_fields(schema: CollectionSchema, present: set[str], operation: str) -> None:
@@ -170,22 +186,28 @@ def _check_shape(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> None:
     valid = len(fd.valid_data)
     if valid and valid != n:
         raise DataError(f"field {name!r}: valid_data has {valid} entries for {n} rows")
-    if dt == DataType.FLOAT_VECTOR:
+    if dt in vk.KINDS:
         if valid:
             raise DataError(f"field {name!r}: nullable vector fields are not supported")
         kind = fd.vectors.WhichOneof("data")
-        if kind not in (None, "float_vector"):
-            raise DataError(
-                f"field {name!r}: FLOAT_VECTOR data belongs in float_vector, got {kind}"
-            )
+        slot = vk.kind(dt).slot
+        # pymilvus sends float32 values for a FLOAT16/BFLOAT16 field given float lists
+        takes = (slot, "float_vector") if dt in _FLOAT_INPUT else (slot,)
+        if kind not in (None, *takes):
+            raise DataError(f"field {name!r}: {dt.name} data belongs in {slot}, got {kind}")
         dim = int(fd.vectors.dim)
         if dim != field.dim:
             raise DataError(
                 f"field {name!r}: vectors of dim {dim} sent, the field's is {field.dim}"
             )
-        size = len(fd.vectors.float_vector.data)
-        if size != n * dim:
-            raise DataError(f"field {name!r}: {size} floats are not {n} vectors of dim {dim}")
+        if kind in (None, "float_vector"):
+            size = len(fd.vectors.float_vector.data)
+            if size != n * dim:
+                raise DataError(f"field {name!r}: {size} floats are not {n} vectors of dim {dim}")
+        else:
+            got = len(vk.from_bytes(dt, getattr(fd.vectors, kind), dim, f"field {name!r}"))
+            if got != n:
+                raise DataError(f"field {name!r}: {got} vectors for {n} rows")
         return
     slot = SLOTS[dt]
     kind = fd.scalars.WhichOneof("data")
@@ -203,9 +225,12 @@ def _check_shape(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> None:
 def _column(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> list[Any]:
     """A column's values (checked by :func:`_check_shape`), None where null."""
     name, dt = field.name, field.dtype
-    if dt == DataType.FLOAT_VECTOR:
-        flat = np.array(fd.vectors.float_vector.data, dtype=np.float32)
-        return list(flat.reshape(n, int(fd.vectors.dim)))
+    if dt in vk.KINDS:
+        if fd.vectors.WhichOneof("data") in (None, "float_vector"):
+            flat = np.array(fd.vectors.float_vector.data, dtype=np.float32)
+            return list(flat.reshape(n, int(fd.vectors.dim)))
+        raw = getattr(fd.vectors, vk.kind(dt).slot)
+        return list(vk.from_bytes(dt, raw, int(fd.vectors.dim), f"field {name!r}"))
     data = getattr(fd.scalars, SLOTS[dt]).data
     if dt == DataType.JSON:
         values: list[Any] = [_text(b, name, i) for i, b in enumerate(data)]
@@ -348,6 +373,11 @@ def _to_proto(field: FieldSchema, values: Sequence[Any]) -> schema_pb2.FieldData
             fd.vectors.float_vector.data.extend(flat.tolist())
         else:
             fd.vectors.float_vector.SetInParent()
+        return fd
+    if dt in vk.KINDS:  # bytes: one per entity, bare (search hits) or in a list (query)
+        fd.vectors.dim = int(field.dim or 0)
+        parts = [v[0] if isinstance(v, list) else v for v in values]
+        setattr(fd.vectors, vk.kind(dt).slot, b"".join(parts))
         return fd
     slot = SLOTS.get(dt)
     if slot is None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
+from gpuvec import vectors as vk
 from gpuvec.datatypes import SCALAR_TYPES, DataType
 from gpuvec.errors import NotSupportedYetError, SchemaError
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, FieldSchema
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 FIRST_FIELD_ID = 100  # Milvus's common.StartOfUserFieldID
-SUPPORTED_TYPES = frozenset((*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, DataType.FLOAT_VECTOR))
+SUPPORTED_TYPES = frozenset((*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, *vk.KINDS))
 _INT_PARAMS = ("dim", "max_length", "max_capacity")
 _MMAP_WIRE, _MMAP = "mmap.enabled", "mmap_enabled"  # pymilvus renames this one param
 # ScalarField slot of each scalar type (default values here; columns and ARRAY elements in
@@ -96,7 +97,8 @@ def field_from_proto(pb: schema_pb2.FieldSchema) -> FieldSchema:
     if dtype not in SUPPORTED_TYPES:
         raise SchemaError(
             f"field {name!r}: data type {dtype.name} is not supported by gpuvec "
-            "(scalars, VARCHAR, JSON, ARRAY and FLOAT_VECTOR are)"
+            "(scalars, VARCHAR, JSON, ARRAY and the FLOAT, FLOAT16, BFLOAT16, INT8 and "
+            "BINARY vectors are)"
         )
     if pb.is_function_output:
         raise NotSupportedYetError(f"field {name!r}: function output fields are not supported")

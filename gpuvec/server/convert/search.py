@@ -10,7 +10,9 @@ This module owns the search translation and the pieces query and delete share wi
   ``anns_field``, ``params`` as JSON, where pymilvus also copies every top-level key), the
   filter and its template values, consistency. Features gpuvec does not serve (hybrid
   sub-requests, search by primary keys, function scores and chains, highlighters,
-  aggregations, group-by, order-by, embedding lists, non-float vectors, ignore_growing)
+  aggregations, group-by, order-by, embedding lists, ignore_growing); FLOAT16 / BFLOAT16
+  / INT8 / BINARY query vectors come as their raw bytes, one per query, and are checked
+  against the field by the client's search
   raise :class:`~gpuvec.errors.NotSupportedYetError` naming the feature. Search
   iterator keys are accepted and ignored: no iterator token comes back, so pymilvus falls
   back to its v1 (range-search) iterator.
@@ -34,6 +36,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
+from gpuvec import vectors as vk
 from gpuvec.datatypes import DataType
 from gpuvec.errors import InvalidArgumentError, NotSupportedYetError, SchemaError
 from gpuvec.rows import resolve_output_fields
@@ -85,7 +88,7 @@ class SearchArgs:
     the response needs (``round_decimal``) and what the embedded client does not take."""
 
     collection_name: str
-    data: np.ndarray  # float32 [nq, dim]
+    data: np.ndarray | list[bytes]  # float32 [nq, dim], or raw rows of a byte vector type
     limit: int
     anns_field: str | None = None
     offset: int = 0
@@ -106,7 +109,7 @@ class SearchArgs:
 
     @property
     def nq(self) -> int:
-        return int(self.data.shape[0])
+        return len(self.data)
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``MilvusClient.search(**args.kwargs())``."""
@@ -223,7 +226,10 @@ def _refuse_unsupported(req: milvus_pb2.SearchRequest) -> None:
             raise NotSupportedYetError(f"search: {what} is not supported by gpuvec")
 
 
-def _query_vectors(req: milvus_pb2.SearchRequest) -> np.ndarray:
+_BYTE_PLACEHOLDERS = {k.placeholder for k in vk.KINDS.values() if k.slot != "float_vector"}
+
+
+def _query_vectors(req: milvus_pb2.SearchRequest) -> np.ndarray | list[bytes]:
     group = common_pb2.PlaceholderGroup()
     try:
         group.ParseFromString(req.placeholder_group)
@@ -238,11 +244,20 @@ def _query_vectors(req: milvus_pb2.SearchRequest) -> np.ndarray:
         raise NotSupportedYetError("search: element-level (embedding list) search")
     if ph.type not in common_pb2.PlaceholderType.values():
         raise InvalidArgumentError(f"search: unknown placeholder type {ph.type}")
+    if ph.type in _BYTE_PLACEHOLDERS:  # FLOAT16 / BFLOAT16 / INT8 / BINARY: raw rows
+        values = list(ph.values)
+        if not values:
+            raise InvalidArgumentError("search: no query vectors (nq = 0)")
+        if req.nq and req.nq != len(values):
+            raise InvalidArgumentError(
+                f"search: nq is {req.nq} but {len(values)} vectors were sent"
+            )
+        return values  # checked against the field's type by the client's search
     if ph.type != common_pb2.PlaceholderType.FloatVector:
         name = common_pb2.PlaceholderType.Name(ph.type)
         raise NotSupportedYetError(
-            f"search: query data of type {name} is not supported; gpuvec serves FLOAT_VECTOR "
-            "fields (pass lists or float32 arrays)"
+            f"search: query data of type {name} is not supported; gpuvec serves "
+            "FLOAT_VECTOR, FLOAT16_VECTOR, BFLOAT16_VECTOR, INT8_VECTOR and BINARY_VECTOR"
         )
     values = list(ph.values)
     if not values:

@@ -5,7 +5,9 @@ Layout under ``<path>/`` (e.g. ``collections/<cid>/segments/<sid>/v<version>``):
     zarr.json            group; its attrs below are written LAST: they commit the segment
     pk                   int64 [N]          (VARCHAR primary keys live in scalars.parquet)
     ts                   uint64 [N]         insert timestamps
-    vectors/<field>      float32 [N, dim]   chunks of ``chunk_rows`` (default 8192) rows, no
+    vectors/<field>      [N, width]         float32, float16, bfloat16 (as uint16 bits), int8
+                                            or packed uint8 bits (:mod:`gpuvec.vectors`);
+                                            chunks of ``chunk_rows`` (default 8192) rows, no
                                             compression, CRC32C per chunk; optionally packed
                                             into ``shard_rows``-row shards (fewer objects, but
                                             zarr-python reads shards at ~0.6× the speed)
@@ -40,6 +42,7 @@ from zarr.abc.store import Store
 from zarr.codecs import Crc32cCodec
 from zarr.storage import LocalStore
 
+from gpuvec import vectors as vk
 from gpuvec.arrays import one_array
 from gpuvec.errors import AlreadyExistsError, CorruptDataError, InvalidArgumentError, NotFoundError
 from gpuvec.schema import CollectionSchema
@@ -82,7 +85,15 @@ class SegmentInfo:
     checksum: str = "crc32"  # the algorithm of ``checksums``: "crc32c", or zlib's in old ones
 
     def vector_fields(self) -> dict[str, int]:
+        """Vector field → the stored matrix's width (dim; dim / 8 bytes for binary)."""
         return {f["name"]: f["dim"] for f in self.fields if f["kind"] == "vector"}
+
+    def vector_dtypes(self) -> dict[str, str]:
+        """Vector field → its storage dtype name (float32, float16, bfloat16, int8, uint8)."""
+        return {f["name"]: f["dtype"] for f in self.fields if f["kind"] == "vector"}
+
+
+_VECTOR_DTYPES = tuple(k.storage for k in vk.KINDS.values())
 
 
 def _check_rows(name: str, n: int, got: int) -> None:
@@ -116,10 +127,10 @@ def write_segment(
     _check_rows("ts", n, len(ts))
     vecs = {name: np.asarray(v) for name, v in vectors.items()}
     for name, vec in vecs.items():
-        if vec.ndim != 2 or vec.dtype != np.float32:
+        if vec.ndim != 2 or vec.dtype not in _VECTOR_DTYPES:
             raise InvalidArgumentError(
-                f"segment vector field {name!r} must be float32 [N, dim], "
-                f"got {vec.dtype} {vec.shape}"
+                f"segment vector field {name!r} must be a [N, width] matrix of "
+                f"{', '.join(map(str, _VECTOR_DTYPES))}, got {vec.dtype} {vec.shape}"
             )
         _check_rows(name, n, vec.shape[0])
     cols = {}
@@ -184,9 +195,10 @@ def _write(store, path, n, pk_arr, pk, ts, vecs, cols, checkpoint, chunk_rows, s
         pk_min, pk_max = pa.compute.min(pk_arr).as_py(), pa.compute.max(pk_arr).as_py()
     put_array("ts", ts, scalar_chunk)
     for name, vec in vecs.items():
-        put_array(f"vectors/{name}", vec, chunk)
+        stored = vec.view(np.uint16) if vec.dtype == vk.BFLOAT16 else vec  # zarr: no bf16
+        put_array(f"vectors/{name}", stored, chunk)
         fields.append(
-            {"name": name, "kind": "vector", "dtype": "float32", "dim": int(vec.shape[1])}
+            {"name": name, "kind": "vector", "dtype": str(vec.dtype), "dim": int(vec.shape[1])}
         )
     for col_name, col in cols.items():
         if any(p(col.type) for p in _ZARR_SCALAR) and col.null_count == 0:
@@ -316,7 +328,10 @@ class SegmentReader:
         field = field or next(iter(fields))
         if field not in fields:
             raise InvalidArgumentError(f"{self._where} has no vector field {field!r}")
-        return self._read(f"vectors/{field}", self._rows(start, stop))
+        got = self._read(f"vectors/{field}", self._rows(start, stop))
+        if self.info.vector_dtypes().get(field) == "bfloat16":
+            got = got.view(vk.BFLOAT16)
+        return got
 
     def ts(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         return self._read("ts", self._rows(start, stop))
@@ -373,7 +388,6 @@ def segment_columns(
     pks = col.to_numpy() if pa.types.is_integer(col.type) else np.array(col.to_pylist(), object)
     vectors = {}
     for f in schema.vector_fields:
-        arr = one_array(table.column(f.name))
-        vectors[f.name] = arr.flatten().to_numpy().reshape(len(arr), f.dim)
+        vectors[f.name] = vk.matrix(f.dtype, one_array(table.column(f.name)), int(f.dim or 0))
     rows = table.drop_columns([f.name for f in schema.vector_fields])
     return pks, vectors, rows
