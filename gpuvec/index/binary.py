@@ -21,6 +21,9 @@ as pymilvus sends BINARY_VECTOR data); ``dim`` is in bits. Distances and results
   :mod:`gpuvec.index.search`) is served by an exact scan of the passing rows, of ``base``
   when given, else of the stored codes. Range search scans the ``nprobe`` probed lists and
   keeps the rows inside the range (``max_empty_result_buckets`` is accepted, not used).
+  An unfiltered HAMMING search (either type) is served by faiss-cpu's binary index over
+  the same rows, centroids and lists (its SIMD scan; faiss's binary indexes take neither
+  a row filter nor JACCARD, which stay on :mod:`gpuvec.ops.binary`).
   The payload holds everything a search needs (:func:`pack_arrays`: a JSON table of
   contents and the raw arrays; no pickle), and is byte-identical for identical input.
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +42,10 @@ import numpy as np
 
 from gpuvec.errors import InvalidArgumentError
 from gpuvec.index import validate
-from gpuvec.index.base import SearchResult, check_valid
+from gpuvec.index.base import SearchResult, check_valid, finish
 from gpuvec.index.search import exact_cheaper, use_exact
 from gpuvec.index.spec import BINARY_INDEX_TYPES
+from gpuvec.index.threads import faiss_module, search_threads
 from gpuvec.ops import binary_knn, binary_range, to_host
 from gpuvec.ops.backend import is_cupy_array
 
@@ -230,6 +235,8 @@ class BinaryIndex:
         self.dim = 8 * self.code_bytes
         self._base = base
         self._lists = lists
+        self._faiss: Any | None = None  # HAMMING without a filter: faiss-cpu (built lazily)
+        self._faiss_lock = threading.Lock()
 
     @classmethod
     def build(
@@ -351,6 +358,17 @@ class BinaryIndex:
         k = int(k)
         q = self._queries(queries)
         mask = check_valid(valid, self.ntotal)
+        if mask is None and self.metric == "HAMMING" and not is_cupy_array(q):
+            dist, rows, cut = self._faiss_search(q, k, int(sp.get("nprobe", 0)))
+            if cut.any():  # a tie group cut at the k-th place: scan those queries
+                dist[cut], rows[cut] = self._scan_search(q[cut], k, sp, None, base,
+                                                         exact_fallback)  # fmt: skip
+            return dist, rows
+        return self._scan_search(q, k, sp, mask, base, exact_fallback)
+
+    def _scan_search(self, q: np.ndarray, k: int, sp: dict[str, Any], mask: np.ndarray | None,
+                     base: Any | None, exact_fallback: bool) -> SearchResult:  # fmt: skip
+        """The search by :mod:`gpuvec.ops.binary`'s scans (any metric, any filter)."""
         if self._lists is None:
             return binary_knn(self._base, q, k, self.metric, valid=mask)
         mask, nprobe, exact = self._filtered_plan(int(sp["nprobe"]), k, mask, exact_fallback)
@@ -363,6 +381,49 @@ class BinaryIndex:
             return binary_knn(codes, qi, k, self.metric, **kw)
 
         return self._per_query(q, self._probes(q, nprobe), mask, k, scan)
+
+    def _faiss_index(self) -> Any:
+        """faiss-cpu's ``IndexBinaryFlat`` over the rows (BIN_FLAT) or ``IndexBinaryIVF``
+        holding the same centroids and lists (BIN_IVF_FLAT): its SIMD Hamming scan serves
+        the unfiltered HAMMING searches (faiss's binary indexes take no row filter, and no
+        JACCARD; those stay on :mod:`gpuvec.ops.binary`)."""
+        with self._faiss_lock:
+            if self._faiss is None:
+                faiss = faiss_module()
+                if self._lists is None:
+                    index = faiss.IndexBinaryFlat(self.dim)
+                    index.add(np.ascontiguousarray(to_host(self._base)))
+                    self._faiss = (index, None)
+                else:
+                    ls = self._lists
+                    quantizer = faiss.IndexBinaryFlat(self.dim)
+                    quantizer.add(np.ascontiguousarray(ls.centroids))
+                    index = faiss.IndexBinaryIVF(quantizer, self.dim, ls.nlist)
+                    index.add_with_ids(np.ascontiguousarray(ls.codes), ls.ids.astype(np.int64))
+                    self._faiss = (index, quantizer)  # the quantizer lives as long
+            return self._faiss[0]
+
+    def _faiss_search(self, q: np.ndarray, k: int, nprobe: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """(dist, rows, cut): faiss's top-k, ties ordered by the lower row. faiss keeps an
+        arbitrary part of a tie group at the k-th place, so it is asked for more rows; a
+        query whose k-th distance is still tied with the last row fetched is marked in
+        ``cut`` (bool [nq]) for an exact rescan."""
+        faiss = faiss_module()
+        index = self._faiss_index()
+        params = None
+        if self._lists is not None:
+            params = faiss.SearchParametersIVF()
+            params.nprobe = max(1, min(nprobe, self._lists.nlist))
+        wide = min(self.ntotal, 2 * k + 16)
+        with search_threads(q.shape[0]):
+            dist, rows = index.search(np.ascontiguousarray(q), max(wide, k), params=params)
+        dist, rows = finish(dist.astype(np.float32), rows, "HAMMING")
+        cut = np.zeros(len(q), bool)
+        if wide > k:
+            full = rows[:, -1] >= 0  # the fetch came back full: the tail may be cut
+            cut = full & (dist[:, k - 1] >= dist[:, -1])
+        return dist[:, :k].copy(), rows[:, :k].copy(), cut
 
     def range_search(
         self,
