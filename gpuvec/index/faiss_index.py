@@ -6,9 +6,9 @@ Milvus type on this host and with which effective parameters.
 * IVF_FLAT, GPU_IVF_FLAT → ``IVF{nlist},Flat``; IVF_SQ8 → ``IVF{nlist},SQ8``;
   IVF_PQ, GPU_IVF_PQ → ``IVF{nlist},PQ{m}x{nbits}``; HNSW → ``HNSW{M},Flat``;
   AUTOINDEX → HNSW M=18, efConstruction=240 (Milvus's autoIndex default);
-  GPU_CAGRA → HNSW with ``M = graph_degree / 2`` (HNSW's base layer holds 2·M links, the
-  CAGRA graph ``graph_degree``) and ``efConstruction = intermediate_graph_degree``; its
-  search's ``ef`` is ``ef`` if given, else ``itopk_size`` (CAGRA's candidate list).
+  GPU_CAGRA → gpuvec's CAGRA graph (:mod:`gpuvec.index.cagra`) as the base layer of a
+  faiss ``IndexHNSWCagra`` (``M = graph_degree / 2``: the base layer holds 2·M links);
+  its search's ``ef`` is ``ef`` if given, else ``itopk_size`` (CAGRA's candidate list).
   GPU types are served on the CPU because faiss-gpu is not used here; ``describe()`` says so.
 * Like knowhere, ``nlist`` shrinks to ``max(1, n // 40)`` when a segment has fewer than 40
   rows per list, PQ ``nbits`` to ``floor(log2(n))`` when there are fewer rows than codes,
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from gpuvec.errors import InvalidArgumentError
-from gpuvec.index import spec, validate
+from gpuvec.index import cagra, spec, validate
 from gpuvec.index.base import (
     SearchResult,
     as_queries,
@@ -78,9 +78,12 @@ class Plan:
     M: int = 0
     efConstruction: int = 0
     note: str = ""
+    graph: str = ""  # "cagra": a CAGRA graph as the base layer (index/cagra.py)
 
     def factory(self) -> str:
-        """The faiss ``index_factory`` string of this plan."""
+        """The faiss ``index_factory`` string of this plan (a CAGRA graph: its name)."""
+        if self.graph == "cagra":
+            return f"HNSWCagra{2 * self.M},Flat"
         if self.kind == "HNSW":
             return f"HNSW{self.M},Flat"
         tail = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_PQ": f"PQ{self.m}x{self.nbits}np"}
@@ -102,15 +105,15 @@ def plan(index_type: str, params: dict[str, Any], n: int, dim: int) -> Plan:
                 f"AUTOINDEX resolves to HNSW (M={p.M}, efConstruction={p.efConstruction}) "
                 "on this host"
             )
-        elif index_type == "GPU_CAGRA":
+        elif index_type == "GPU_CAGRA":  # a segment too small for a CAGRA graph
             p = Plan(
                 "HNSW",
                 M=max(2, params["graph_degree"] // 2),
                 efConstruction=params["intermediate_graph_degree"],
             )
             notes.append(
-                "GPU_CAGRA served by the CPU HNSW equivalent (faiss-gpu is not used): "
-                f"M = graph_degree/2 = {p.M}, efConstruction = intermediate_graph_degree"
+                f"GPU_CAGRA on fewer than {cagra.MIN_ROWS} rows: faiss HNSW with M = "
+                f"graph_degree/2 = {p.M}, efConstruction = intermediate_graph_degree"
             )
         else:
             p = Plan("HNSW", M=params["M"], efConstruction=params["efConstruction"])
@@ -202,6 +205,12 @@ class FaissIndex:
         if metric == "COSINE":
             x = normalize_rows(x)
         fmetric = faiss.METRIC_L2 if metric == "L2" else faiss.METRIC_INNER_PRODUCT
+        if itype == "GPU_CAGRA" and n >= cagra.MIN_ROWS:  # gpuvec's graph (index/cagra.py)
+            index, degree, note = cagra.build_cagra(x, resolved, metric, progress)
+            p = Plan("HNSW", M=degree // 2, efConstruction=0, note=note, graph="cagra")
+            if progress is not None:
+                progress(n, n)
+            return cls(itype, metric, resolved, p, index)
         index = faiss.index_factory(dim, p.factory(), fmetric)
         if p.kind == "HNSW":
             index.hnsw.efConstruction = p.efConstruction

@@ -6,7 +6,8 @@ Data: 8000 clustered 32-d vectors (64 Gaussian clusters), 100 queries from the s
 distribution, k = 10. Measured recall@10 *without* the fallback (``exact_fallback=False``)
 on this data, at 1 % / 5 % / 50 % selectivity (L2; IP and COSINE are similar):
 IVF_FLAT 0.69/0.98/1.0, IVF_SQ8 0.69/0.98/0.98, IVF_PQ 0.68/0.96/0.89 (m 16),
-HNSW 0.66/0.88/1.0, AUTOINDEX 0.53/0.77/0.99, GPU_CAGRA as HNSW — with the fallback and
+HNSW 0.66/0.88/1.0, AUTOINDEX 0.53/0.77/0.99, GPU_CAGRA (gpuvec's graph in faiss's
+IndexHNSWCagra) like HNSW — with the fallback and
 the base vectors every type is exact at 1 % and 5 %.
 """
 
@@ -56,7 +57,10 @@ MIN_RANGE_RECALL |= {("IVF_SQ8", m): 0.9 for m in METRICS}
 MIN_RANGE_RECALL |= {("IVF_PQ", m): 0.7 for m in METRICS}
 MIN_RANGE_RECALL |= {("GPU_IVF_PQ", m): 0.3 for m in METRICS}
 # a graph built for inner product on unnormalised vectors walks less well (measured 0.90)
-MIN_RANGE_RECALL |= {(t, "IP"): 0.85 for t in ("HNSW", "AUTOINDEX", "GPU_CAGRA")}
+MIN_RANGE_RECALL |= {(t, "IP"): 0.85 for t in ("HNSW", "AUTOINDEX")}
+# a CAGRA graph of inner-product neighbours leaves low-norm rows with few in-edges (each
+# hub keeps only graph_degree / 2 reverse edges): measured 0.805, whatever the ef
+MIN_RANGE_RECALL[("GPU_CAGRA", "IP")] = 0.78
 
 
 def test_configs_cover_every_type() -> None:
@@ -333,13 +337,13 @@ BACKENDS = {
     "GPU_IVF_PQ": "faiss-cpu:IVF64,PQ16x4np",  # m = 0 -> the largest divisor <= dim/2
     "HNSW": "faiss-cpu:HNSW16,Flat",
     "AUTOINDEX": "faiss-cpu:HNSW18,Flat",
-    "GPU_CAGRA": "faiss-cpu:HNSW16,Flat",  # M = graph_degree / 2
+    "GPU_CAGRA": "faiss-cpu:HNSWCagra32,Flat",  # gpuvec's graph, degree 32 (M = 16)
 }
 NOTES = {
     "GPU_BRUTE_FORCE": "GPU_BRUTE_FORCE served by the exact CPU scan",
     "GPU_IVF_FLAT": "GPU_IVF_FLAT trained by gpuvec's balanced k-means",
     "GPU_IVF_PQ": "GPU_IVF_PQ trained by gpuvec's k-means (coarse and per sub-space)",
-    "GPU_CAGRA": "GPU_CAGRA served by the CPU HNSW equivalent",
+    "GPU_CAGRA": "GPU_CAGRA graph built by gpuvec",
     "AUTOINDEX": "AUTOINDEX resolves to HNSW (M=18, efConstruction=240)",
 }
 
