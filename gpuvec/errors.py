@@ -183,6 +183,12 @@ class DatabaseAlreadyExistsError(GpuvecError):
     code = 1100  # ParameterInvalid, as Milvus answers it
 
 
+class ResourceGroupNotFoundError(GpuvecError):
+    """The named resource group does not exist (gpuvec has only Milvus's default one)."""
+
+    code = 300
+
+
 class AliasNotFoundError(GpuvecError):
     """The named alias does not exist in the database."""
 

@@ -15,14 +15,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymilvus.client.types import LoadedSegmentInfo, ReplicaInfo, SegmentInfo, Shard
-from pymilvus.grpc_gen import common_pb2
+from pymilvus.client.types import (
+    LoadedSegmentInfo,
+    ReplicaInfo,
+    ResourceGroupInfo,
+    SegmentInfo,
+    Shard,
+)
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
-from gpuvec.errors import IndexNotFoundError, InvalidArgumentError
+from gpuvec.errors import IndexNotFoundError, InvalidArgumentError, ResourceGroupNotFoundError
 from gpuvec.proxy.names import split
 from gpuvec.runtime.base import Runtime
 
-__all__ = ["INDEX_PROPERTIES", "SegmentMethods"]
+__all__ = ["DEFAULT_RESOURCE_GROUP", "INDEX_PROPERTIES", "SegmentMethods"]
+
+DEFAULT_RESOURCE_GROUP = "__default_resource_group"  # Milvus's; gpuvec has no other
 
 # what Milvus lets alter_index_properties set (its ValidateAlterIndexParams); values as text
 INDEX_PROPERTIES = ("mmap.enabled",)
@@ -64,7 +72,7 @@ class SegmentMethods:
         if not self._engine.is_loaded(coll.meta.id):
             return []
         shards = [Shard(ch, [NODE], NODE) for ch in coll.meta.channels]
-        return [ReplicaInfo(coll.meta.id, shards, [NODE], "__default_resource_group", {})]
+        return [ReplicaInfo(coll.meta.id, shards, [NODE], DEFAULT_RESOURCE_GROUP, {})]
 
     def describe_replica_of(self, collection_id: int) -> list[ReplicaInfo]:
         """:meth:`describe_replica` of the collection with this id (GetReplicas asks by
@@ -74,6 +82,31 @@ class SegmentMethods:
             if meta.id == int(collection_id) and db == self._db:
                 return self.describe_replica(name)
         return []
+
+    def list_resource_groups(self, timeout: float | None = None, **kwargs: Any) -> list[str]:
+        """Milvus's default resource group, the only one gpuvec has."""
+        return [DEFAULT_RESOURCE_GROUP]
+
+    def describe_resource_group(self, name: str, timeout: float | None = None,
+                                **kwargs: Any) -> ResourceGroupInfo:  # fmt: skip
+        """pymilvus's ``ResourceGroupInfo`` of the default group: its node and one loaded
+        replica per loaded collection of this database."""
+        return ResourceGroupInfo(self.resource_group_proto(name))
+
+    def resource_group_proto(self, name: str) -> Any:
+        """The ``ResourceGroup`` message :meth:`describe_resource_group` reads (and the
+        server sends); ResourceGroupNotFoundError for any other name, in Milvus's words."""
+        if name != DEFAULT_RESOURCE_GROUP:
+            raise ResourceGroupNotFoundError(f"resource group not found[rg={name}]")
+        loaded = {}
+        for meta in self._engine.catalog.list():
+            db, coll = split(meta.name)
+            if db == self._db and self._engine.is_loaded(meta.id):
+                loaded[coll] = 1
+        return milvus_pb2.ResourceGroup(
+            name=name, capacity=1, num_available_node=1, num_loaded_replica=loaded,
+            nodes=[common_pb2.NodeInfo(node_id=NODE, address="", hostname="")],
+        )  # fmt: skip
 
     def list_persistent_segments(self, collection_name: str, timeout: float | None = None,
                                  **kwargs: Any) -> list[SegmentInfo]:  # fmt: skip

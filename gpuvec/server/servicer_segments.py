@@ -83,3 +83,13 @@ class SegmentRPCs:
         return milvus_pb2.GetIndexStatisticsResponse(
             status=resp.status, index_descriptions=resp.index_descriptions
         )
+
+    @rpc
+    def ListResourceGroups(self, request: Any, context: Any) -> Any:
+        names = self.client(request, context).list_resource_groups()
+        return milvus_pb2.ListResourceGroupsResponse(status=ok(), resource_groups=names)
+
+    @rpc
+    def DescribeResourceGroup(self, request: Any, context: Any) -> Any:
+        group = self.client(request, context).resource_group_proto(request.resource_group)
+        return milvus_pb2.DescribeResourceGroupResponse(status=ok(), resource_group=group)

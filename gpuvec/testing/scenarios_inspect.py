@@ -1,5 +1,6 @@
 """End-to-end inspection scenarios, runtime-independent, with pymilvus's result types:
 ``describe_replica`` (one replica over the collection's shards once loaded, none before),
+the default resource group (``list_resource_groups``, ``describe_resource_group``),
 ``list_persistent_segments`` / ``list_loaded_segments`` (the flushed segments, with the
 index serving them once built), ``alter_index_properties`` / ``drop_index_properties``
 (``mmap.enabled`` shows in ``describe_index``; unknown keys and bad values refused) and the
@@ -40,6 +41,13 @@ class InspectScenarios:
         assert len(replica.shards) == 2 and all(s.channel_name for s in replica.shards)
         loaded = milvus.list_loaded_segments("ins")
         assert sorted(s.segment_id for s in loaded) == sorted(s.segment_id for s in persisted)
+        assert milvus.list_resource_groups() == ["__default_resource_group"]
+        group = milvus.describe_resource_group("__default_resource_group")
+        assert group.name == replica.resource_group == "__default_resource_group"
+        assert dict(group.num_loaded_replica).get("ins") == 1 and group.num_available_node >= 1
+        with raises_milvus_error("resource group not found") as err:
+            milvus.describe_resource_group("rg_nope")
+        assert err.value.code == 300
         milvus.release_collection("ins")
         assert milvus.describe_replica("ins") == [] and milvus.list_loaded_segments("ins") == []
         milvus.alter_index_properties("ins", "vi", properties={"mmap.enabled": True})
