@@ -43,8 +43,8 @@ class GrpcEndpointScenarios:
 
     def test_unimplemented_rpc_is_named(self, milvus: MilvusClient) -> None:
         # gRPC UNIMPLEMENTED (pymilvus passes it through without retrying), naming the RPC
-        with pytest.raises(grpc.RpcError, match="does not implement the Milvus RPC ListResource"):
-            milvus.list_resource_groups()
+        with pytest.raises(grpc.RpcError, match="does not implement the Milvus RPC CreateResou"):
+            milvus.create_resource_group("rg1")
 
     def test_gpuvec_client_with_a_remote_uri_speaks_grpc(self, server: Any) -> None:
         import gpuvec
