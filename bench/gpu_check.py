@@ -14,7 +14,10 @@ is importable). Steps, each with a time guard:
    (copy, and a read-only reduction) vs the peak;
 5. GPU_IVF_FLAT: gpuvec's k-means (nlist 1024) and list assignment on the device vs
    faiss-cpu's k-means on the same sample; the device list scan (``kernels/ivf_flat.cu``)
-   vs faiss-cpu's IndexIVFFlat holding the same lists: recall@10 and QPS per nprobe.
+   vs faiss-cpu's IndexIVFFlat holding the same lists: recall@10 and QPS per nprobe;
+6. GPU_CAGRA: the kNN graph of 200k rows on the device, CAGRA's optimisation on the host,
+   and the graph served by faiss-cpu (with its upper layers) vs faiss HNSW at recall@10
+   0.95.
 
 Prints a table and writes ``bench/results/gpu_check.json`` (and ``$OUT/gpu_check.json``
 when ``$OUT`` is set) after every step, so a run cut short keeps what it measured.
@@ -340,6 +343,55 @@ def ivf_search_bench(cp: Any, x: Any, centroids: Any, labels: Any) -> dict:
     return out
 
 
+def cagra_bench(n: int = 200_000, dim: int = DIM) -> dict:
+    """GPU_CAGRA's build on this host: the exact kNN graph of ``n`` clustered rows on the
+    device (intermediate degree 128) against the host's exact blocked brute force on a
+    slice, then CAGRA's optimisation (host) to degree 64, and the faiss-cpu serving of the
+    graph vs faiss HNSW (M = 32) QPS at recall@10 >= 0.95 on all cores."""
+    from gpuvec.index import cagra_graph
+    from gpuvec.index.cagra import add_hierarchy
+
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(1000, dim)).astype(np.float32) * 0.7
+    x = (c[rng.integers(0, 1000, n)] + rng.normal(size=(n, dim))).astype(np.float32)
+    out: dict = {"rows": n, "dim": dim, "graph_backend": backend.backend_name()}
+    t0 = time.perf_counter()
+    knn = cagra_graph.knn_graph(x, 128, "L2")
+    out["knn_graph_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    graph = cagra_graph.optimize(knn, 64)
+    out["optimize_host_s"] = time.perf_counter() - t0
+    if left() < 20:
+        return out
+    import faiss  # type: ignore[import-not-found]
+
+    q = (c[rng.integers(0, 1000, 1000)] + rng.normal(size=(1000, dim))).astype(np.float32)
+    exact = faiss.IndexFlatL2(dim)
+    exact.add(x)
+    truth = exact.search(q, 10)[1]
+    t0 = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(dim, 32)
+    hnsw.hnsw.efConstruction = 128
+    hnsw.add(x)
+    out["faiss_hnsw_build_s"] = time.perf_counter() - t0
+    served = cagra_graph.to_faiss(x, graph, "L2")
+    add_hierarchy(served, x, "L2")  # as the index serves it
+    for name, index in (("cagra_graph", served), ("faiss_hnsw", hnsw)):
+        for ef in (16, 32, 64, 128, 256):
+            p = faiss.SearchParametersHNSW()
+            p.efSearch = ef
+            t0 = time.perf_counter()
+            got = index.search(q, 10, params=p)[1]
+            qps = len(q) / (time.perf_counter() - t0)
+            pairs = zip(got, truth, strict=True)
+            rec = float(np.mean([len(set(a) & set(b)) / 10 for a, b in pairs]))
+            if rec >= 0.95:
+                out[f"{name}_qps_at_0.95"] = qps
+                out[f"{name}_ef_at_0.95"] = ef
+                break
+    return out
+
+
 def save(doc: dict) -> Path:
     """Write what is known so far (after every step: a timed-out run keeps its results)."""
     doc["seconds"] = time.perf_counter() - T0
@@ -393,6 +445,14 @@ def main() -> int:
         except Exception as e:  # a failure here must not hide the figures above
             doc["ivf_build"] = {"error": f"{type(e).__name__}: {e}"[:500]}
         print(f"  {json.dumps(doc['ivf_build'], default=str)}")
+    save(doc)
+    print(f"\n[{time.perf_counter() - T0:6.1f}s] GPU_CAGRA: kNN graph on the device")
+    if left() > 30:
+        try:
+            doc["cagra"] = cagra_bench()
+        except Exception as e:  # a failure here must not hide the figures above
+            doc["cagra"] = {"error": f"{type(e).__name__}: {e}"[:500]}
+        print(f"  {json.dumps(doc['cagra'], default=str)}")
     out = save(doc)
     print(f"\nwrote {out} in {doc['seconds']:.1f}s; tests: {doc['tests']['summary']}")
     return 0 if doc["tests"]["rc"] == 0 else 1

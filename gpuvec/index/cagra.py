@@ -7,7 +7,9 @@ filters (Milvus calls serving a CAGRA graph on the CPU ``adapt_for_cpu``).
 Small segments shrink the degrees: ``intermediate_graph_degree`` to ``n - 1`` rows and
 ``graph_degree`` to at most that, kept even (the base layer holds ``2 · M`` links); below
 :data:`MIN_ROWS` rows there is no graph worth building and the segment gets faiss's HNSW.
-The graph is built by the NumPy twin here; the device build is issue 17's CUDA work.
+On a CUDA host the initial kNN graph is computed on the device (exact, by
+:func:`gpuvec.ops.knn`); the optimisation runs on the host (a device version is issue 17's
+CUDA work).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def build_cagra(
     add_hierarchy(index, x, gmetric)
     note = (
         f"GPU_CAGRA graph built by gpuvec ({algo} kNN graph of degree {inter}, CAGRA pruning "
-        f"and reverse edges to degree {graph}; NumPy twin on this host), served by faiss-cpu "
+        f"and reverse edges to degree {graph}; the kNN graph on {_where()}), served by "
+        "faiss-cpu "
         "IndexHNSWCagra: the graph as its base layer under sparse upper layers"
     )
     return index, graph, note
@@ -98,3 +101,9 @@ def add_hierarchy(index: Any, x: np.ndarray, metric: str, seed: int = 0) -> None
     h.entry_point = int(np.flatnonzero(level == top)[0])
     h.max_level = top
     index.base_level_only = False
+
+
+def _where() -> str:
+    from gpuvec import ops
+
+    return ops.backend_name()

@@ -13,7 +13,9 @@ Owns the four steps of a CAGRA index that do not depend on the device:
   scores the forward and reverse neighbours of its forward and reverse neighbours (the first
   :data:`NND_SAMPLE` of each, a pair only when one of its edges is new) and keeps the best
   ``k``, for up to :data:`NND_ROUNDS` rounds (fewer once a round changes
-  under 0.1 % of the edges); an exact graph (small ``n``) is not refined.
+  under 0.1 % of the edges); an exact graph (small ``n``) is not refined. When the array
+  backend is CuPy (a CUDA device), the graph is exact for any ``n``, computed on the device
+  by :func:`gpuvec.ops.knn` block by block (GEMM + the top-k kernel).
 * :func:`optimize` — CAGRA's graph optimisation: rank-based reordering by detour counts,
   pruning to ``graph_degree / 2`` forward edges, at most ``graph_degree / 2`` reverse edges
   per node (chosen by the forward edge's rank, then the source id), merged and filled from the
@@ -174,6 +176,9 @@ def _first_unique(cand: np.ndarray, none: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- knn_graph
+
+
+DEVICE_BLOCK_ROWS = 8192  # query rows per device kNN call of the graph build
 
 
 def _exact_knn(
@@ -345,6 +350,36 @@ def _nn_descent(
     return ids
 
 
+def _on_device() -> bool:
+    from gpuvec import ops
+
+    return ops.is_gpu()
+
+
+def _device_knn(x: np.ndarray, k: int, metric: str,
+                progress: Callable[[int, int], None] | None) -> np.ndarray:  # fmt: skip
+    """The exact kNN graph on the CUDA device (:func:`gpuvec.ops.knn`, CuPy: a cuBLAS GEMM
+    and the top-k kernel per block of rows), each row's own id dropped; the same graph as
+    the exact twin (ties by lower row)."""
+    from gpuvec import ops
+
+    n = len(x)
+    base = ops.to_device(x)
+    norms = ops.sq_norms(base)
+    out = np.empty((n, k), np.int32)
+    step = DEVICE_BLOCK_ROWS
+    for a in range(0, n, step):
+        blk = base[a : a + step]
+        _, rows = ops.knn(base, blk, k + 1, metric, base_sq_norms=norms)
+        own = rows == np.arange(a, a + len(rows))[:, None]
+        keep = ~own
+        keep[~own.any(axis=1), k] = False  # the row itself not among the k + 1: drop the last
+        out[a : a + len(rows)] = rows[keep].reshape(len(rows), k)
+        if progress is not None:
+            progress(min(a + step, n), n)
+    return out
+
+
 def knn_graph(
     x: np.ndarray,
     k: int,
@@ -365,6 +400,8 @@ def knn_graph(
         raise InvalidArgumentError(f"CAGRA: graph build algo {algo!r} is not IVF_PQ or NN_DESCENT")
     if not 1 <= k < n:
         raise InvalidArgumentError(f"CAGRA: k = {k} must be in [1, {n - 1}] for {n} rows")
+    if _on_device():  # the device computes the exact graph: GEMM + top-k per block
+        return _device_knn(x, k, metric, progress)
     refine = algo == "NN_DESCENT" and n > EXACT_MAX_ROWS  # an exact graph needs no refining
     total = n * (1 + (NND_ROUNDS if refine else 0))
     if n <= EXACT_MAX_ROWS:

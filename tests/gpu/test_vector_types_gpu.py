@@ -1,7 +1,7 @@
 """FLOAT16 and BINARY vectors on a CUDA device: a FLOAT16 segment stays float16 in GPU
 memory (half the bytes of float32) and its device search equals the NumPy twin's; packed
-binary rows are searched on the device by the same HAMMING / JACCARD code as on the host.
-Marked ``gpu``; tests/conftest.py skips them (with the reason) without CuPy or a device."""
+binary rows are searched on the device by the same HAMMING / JACCARD code as on the host;
+GPU_CAGRA's kNN graph built on the device equals the exact host graph. Marked ``gpu``; tests/conftest.py skips them (with the reason) without CuPy or a device."""
 
 from __future__ import annotations
 
@@ -67,3 +67,21 @@ def test_binary_knn_on_device_matches_host(metric: str) -> None:
                             valid=cupy.asarray(valid))  # fmt: skip
     np.testing.assert_allclose(np.asarray(dd), hd, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(di), hi)
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP"])
+def test_cagra_knn_graph_on_device_equals_exact_twin(
+    metric: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPU_CAGRA's initial graph built on the device (ops.knn per block) equals the exact
+    host graph (both exact, ties by lower row)."""
+    from gpuvec.index import cagra_graph
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((12000, 64)).astype(np.float32)
+    dev = cagra_graph.knn_graph(x, 32, metric)  # CuPy backend (the autouse fixture)
+    monkeypatch.setenv("GPUVEC_DEVICE", "cpu")
+    backend.reset_backend()
+    host = cagra_graph.knn_graph(x, 32, metric)
+    same = (dev == host).mean()
+    assert same > 0.995, same  # near-equal distances may swap between GEMM orders
