@@ -238,8 +238,9 @@ class FieldSchema:
                 raise fail(
                     f"invalid dimension {self.dim}, should be in range {MIN_DIM} ~ {MAX_DIM}"
                 )
-            if self.nullable:
-                raise fail("nullable vector fields are not supported yet")
+            if self.nullable:  # Milvus 2.6's words (nullable vectors arrived in Milvus 3.0)
+                raise fail(f"vector type not support null, type:{dt.name}, name:{n} "
+                           "(nullable vector fields are not supported)")  # fmt: skip
         if dt == DataType.ARRAY:
             et, cap = self.element_type, self.max_capacity
             if et is None:

@@ -29,7 +29,6 @@ from gpuvec.errors import (
     CollectionNotLoadedError,
     IndexNotFoundError,
     InvalidArgumentError,
-    NotSupportedYetError,
     PartitionNotFoundError,
     PartitionNotLoadedError,
 )
@@ -249,57 +248,6 @@ class AdminMethods:
         self._engine.update_meta(
             self._names.resolve(self._db, collection_name), lambda m: m.properties.update(props)
         )
-
-    def add_collection_field(
-        self,
-        collection_name: str,
-        field_name: str,
-        data_type: Any,
-        desc: str = "",
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Add a scalar field to an existing collection, as Milvus 2.6 does: it must be
-        nullable (rows written before read it as null); not a vector, primary or partition
-        key field. A ``default_value`` is refused: rows written before the field existed
-        would read null, not the default, and gpuvec does not serve that half-way."""
-        from gpuvec.schema import CollectionSchema, FieldSchema
-
-        name = self._names.resolve(self._db, collection_name)
-        meta = self._engine.get(name).meta
-        if kwargs.get("default_value") is not None:
-            raise NotSupportedYetError(
-                f"add_collection_field {field_name!r}: default_value is not supported yet "
-                "(add the field without one: earlier rows read it as null)"
-            )
-        field = FieldSchema(field_name, data_type, description=desc, **kwargs)
-        if field.is_vector:
-            raise InvalidArgumentError(
-                f"add_collection_field {field_name!r}: adding a vector field to an existing "
-                "collection is not supported"
-            )
-        if field.is_primary or field.is_partition_key or field.auto_id:
-            raise InvalidArgumentError(
-                f"add_collection_field {field_name!r}: a primary key, partition key or "
-                "auto_id field cannot be added to an existing collection"
-            )
-        if not field.nullable:
-            raise InvalidArgumentError(
-                f"added field must be nullable, please check it, field name = {field_name}"
-            )
-        schema = CollectionSchema.from_dict(meta.schema)
-        if any(f.name == field_name for f in schema.fields):
-            raise InvalidArgumentError(f"duplicate field name: {field_name}")
-        schema.add_field(field_name, field.dtype, description=desc, **kwargs)
-        new = schema.to_dict()
-        CollectionSchema.from_dict(new)  # the whole schema still validates
-
-        def add(m: Any) -> None:
-            if any(f["name"] == field_name for f in m.schema.get("fields", [])):
-                raise InvalidArgumentError(f"duplicate field name: {field_name}")
-            m.schema = new
-
-        self._engine.update_meta(name, add)
 
     def drop_collection_properties(
         self,

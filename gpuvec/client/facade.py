@@ -25,6 +25,7 @@ import pyarrow as pa
 from gpuvec import ops
 from gpuvec.client.access import AccessMethods
 from gpuvec.client.admin import AdminMethods, LoadState
+from gpuvec.client.fields import FieldMethods
 from gpuvec.client.grouping import GroupingMethods
 from gpuvec.client.hybrid import HybridMethods
 from gpuvec.client.imports import ImportMethods
@@ -85,6 +86,7 @@ def _last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
 class MilvusClient(
     AccessMethods,
     AdminMethods,
+    FieldMethods,
     GroupingMethods,
     HybridMethods,
     IndexMethods,

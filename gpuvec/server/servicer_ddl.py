@@ -11,7 +11,7 @@ from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
-from gpuvec.errors import InvalidArgumentError
+from gpuvec.errors import InvalidArgumentError, NotSupportedYetError
 from gpuvec.server.convert import field_from_proto, schema_from_proto, schema_to_proto
 from gpuvec.server.status import ok, rpc
 
@@ -68,6 +68,14 @@ class CollectionRPCs:
             is_primary=field.is_primary, is_partition_key=field.is_partition_key,
             auto_id=field.auto_id, **kwargs,
         )  # fmt: skip
+
+    @rpc
+    def AlterCollectionField(self, request: Any, context: Any) -> Any:
+        if request.delete_keys:
+            raise NotSupportedYetError("AlterCollectionField: delete_keys is not supported")
+        self.client(request, context).alter_collection_field(
+            request.collection_name, request.field_name, kv_dict(request.properties)
+        )
 
     @rpc
     def CreateCollection(self, request: Any, context: Any) -> Any:

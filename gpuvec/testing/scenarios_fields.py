@@ -4,7 +4,8 @@ described like the others, null on the earlier rows (output fields, ``is null``)
 and filtered on later rows before and after a flush; Milvus's refusals (not nullable, a
 vector field, a duplicate name) and gpuvec's (a default value). And the search iterator:
 over gRPC pymilvus gets Milvus's v2 iterator, and every hit comes exactly once, in the
-order one big search gives.
+order one big search gives. And ``alter_collection_field``: max_length, max_capacity and
+mmap.enabled changed on a live collection, the new limits applied to the next write.
 
 Run it as :mod:`gpuvec.testing.scenarios_data` says (fixture ``milvus``)::
 
@@ -97,3 +98,32 @@ class SearchIteratorScenarios:
             assert len(ids) == 700 and len(set(ids)) == 700, metric
             best = [h["id"] for h in milvus.search(name, data=[vecs[0].tolist()], limit=200)[0]]
             assert ids[:200] == best, metric
+
+
+class AlterFieldScenarios:
+    def test_alter_collection_field(self, milvus: Any) -> None:
+        schema = milvus.create_schema(auto_id=False)
+        schema.add_field("id", _dtype("INT64"), is_primary=True)
+        schema.add_field("vector", _dtype("FLOAT_VECTOR"), dim=DIM)
+        schema.add_field("t", _dtype("VARCHAR"), max_length=4)
+        schema.add_field("a", _dtype("ARRAY"), element_type=_dtype("INT64"), max_capacity=2)
+        index = milvus.prepare_index_params()
+        index.add_index("vector", index_type="FLAT", metric_type="L2")
+        milvus.create_collection("alt", schema=schema, index_params=index,
+                                 consistency_level="Strong")  # fmt: skip
+        row = {**_rows(range(1, 2))[0], "t": "longer", "a": [1, 2, 3]}
+        with raises_milvus_error("max_length|exceeds"):
+            milvus.insert("alt", [row])
+        milvus.alter_collection_field("alt", "t", field_params={"max_length": 16})
+        milvus.alter_collection_field("alt", "a", field_params={"max_capacity": 8})
+        milvus.alter_collection_field("alt", "vector", field_params={"mmap.enabled": True})
+        fields = {f["name"]: f for f in milvus.describe_collection("alt")["fields"]}
+        assert int(fields["t"]["params"]["max_length"]) == 16
+        assert int(fields["a"]["params"]["max_capacity"]) == 8
+        assert milvus.insert("alt", [row])["insert_count"] == 1
+        got = milvus.query("alt", filter="id == 1", output_fields=["t", "a"])
+        assert got[0]["t"] == "longer" and list(got[0]["a"]) == [1, 2, 3]
+        with raises_milvus_error("max_length"):
+            milvus.alter_collection_field("alt", "t", field_params={"max_length": 70000})
+        with raises_milvus_error("primary key"):
+            milvus.alter_collection_field("alt", "id", field_params={"mmap.enabled": True})

@@ -16,7 +16,11 @@ from gpuvec.cluster.launcher import LocalCluster
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
 from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
-from gpuvec.testing.scenarios_fields import FieldScenarios, SearchIteratorScenarios
+from gpuvec.testing.scenarios_fields import (
+    AlterFieldScenarios,
+    FieldScenarios,
+    SearchIteratorScenarios,
+)
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
@@ -61,6 +65,10 @@ class TestScalarIndexScenarios(ScalarIndexScenarios):
 
 
 class TestFieldScenarios(FieldScenarios):
+    pass
+
+
+class TestAlterFieldScenarios(AlterFieldScenarios):
     pass
 
 

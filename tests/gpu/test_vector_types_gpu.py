@@ -1,7 +1,8 @@
 """FLOAT16 and BINARY vectors on a CUDA device: a FLOAT16 segment stays float16 in GPU
 memory (half the bytes of float32) and its device search equals the NumPy twin's; packed
 binary rows are searched on the device by the same HAMMING / JACCARD code as on the host;
-GPU_CAGRA's kNN graph built on the device equals the exact host graph. Marked ``gpu``; tests/conftest.py skips them (with the reason) without CuPy or a device."""
+GPU_CAGRA's kNN graph built on the device equals the exact host graph. Marked ``gpu``;
+tests/conftest.py skips them (with the reason) without CuPy or a device."""
 
 from __future__ import annotations
 

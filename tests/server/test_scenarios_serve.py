@@ -15,7 +15,11 @@ from gpuvec.server.app import Server
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
 from gpuvec.testing.scenarios_endpoint import GrpcEndpointScenarios
-from gpuvec.testing.scenarios_fields import FieldScenarios, SearchIteratorScenarios
+from gpuvec.testing.scenarios_fields import (
+    AlterFieldScenarios,
+    FieldScenarios,
+    SearchIteratorScenarios,
+)
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
@@ -58,6 +62,10 @@ class TestScalarIndexScenarios(ScalarIndexScenarios):
 
 
 class TestFieldScenarios(FieldScenarios):
+    pass
+
+
+class TestAlterFieldScenarios(AlterFieldScenarios):
     pass
 
 

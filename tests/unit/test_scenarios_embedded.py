@@ -19,7 +19,11 @@ import gpuvec
 from gpuvec.config import Config
 from gpuvec.testing.scenarios_collections import CollectionScenarios
 from gpuvec.testing.scenarios_data import DataScenarios
-from gpuvec.testing.scenarios_fields import FieldScenarios, SearchIteratorScenarios
+from gpuvec.testing.scenarios_fields import (
+    AlterFieldScenarios,
+    FieldScenarios,
+    SearchIteratorScenarios,
+)
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
@@ -78,6 +82,10 @@ class TestScalarIndexScenarios(ScalarIndexScenarios):
 
 
 class TestFieldScenarios(FieldScenarios):
+    pass
+
+
+class TestAlterFieldScenarios(AlterFieldScenarios):
     pass
 
 
