@@ -79,19 +79,23 @@ class Plan:
     efConstruction: int = 0
     note: str = ""
     graph: str = ""  # "cagra": a CAGRA graph as the base layer (index/cagra.py)
+    sq: str = ""  # HNSW_SQ: the faiss scalar quantizer of the stored rows (SQ8, SQ6, ...)
 
     def factory(self) -> str:
         """The faiss ``index_factory`` string of this plan (a CAGRA graph: its name)."""
         if self.graph == "cagra":
             return f"HNSWCagra{2 * self.M},Flat"
         if self.kind == "HNSW":
-            return f"HNSW{self.M},Flat"
+            return f"HNSW{self.M},{self.sq or 'Flat'}"
         tail = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_PQ": f"PQ{self.m}x{self.nbits}np"}
         return f"IVF{self.nlist},{tail[self.kind]}"
 
 
 def _auto_m(dim: int) -> int:
     return max(d for d in range(1, max(1, dim // 2) + 1) if dim % d == 0)
+
+
+_SQ = {"SQ8": "SQ8", "SQ6": "SQ6", "FP16": "SQfp16", "BF16": "SQbf16"}  # HNSW_SQ's sq_type
 
 
 def plan(index_type: str, params: dict[str, Any], n: int, dim: int) -> Plan:
@@ -119,6 +123,13 @@ def plan(index_type: str, params: dict[str, Any], n: int, dim: int) -> Plan:
             p = Plan("HNSW", M=params["M"], efConstruction=params["efConstruction"])
         p.note = "; ".join(notes)
         return p
+    if index_type == "HNSW_SQ":
+        sq = _SQ[params["sq_type"]]
+        note = f"HNSW_SQ: faiss HNSW{params['M']},{sq}"
+        if params["refine"]:
+            note += "; refine_k > 1 re-scores the ceil(limit * refine_k) best on the raw rows"
+        return Plan("HNSW", M=params["M"], efConstruction=params["efConstruction"], sq=sq,
+                    note=note)  # fmt: skip
     kind = {"GPU_IVF_FLAT": "IVF_FLAT", "GPU_IVF_PQ": "IVF_PQ"}.get(index_type, index_type)
     if index_type == "GPU_IVF_FLAT":
         notes.append(
@@ -214,6 +225,8 @@ class FaissIndex:
         index = faiss.index_factory(dim, p.factory(), fmetric)
         if p.kind == "HNSW":
             index.hnsw.efConstruction = p.efConstruction
+            if p.sq:  # HNSW_SQ: the quantizer's ranges come from the rows
+                index.train(x)
         else:
             ivf = faiss.extract_index_ivf(index)
             ivf.cp.niter = int(resolved.get("kmeans_n_iters", ivf.cp.niter))
@@ -312,8 +325,8 @@ class FaissIndex:
 
     def _own_vectors(self) -> np.ndarray | None:
         """A zero-copy view of the stored vectors (HNSW's flat storage), else None."""
-        if self.serving.kind != "HNSW":
-            return None
+        if self.serving.kind != "HNSW" or self.serving.sq:
+            return None  # IVF lists and HNSW_SQ's codes: no float rows to view
         faiss = faiss_module()
         storage = faiss.downcast_index(self._index.storage)
         ptr = storage.get_xb()
@@ -364,7 +377,8 @@ class FaissIndex:
         ``base`` if given, else the index's own vectors or an all-lists filtered scan)."""
         wide = self._refined_k(search_params, k, base)
         if wide is not None:  # GPU_IVF_PQ's refine: more PQ candidates, re-scored exactly
-            dist, rows = self.search(queries, wide, {**(search_params or {}), "refine_ratio": 1},
+            knob = self._refine_knob()
+            dist, rows = self.search(queries, wide, {**(search_params or {}), knob: 1},
                                      valid=valid, base=base, exact_fallback=exact_fallback,
                                      valid_key=valid_key)  # fmt: skip
             return self._refine(self._prep(queries), rows, int(k), base)
@@ -405,12 +419,23 @@ class FaissIndex:
         del bits  # the selector pointed into it until here
         return finish(dist, rows, self.metric)
 
+    def _refine_knob(self) -> str | None:
+        """The search parameter that asks for a refine: GPU_IVF_PQ's ``refine_ratio``,
+        HNSW_SQ's ``refine_k`` (built with ``refine``); None for the other types."""
+        if self.index_type == "GPU_IVF_PQ":
+            return "refine_ratio"
+        if self.index_type == "HNSW_SQ" and self.params.get("refine"):
+            return "refine_k"
+        return None
+
     def _refined_k(self, sp: dict[str, Any] | None, k: Any, base: Any | None) -> int | None:
-        """How many PQ candidates a GPU_IVF_PQ search with ``refine_ratio`` > 1 re-scores
-        (None: no refine — another type, ratio 1, or no raw vectors to re-score on)."""
-        if self.index_type != "GPU_IVF_PQ" or base is None or not sp:
+        """How many quantized candidates a search with ``refine_ratio`` (GPU_IVF_PQ) or
+        ``refine_k`` (HNSW_SQ) > 1 re-scores (None: no refine — another type, a factor of
+        1, or no raw vectors to re-score on)."""
+        knob = self._refine_knob()
+        if knob is None or base is None or not sp:
             return None
-        ratio = sp.get("refine_ratio", 1)
+        ratio = sp.get(knob, 1)
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 1:
             return None  # invalid values are named by the validated path
         return min(self.ntotal, max(int(k), math.ceil(int(k) * float(ratio))))
@@ -506,8 +531,10 @@ class FaissIndex:
         faiss = faiss_module()
         if self.serving.kind == "HNSW":
             h = self._index.hnsw
+            row = faiss.downcast_index(self._index.storage).code_size if self.serving.sq else (
+                self.dim * 4)
             return int(
-                self.ntotal * self.dim * 4
+                self.ntotal * row
                 + h.neighbors.size() * 4
                 + h.levels.size() * 4
                 + h.offsets.size() * 8

@@ -39,6 +39,7 @@ __all__ = [
     "BINARY_INDEX_TYPES",
     "BINARY_METRICS",
     "DISTANCE_METRICS",
+    "INDEX_ALIASES",
     "INDEX_SEARCH_KNOBS",
     "INDEX_TYPES",
     "INT_MAX",
@@ -186,6 +187,24 @@ SPECS: dict[str, IndexSpec] = {
         ),
         IndexSpec("HNSW", build=(_HNSW_M, _HNSW_EFC), search=(_HNSW_EF,), doc=_DOCS + "hnsw.md"),
         IndexSpec(
+            "HNSW_SQ",
+            build=(
+                _HNSW_M,
+                _HNSW_EFC,
+                Param("sq_type", "enum", default="SQ8", choices=("SQ6", "SQ8", "BF16", "FP16"),
+                      source=_DOCS + "hnsw-sq.md"),
+                Param("refine", "bool", default=False, source=_DOCS + "hnsw-sq.md"),
+                Param("refine_type", "enum", choices=("SQ6", "SQ8", "BF16", "FP16", "FP32"),
+                      source=_DOCS + "hnsw-sq.md (re-scoring here uses the raw FP32 rows)"),
+            ),
+            search=(
+                _HNSW_EF,
+                Param("refine_k", "float", 1.0, float(INT_MAX), 1.0,
+                      source=_DOCS + "hnsw-sq.md"),
+            ),
+            doc=_DOCS + "hnsw-sq.md",
+        ),
+        IndexSpec(
             "AUTOINDEX",
             search=(
                 Param(
@@ -295,6 +314,7 @@ SPECS: dict[str, IndexSpec] = {
 }
 
 INDEX_TYPES = tuple(SPECS)
+INDEX_ALIASES = {"BRUTE_FORCE": "FLAT"}  # Milvus Lite's names → their Milvus equivalents
 BINARY_INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")  # BINARY_VECTOR fields take only these
 
 AUTOINDEX_BUILD: dict[str, Any] = {"index_type": "HNSW", "M": 18, "efConstruction": 240}
@@ -341,5 +361,5 @@ KNOWN_SEARCH = frozenset(
 # index (request-level keys such as radius stay with the caller)
 INDEX_SEARCH_KNOBS = frozenset(
     ("nprobe", "ef", "level", "itopk_size", "search_width", "min_iterations",
-     "max_iterations", "team_size", "refine_ratio", "max_empty_result_buckets")
+     "max_iterations", "team_size", "refine_ratio", "refine_k", "max_empty_result_buckets")
 )  # fmt: skip

@@ -19,6 +19,7 @@ from gpuvec.index.spec import (
     ALL_METRICS,
     BINARY_METRICS,
     DISTANCE_METRICS,
+    INDEX_ALIASES,
     INDEX_TYPES,
     KNOWN_SEARCH,
     METRICS,
@@ -56,6 +57,8 @@ def check_index_type(index_type: Any) -> str:
     """The canonical index type name ("" means AUTOINDEX, as in Milvus)."""
     if index_type is None or index_type == "":
         return "AUTOINDEX"
+    if isinstance(index_type, str) and index_type.upper() in INDEX_ALIASES:
+        return INDEX_ALIASES[index_type.upper()]  # Milvus Lite's name
     if not isinstance(index_type, str) or index_type.upper() not in SPECS:
         raise InvalidArgumentError(
             f"invalid index type: {index_type!r}; supported: {', '.join(INDEX_TYPES)}"
@@ -233,7 +236,7 @@ def check_search_params(
         )
     if for_range:
         return out
-    if itype in ("HNSW", "AUTOINDEX"):
+    if itype in ("HNSW", "HNSW_SQ", "AUTOINDEX"):
         if "ef" in given:
             if out["ef"] < k:
                 raise InvalidArgumentError(

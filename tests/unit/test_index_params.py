@@ -30,6 +30,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "IVF_SQ8": {"nlist": 128},
     "IVF_PQ": {"nlist": 128, "nbits": 8},  # m has no default: required
     "HNSW": {"M": 30, "efConstruction": 360},
+    "HNSW_SQ": {"M": 30, "efConstruction": 360, "sq_type": "SQ8", "refine": False},
     "GPU_IVF_FLAT": {
         "nlist": 128,
         "cache_dataset_on_device": False,
@@ -62,7 +63,7 @@ REQUIRED = {"IVF_PQ": {"m": 8}, "GPU_IVF_PQ": {"m": 8}}
 
 def test_every_type_has_a_defaults_row() -> None:
     assert set(DEFAULTS) == set(INDEX_TYPES) == set(SPECS)
-    assert len(INDEX_TYPES) == 12
+    assert len(INDEX_TYPES) == 13
 
 
 @pytest.mark.parametrize("itype", sorted(DEFAULTS))
@@ -375,3 +376,11 @@ def test_index_params_metric_inside_params_and_dim_checks() -> None:
     ip.validate_for_field("other", 7)  # no index on that field: nothing to check
     with pytest.raises(InvalidArgumentError, match=r"'m' = 12 must divide the vector dim 32"):
         ip.validate_for_field("v", 32)
+
+
+def test_milvus_lite_names_are_accepted_as_their_milvus_equivalents() -> None:
+    assert check_index_type("BRUTE_FORCE") == check_index_type("brute_force") == "FLAT"
+    ip = IndexParams()
+    ip.add_index("v", index_type="BRUTE_FORCE", metric_type="L2")
+    assert ip.to_list()[0]["index_type"] == "FLAT"
+    assert check_index_type("hnsw_sq") == "HNSW_SQ"  # also a Milvus 2.6 type

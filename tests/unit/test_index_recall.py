@@ -38,22 +38,26 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "IVF_PQ": ({"nlist": 64, "m": 32, "nbits": 5}, {"nprobe": 8}, {"nprobe": 8}),
     "GPU_IVF_PQ": ({"nlist": 64, "m": 0, "nbits": 4}, {"nprobe": 8}, {"nprobe": 8}),
     "HNSW": ({"M": 16, "efConstruction": 64}, {"ef": 32}, {}),
+    "HNSW_SQ": ({"M": 16, "efConstruction": 64, "sq_type": "SQ8", "refine": True},
+                {"ef": 32, "refine_k": 2}, {}),
     "AUTOINDEX": ({}, {}, {}),
     "GPU_CAGRA": ({"graph_degree": 32, "intermediate_graph_degree": 64}, {"itopk_size": 32}, {}),
 }
 EXACT_STORAGE = {"FLAT", "GPU_BRUTE_FORCE", "IVF_FLAT", "GPU_IVF_FLAT", "HNSW", "AUTOINDEX"}
 EXACT_STORAGE |= {"GPU_CAGRA"}
-QUANTISED = {"IVF_SQ8", "IVF_PQ", "GPU_IVF_PQ"}
+QUANTISED = {"IVF_SQ8", "IVF_PQ", "GPU_IVF_PQ", "HNSW_SQ"}
 
 # unfiltered recall@10 floors (measured minus a margin); PQ is limited by its codes
 MIN_RECALL: dict[str, dict[str, float]] = {
     t: dict.fromkeys(METRICS, 0.95) for t in CONFIGS if t not in {"IVF_PQ", "GPU_IVF_PQ"}
 }
 MIN_RECALL["IVF_SQ8"] = {"L2": 0.95, "IP": 0.93, "COSINE": 0.9}
+MIN_RECALL["HNSW_SQ"] = {"L2": 0.93, "IP": 0.93, "COSINE": 0.92}  # SQ8 codes (no base: no refine)
 MIN_RECALL["IVF_PQ"] = {"L2": 0.75, "IP": 0.65, "COSINE": 0.55}
 MIN_RECALL["GPU_IVF_PQ"] = {"L2": 0.45, "IP": 0.3, "COSINE": 0.3}
 MIN_RANGE_RECALL = {(t, m): 0.95 for t in CONFIGS for m in METRICS}
 MIN_RANGE_RECALL |= {("IVF_SQ8", m): 0.9 for m in METRICS}
+MIN_RANGE_RECALL |= {("HNSW_SQ", m): 0.85 for m in METRICS}
 MIN_RANGE_RECALL |= {("IVF_PQ", m): 0.7 for m in METRICS}
 MIN_RANGE_RECALL |= {("GPU_IVF_PQ", m): 0.3 for m in METRICS}
 # a graph built for inner product on unnormalised vectors walks less well (measured 0.90)
@@ -336,6 +340,7 @@ BACKENDS = {
     "IVF_PQ": "faiss-cpu:IVF64,PQ32x5np",
     "GPU_IVF_PQ": "faiss-cpu:IVF64,PQ16x4np",  # m = 0 -> the largest divisor <= dim/2
     "HNSW": "faiss-cpu:HNSW16,Flat",
+    "HNSW_SQ": "faiss-cpu:HNSW16,SQ8",
     "AUTOINDEX": "faiss-cpu:HNSW18,Flat",
     "GPU_CAGRA": "faiss-cpu:HNSWCagra32,Flat",  # gpuvec's graph, degree 32 (M = 16)
 }
@@ -344,6 +349,7 @@ NOTES = {
     "GPU_IVF_FLAT": "GPU_IVF_FLAT trained by gpuvec's balanced k-means",
     "GPU_IVF_PQ": "GPU_IVF_PQ trained by gpuvec's k-means (coarse and per sub-space)",
     "GPU_CAGRA": "GPU_CAGRA graph built by gpuvec",
+    "HNSW_SQ": "HNSW_SQ: faiss HNSW16,SQ8; refine_k > 1 re-scores",
     "AUTOINDEX": "AUTOINDEX resolves to HNSW (M=18, efConstruction=240)",
 }
 
@@ -376,3 +382,18 @@ def test_nbytes(indexes: Indexes) -> None:
     assert raw + N * 2 * 16 * 4 <= hnsw < raw * 3  # vectors + >= 2M links per row
     assert indexes.get("FLAT", "L2").nbytes == N * 4  # only the kept norms
     assert indexes.get("FLAT", "IP").nbytes == 0
+
+
+def test_hnsw_sq_refine_rescores_on_the_raw_rows(data: Any, scores: dict[str, np.ndarray],
+                                                 indexes: Indexes) -> None:  # fmt: skip
+    """HNSW_SQ built with refine: ``refine_k`` > 1 fetches ceil(limit * refine_k) SQ
+    candidates and re-scores them on the segment's raw rows — exact distances, recall at
+    least the unrefined search's."""
+    x, q = data
+    idx = indexes.get("HNSW_SQ", "L2")
+    plain = idx.search(q, K, {"ef": 32}, base=x)
+    refined = idx.search(q, K, {"ef": 32, "refine_k": 3}, base=x)
+    want = ref_top(scores["L2"], "L2", K)
+    assert recall(refined[1], want) >= recall(plain[1], want)
+    np.testing.assert_allclose(refined[0], np.take_along_axis(scores["L2"], refined[1], 1),
+                               rtol=1e-4, atol=1e-3)  # fmt: skip
