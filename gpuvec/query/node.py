@@ -161,6 +161,8 @@ class QueryNode:
         base = seg.compute_vectors(field, seg.n) if field in seg.dims else None
         index = load_index(get_bytes(self.store, record["path"]), base=base)
         seg.indexes[field] = (record["index_id"], index)
+        if base is not None and not index.describe().get("borrows_base", False):
+            seg.drop_converted(field)  # the index keeps its own rows: no float32 copy
 
     def attach_indexes(self, meta: CollectionMeta, catalog: Catalog) -> int:
         """Attach every committed index build that matches a current index definition."""

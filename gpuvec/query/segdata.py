@@ -90,9 +90,10 @@ class SegmentData:
         return self.dtypes[field] == np.uint8
 
     def compute_vectors(self, field: str, n: int) -> np.ndarray:
-        """The first ``n`` rows as a search computes them: float32 for the dense kinds
-        (FLOAT16 / BFLOAT16 / INT8 converted; a sealed segment keeps the converted copy),
-        the packed bytes for binary."""
+        """The first ``n`` rows as an exact scan computes them: float32 for the dense kinds
+        (FLOAT16 / BFLOAT16 / INT8 converted; a sealed segment keeps the converted copy
+        until an index with its own vectors serves it), the packed bytes for binary.
+        Indexes get the stored rows: they only gather rows from them, and widen those."""
         base = self._vec[field][:n]
         if base.dtype == np.float32 or self.is_binary(field):
             return base
@@ -102,6 +103,11 @@ class SegmentData:
         if got is None or len(got) < n:
             got = self._f32[field] = self._vec[field][: self.n].astype(np.float32)
         return got[:n]
+
+    def drop_converted(self, field: str) -> None:
+        """Forget the float32 copy of ``field`` (an index that keeps its own vectors now
+        serves it; a search in flight keeps the copy it holds)."""
+        self._f32.pop(field, None)
 
     def nbytes(self) -> int:
         per_row = sum(d * self.dtypes[f].itemsize for f, d in self.dims.items())
@@ -212,7 +218,7 @@ class SegmentData:
         n = len(valid)
         radius, rf = check_range_params(metric, sp["radius"], sp.get("range_filter"))
         mask = None if valid.all() else valid
-        base = self.compute_vectors(field, n)
+        base = self._vec[field][:n]  # stored rows: the scans below widen them block by block
         if field in self.indexes and self.sealed:
             params = {k2: v for k2, v in sp.items() if k2 in _INDEX_PARAMS}
             index = self.indexes[field][1]
@@ -349,7 +355,7 @@ class SegmentData:
                 queries,
                 k,
                 params,
-                base=self.compute_vectors(field, n),  # raw rows for a refine
+                base=self._vec[field][:n],  # raw rows for a refine (gathers widen them)
             )
             return Hits(dist, rows)
         valid = vis.mask(read_ts)[:n]
@@ -366,9 +372,8 @@ class SegmentData:
             current = read_ts >= vis.max_ins and read_ts >= vis.max_del
             key = (mask_key, vis.version) if mask_key is not None and current else None
             dist, rows = index.search(
-                queries, k, params, valid=all_rows, base=self.compute_vectors(field, n),
-                valid_key=key,
-            )  # fmt: skip
+                queries, k, params, valid=all_rows, base=self._vec[field][:n], valid_key=key
+            )
             return Hits(dist, rows)
         if self.is_binary(field):
             base = self._vec[field][:n]

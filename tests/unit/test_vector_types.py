@@ -169,3 +169,35 @@ def test_output_shapes_as_pymilvus_decodes_them() -> None:
     assert query[0]["h"] == [cols["h"][0].tobytes()] and query[1]["b"] == [cols["b"][1].tobytes()]
     hits = table_to_rows(table.slice(0, 1), S, ["i8"], include_pk=False, wrap_bytes=False)
     assert hits == [{"i8": cols["i8"][0].tobytes()}]
+
+
+def test_float16_segment_keeps_no_float32_copy_once_indexed(tmp_path: Path) -> None:
+    """A sealed FLOAT16 segment converts to float32 for exact scans (kept while it has no
+    index), and forgets that copy when an index with its own vectors attaches: the index
+    gets the stored float16 rows for its gathers (exact fallback, refine)."""
+    from gpuvec.index.registry import build_index, dump
+    from gpuvec.query.node import QueryNode
+    from gpuvec.query.segdata import SegmentData
+    from gpuvec.storage.objects.stores import put_bytes
+
+    rng = np.random.default_rng(4)
+    mat = rng.standard_normal((3000, DIM)).astype(np.float16)
+    seg = SegmentData(1, 0, {"v": DIM}, True, capacity=3000, vector_dtypes={"v": mat.dtype})
+    seg.append(np.arange(3000), np.ones(3000, np.uint64), {"v": mat},
+               pa.table({"id": np.arange(3000)}), take=True)  # fmt: skip
+    seg.sealed = True
+    q = mat[:5].astype(np.float32)
+    exact = seg.search("v", q, 5, "L2", read_ts=2)
+    assert exact.rows[:, 0].tolist() == [0, 1, 2, 3, 4]
+    copy = seg.nbytes()
+    assert copy >= 3000 * DIM * (2 + 4)  # float16 rows + their float32 copy
+    store = LocalStore(str(tmp_path))
+    put_bytes(store, "ix", dump(build_index(mat.astype(np.float32), "L2", "HNSW")))
+    QueryNode(store).attach_to(seg, "v", {"path": "ix", "index_id": "i1"})
+    assert seg.nbytes() <= copy - 3000 * DIM * 4  # the float32 copy is gone
+    got = seg.search("v", q, 5, "L2", read_ts=2)
+    assert got.rows[:, 0].tolist() == [0, 1, 2, 3, 4]
+    keep = np.zeros(3000, bool)
+    keep[[7, 11, 13]] = True  # a selective filter: the exact fallback gathers float16 rows
+    few = seg.search("v", q[:1], 3, "L2", read_ts=2, extra_mask=keep)
+    assert sorted(few.rows[0].tolist()) == [7, 11, 13]
