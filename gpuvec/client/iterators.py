@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gpuvec.errors import InvalidArgumentError
+from gpuvec.index.spec import DISTANCE_METRICS
 from gpuvec.proxy.params import MAX_TOPK
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class SearchIterator:
         self.data = list(rows)
         coll = client._coll(collection_name)
         params = dict(search_args.pop("search_params", None) or {})
-        self.metric = params.get("metric_type") or self._metric(coll, search_args)
+        self.metric = str(params.get("metric_type") or self._metric(coll, search_args)).upper()
         self.params = params
         self.args = search_args
         self.args["_snapshot_ts"] = client._read_ts(coll, search_args)
@@ -152,7 +153,7 @@ class SearchIterator:
         """The next ``n`` hits by a range search starting at the last distance returned."""
         if self.edge is None:
             return []
-        if self.metric == "L2":  # range_filter <= distance < radius
+        if self.metric in DISTANCE_METRICS:  # range_filter <= distance < radius
             bounds = {"range_filter": self.edge, "radius": _FAR}
         else:  # radius < similarity <= range_filter
             low = -1.0 if self.metric == "COSINE" else -_FAR

@@ -27,7 +27,7 @@ from gpuvec.server.convert import (
     rows_from_field_data,
     search_result_to_proto,
 )
-from gpuvec.server.search_iter import iterator_page, iterator_v2
+from gpuvec.server.search_iter import finish_page, iterator_page, iterator_v2
 from gpuvec.server.status import ok, rpc
 
 __all__ = ["MAX_GUARANTEE_AHEAD_MS", "DataRPCs", "ids_proto"]
@@ -146,6 +146,8 @@ class DataRPCs:
             page = iterator_page(client, kwargs, iterating, schema)
             limit = iterating.batch_size
         hits = client.search(**page) if page is not None else [[] for _ in range(args.nq)]
+        if iterating is not None:
+            hits = [finish_page(iterating, h) for h in hits]
         data = search_result_to_proto(
             hits, schema, args.output_fields, args.nq, limit, args.round_decimal
         )

@@ -216,3 +216,17 @@ class VectorTypeScenarios:
                 milvus.insert("vr", [{"id": 1, **ok, field: value}])
         assert milvus.query("vr", filter="id >= 0", output_fields=["count(*)"])[0][
             "count(*)"] == 0  # fmt: skip
+
+    def test_search_iterator_over_binary_vectors(self, milvus: Any) -> None:
+        packed = self._binary_collection(milvus, "bi", "BIN_FLAT", "HAMMING")
+        it = milvus.search_iterator("bi", data=[packed[0].tobytes()], anns_field="b",
+                                    batch_size=50, limit=N)  # fmt: skip
+        seen: list[tuple[int, float]] = []
+        while page := it.next():
+            seen += [(h["id"], h["distance"]) for h in page]
+        it.close()
+        ref = _bits_ref(packed, packed[0], "HAMMING")
+        assert sorted(i for i, _ in seen) == list(range(N))  # every row exactly once
+        dist = [d for _, d in seen]
+        assert dist == sorted(dist)  # HAMMING is a distance: pages ascend
+        assert all(abs(ref[i] - d) < 1e-6 for i, d in seen)
