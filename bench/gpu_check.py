@@ -16,8 +16,9 @@ is importable). Steps, each with a time guard:
    faiss-cpu's k-means on the same sample; the device list scan (``kernels/ivf_flat.cu``)
    vs faiss-cpu's IndexIVFFlat holding the same lists: recall@10 and QPS per nprobe;
 6. GPU_CAGRA: the kNN graph of 200k rows on the device, CAGRA's optimisation on the host,
-   and the graph served by faiss-cpu (with its upper layers) vs faiss HNSW at recall@10
-   0.95.
+   the device search (``kernels/cagra_search.cu``: QPS, latency and recall@10 per itopk at
+   batch 1, 100, 10,000), and the graph served by faiss-cpu (with its upper layers) vs
+   faiss HNSW at recall@10 0.95.
 
 Prints a table and writes ``bench/results/gpu_check.json`` (and ``$OUT/gpu_check.json``
 when ``$OUT`` is set) after every step, so a run cut short keeps what it measured.
@@ -374,6 +375,7 @@ def cagra_bench(n: int = 200_000, dim: int = DIM) -> dict:
     hnsw.hnsw.efConstruction = 128
     hnsw.add(x)
     out["faiss_hnsw_build_s"] = time.perf_counter() - t0
+    out["device_search"] = _cagra_device_search(x, q, graph, truth)
     served = cagra_graph.to_faiss(x, graph, "L2")
     add_hierarchy(served, x, "L2")  # as the index serves it
     for name, index in (("cagra_graph", served), ("faiss_hnsw", hnsw)):
@@ -390,6 +392,35 @@ def cagra_bench(n: int = 200_000, dim: int = DIM) -> dict:
                 out[f"{name}_ef_at_0.95"] = ef
                 break
     return out
+
+
+def _cagra_device_search(x: np.ndarray, q: np.ndarray, graph: np.ndarray,
+                         truth: np.ndarray) -> list[dict]:
+    """``kernels/cagra_search.cu`` on the graph: QPS and recall@10 per itopk at batch 1,
+    100 and (queries tiled) 10,000."""
+    from gpuvec.index import cagra_graph
+    from gpuvec.ops.cagra_gpu import DeviceCagra
+
+    dev = DeviceCagra(x, graph, "L2")
+    rows = []
+    for itopk in (32, 64, 128, 256):
+        if left() < 15:
+            break
+        for nq in (1, 100, 10_000):
+            qs = np.tile(q, (max(1, nq // len(q) + 1), 1))[:nq]
+            seeds = cagra_graph.start_rows(0, nq, max(itopk, graph.shape[1]), len(x))
+            dev.search(qs[:1], 10, seeds[:1], itopk_size=itopk)  # compile / warm
+            reps = 50 if nq == 1 else 3
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                _, got = dev.search(qs, 10, seeds, itopk_size=itopk)
+            dt = (time.perf_counter() - t0) / reps
+            m = min(nq, len(q))
+            pairs = zip(got[:m], truth[:m], strict=True)
+            rec = float(np.mean([len(set(a) & set(b)) / 10 for a, b in pairs]))
+            rows.append({"itopk": itopk, "nq": nq, "qps": nq / dt, "latency_ms": dt * 1e3,
+                         "recall": rec})  # fmt: skip
+    return rows
 
 
 def save(doc: dict) -> Path:

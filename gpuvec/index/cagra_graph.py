@@ -504,6 +504,12 @@ def _sample_rows(seed: int, qids: np.ndarray, m: int, n: int) -> np.ndarray:
     return (z % np.uint64(n)).astype(np.int64)
 
 
+def start_rows(seed: int, nq: int, m: int, n: int) -> np.ndarray:
+    """The ``m`` rows (int64 ``[nq, m]``) each of ``nq`` queries' walks starts from, as
+    :func:`search` draws them — what the device search is given, so both walk alike."""
+    return _sample_rows(seed, np.arange(nq), m, n)
+
+
 class _Walk:
     """The state of one block of queries (the module docstring's search)."""
 
