@@ -89,6 +89,21 @@ __device__ void cagra_score(const float* __restrict__ x, const float* q, float* 
     }
 }
 
+// The candidates in [itopk, itopk + cand) are set: clear the rest, score them, and sort
+// buffer and candidates together (the best itopk come first).
+__device__ void cagra_merge(const float* __restrict__ x, const float* q, float* keys,
+                            unsigned int* ids, int itopk, int cand, int sort_len, int dim,
+                            int ip) {
+    for (int i = itopk + cand + threadIdx.x; i < sort_len; i += blockDim.x) {
+        keys[i] = __int_as_float(0x7f800000);
+        ids[i] = 0xffffffffu;
+    }
+    __syncthreads();
+    cagra_score(x, q, keys, ids, itopk, cand, dim, ip);
+    __syncthreads();
+    cagra_sort(keys, ids, sort_len);
+}
+
 extern "C" __global__ void cagra_search_f32(
     const float* __restrict__ x, const int* __restrict__ graph,
     const float* __restrict__ queries, const long long* __restrict__ seeds,
@@ -126,14 +141,7 @@ extern "C" __global__ void cagra_search_f32(
             ids[itopk + c] = id;
             keys[itopk + c] = __int_as_float(0x7f800000);
         }
-        for (int i = itopk + cand + threadIdx.x; i < sort_len; i += blockDim.x) {
-            keys[i] = __int_as_float(0x7f800000);
-            ids[i] = 0xffffffffu;
-        }
-        __syncthreads();
-        cagra_score(x, q, keys, ids, itopk, cand, dim, ip);
-        __syncthreads();
-        cagra_sort(keys, ids, sort_len);
+        cagra_merge(x, q, keys, ids, itopk, cand, sort_len, dim, ip);
     }
 
     for (int it = 0; it < max_iter; ++it) {
@@ -159,14 +167,7 @@ extern "C" __global__ void cagra_search_f32(
             ids[itopk + c] = id;
             keys[itopk + c] = __int_as_float(0x7f800000);
         }
-        for (int i = itopk + cand + threadIdx.x; i < sort_len; i += blockDim.x) {
-            keys[i] = __int_as_float(0x7f800000);
-            ids[i] = 0xffffffffu;
-        }
-        __syncthreads();
-        cagra_score(x, q, keys, ids, itopk, cand, dim, ip);
-        __syncthreads();
-        cagra_sort(keys, ids, sort_len);
+        cagra_merge(x, q, keys, ids, itopk, cand, sort_len, dim, ip);
     }
 
     if (threadIdx.x == 0) {  // the best k valid rows of the buffer
@@ -180,7 +181,8 @@ extern "C" __global__ void cagra_search_f32(
             ++got;
         }
         for (; got < k; ++got) {
-            out_d[(long long)r * k + got] = ip ? __int_as_float(0xff800000) : __int_as_float(0x7f800000);
+            out_d[(long long)r * k + got] =
+                ip ? __int_as_float(0xff800000) : __int_as_float(0x7f800000);
             out_i[(long long)r * k + got] = -1;
         }
     }
