@@ -9,7 +9,9 @@ Accepted per row, as pymilvus accepts them (and a little more, for NumPy users):
 * BINARY: ``dim / 8`` bytes (``bytes(np.packbits(bits))``), a uint8 array of that length,
   or a list of that many ints in [0, 255].
 
-A whole column may also come as one 2-D array (:func:`matrix_from_2d`). Values that do
+A whole column may also come as one 2-D array (:func:`matrix_from_2d`), for FLOAT16 /
+BFLOAT16 also as uint8 rows of their raw bytes (how pymilvus's ``LocalBulkWriter`` writes
+them to ``.npy`` and Parquet files). Values that do
 not fit the type (NaN, infinity, a float16 overflow, an int8 out of range) are refused:
 the batch fails as a whole, nothing is converted half-way.
 """
@@ -106,6 +108,11 @@ def matrix_from_2d(field: Any, arr: np.ndarray, locate: Locate) -> np.ndarray:
     k = vectors.kind(field.dtype)
     dim = int(field.dim or 0)
     w = vectors.width(field.dtype, dim)
+    raw = arr.ndim == 2 and arr.dtype == np.uint8 and k.itemsize > 1
+    if raw and arr.shape[1] == w * k.itemsize:
+        # raw little-endian bytes per row (pymilvus's bulk writer stores FLOAT16 / BFLOAT16
+        # so in .npy and Parquet files)
+        arr = np.ascontiguousarray(arr).view(k.storage)
     if arr.ndim != 2 or arr.shape[1] != w:
         got = arr.shape[1] if arr.ndim == 2 else f"shape {arr.shape}"
         raise DataError(f"{locate(0)}: {k.name} of dim {dim} takes {_shape_word(field)} per "

@@ -201,3 +201,31 @@ def test_float16_segment_keeps_no_float32_copy_once_indexed(tmp_path: Path) -> N
     keep[[7, 11, 13]] = True  # a selective filter: the exact fallback gathers float16 rows
     few = seg.search("v", q[:1], 3, "L2", read_ts=2, extra_mask=keep)
     assert sorted(few.rows[0].tolist()) == [7, 11, 13]
+
+
+@pytest.mark.parametrize("file_type", ["PARQUET", "JSON", "NUMPY"])
+def test_local_bulk_writer_typed_vectors(tmp_path: Path, file_type: str) -> None:
+    """pymilvus's LocalBulkWriter output with FLOAT16 / BFLOAT16 (raw bytes as uint8 in
+    .npy and Parquet), INT8 and BINARY vectors reads back to the same table as the rows."""
+    from pymilvus import DataType as PmType
+    from pymilvus import MilvusClient as PmClient
+    from pymilvus.bulk_writer import BulkFileType, LocalBulkWriter
+
+    theirs = PmClient.create_schema(auto_id=False)
+    theirs.add_field("id", PmType.INT64, is_primary=True)
+    theirs.add_field("h", PmType.FLOAT16_VECTOR, dim=DIM)
+    theirs.add_field("bf", PmType.BFLOAT16_VECTOR, dim=DIM)
+    theirs.add_field("i8", PmType.INT8_VECTOR, dim=DIM)
+    theirs.add_field("b", PmType.BINARY_VECTOR, dim=BITS)
+    theirs.verify()
+    cols = data()
+    rows = rows_of(cols)
+    writer = LocalBulkWriter(schema=theirs, local_path=str(tmp_path / "out"),
+                             file_type=getattr(BulkFileType, file_type))  # fmt: skip
+    for r in rows:
+        writer.append_row({**r, "b": r["b"].tobytes()})
+    writer.commit()
+    chunks = plan_import(S, writer.batch_files, chunk_rows=1000)
+    got = pa.concat_tables([columns_to_table(S, read_chunk(c, S), row_offset=c.start)
+                            for c in chunks]).combine_chunks()  # fmt: skip
+    assert got.equals(rows_to_table(S, rows).combine_chunks())
