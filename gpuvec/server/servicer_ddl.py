@@ -11,7 +11,7 @@ from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
-from gpuvec.errors import InvalidArgumentError, NotSupportedYetError
+from gpuvec.errors import CollectionNotFoundError, InvalidArgumentError, NotSupportedYetError
 from gpuvec.server.convert import field_from_proto, schema_from_proto, schema_to_proto
 from gpuvec.server.status import ok, rpc
 
@@ -113,7 +113,24 @@ class CollectionRPCs:
     @rpc
     def DescribeCollection(self, request: Any, context: Any) -> Any:
         client = self.client(request, context)
-        name = request.collection_name
+        return self._described(client, request, context, request.collection_name)
+
+    @rpc
+    def BatchDescribeCollection(self, request: Any, context: Any) -> Any:
+        """DescribeCollection of each named collection (or id), in the request's order."""
+        client = self.client(request, context)
+        names = list(request.collection_name)
+        if request.collectionID:
+            by_id = {int(client.describe_collection(c)["collection_id"]): c
+                     for c in client.list_collections()}  # fmt: skip
+            for cid in request.collectionID:
+                if int(cid) not in by_id:
+                    raise CollectionNotFoundError(f"collection not found[collection={cid}]")
+                names.append(by_id[int(cid)])
+        out = [self._described(client, request, context, n) for n in names]
+        return milvus_pb2.BatchDescribeCollectionResponse(status=ok(), responses=out)
+
+    def _described(self, client: Any, request: Any, context: Any, name: str) -> Any:
         info = client.describe_collection(name)
         schema = client.collection_schema(name)
         created = int(info.get("created_timestamp", 0))

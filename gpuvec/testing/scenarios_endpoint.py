@@ -41,6 +41,25 @@ class GrpcEndpointScenarios:
             channel.close()
         assert resp.status.code == 0 and resp.isHealthy and not list(resp.reasons)
 
+    def test_batch_describe_collection(self, milvus: MilvusClient, server: Any) -> None:
+        milvus.create_collection("bd1", dimension=4)
+        milvus.create_collection("bd2", dimension=8)
+        cid = milvus.describe_collection("bd2")["collection_id"]
+        channel = grpc.insecure_channel(server.address)
+        try:
+            stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+            req = milvus_pb2.BatchDescribeCollectionRequest(collection_name=["bd1"],
+                                                            collectionID=[cid])  # fmt: skip
+            resp = stub.BatchDescribeCollection(req, timeout=5)
+            missing = stub.BatchDescribeCollection(
+                milvus_pb2.BatchDescribeCollectionRequest(collection_name=["nope"]), timeout=5)
+        finally:
+            channel.close()
+        assert resp.status.code == 0
+        assert [r.collection_name for r in resp.responses] == ["bd1", "bd2"]
+        assert resp.responses[1].collectionID == cid
+        assert missing.status.code == 100 and "nope" in missing.status.reason
+
     def test_unimplemented_rpc_is_named(self, milvus: MilvusClient) -> None:
         # gRPC UNIMPLEMENTED (pymilvus passes it through without retrying), naming the RPC
         with pytest.raises(grpc.RpcError, match="does not implement the Milvus RPC CreateResou"):
