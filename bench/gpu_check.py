@@ -350,7 +350,7 @@ def cagra_bench(n: int = 200_000, dim: int = DIM) -> dict:
     slice, then CAGRA's optimisation (host) to degree 64, and the faiss-cpu serving of the
     graph vs faiss HNSW (M = 32) QPS at recall@10 >= 0.95 on all cores."""
     from gpuvec.index import cagra_graph
-    from gpuvec.index.cagra import add_hierarchy
+    from gpuvec.index.cagra import add_hierarchy, to_faiss
 
     rng = np.random.default_rng(0)
     c = rng.normal(size=(1000, dim)).astype(np.float32) * 0.7
@@ -376,7 +376,7 @@ def cagra_bench(n: int = 200_000, dim: int = DIM) -> dict:
     hnsw.add(x)
     out["faiss_hnsw_build_s"] = time.perf_counter() - t0
     out["device_search"] = _cagra_device_search(x, q, graph, truth)
-    served = cagra_graph.to_faiss(x, graph, "L2")
+    served = to_faiss(x, graph, "L2")
     add_hierarchy(served, x, "L2")  # as the index serves it
     for name, index in (("cagra_graph", served), ("faiss_hnsw", hnsw)):
         for ef in (16, 32, 64, 128, 256):
@@ -398,7 +398,7 @@ def _cagra_device_search(x: np.ndarray, q: np.ndarray, graph: np.ndarray,
                          truth: np.ndarray) -> list[dict]:
     """``kernels/cagra_search.cu`` on the graph: QPS and recall@10 per itopk at batch 1,
     100 and (queries tiled) 10,000."""
-    from gpuvec.index import cagra_graph
+    from gpuvec.index import cagra_walk
     from gpuvec.ops.cagra_gpu import DeviceCagra
 
     dev = DeviceCagra(x, graph, "L2")
@@ -408,7 +408,7 @@ def _cagra_device_search(x: np.ndarray, q: np.ndarray, graph: np.ndarray,
             break
         for nq in (1, 100, 10_000):
             qs = np.tile(q, (max(1, nq // len(q) + 1), 1))[:nq]
-            seeds = cagra_graph.start_rows(0, nq, max(itopk, graph.shape[1]), len(x))
+            seeds = cagra_walk.start_rows(0, nq, max(itopk, graph.shape[1]), len(x))
             dev.search(qs[:1], 10, seeds[:1], itopk_size=itopk)  # compile / warm
             reps = 50 if nq == 1 else 3
             t0 = time.perf_counter()

@@ -4,7 +4,7 @@
 // memory, buffer and candidates merged by a bitonic sort in shared memory.
 //
 // Compiled at run time by cupy.RawModule (NVRTC) from gpuvec/ops/kernels.py; launched only
-// by gpuvec/ops/cagra_gpu.py. Its NumPy twin is gpuvec.index.cagra_graph.search (same seeds,
+// by gpuvec/ops/cagra_gpu.py. Its NumPy twin is gpuvec.index.cagra_walk.search (same seeds,
 // same graph, same walk; sums run in another order, so near-equal scores may swap).
 //
 // SIGNATURE

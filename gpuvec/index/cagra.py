@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ENTRY_POINTS", "MIN_ROWS", "add_hierarchy", "build_cagra", "degrees"]
+from gpuvec.errors import InvalidArgumentError
+
+__all__ = ["ENTRY_POINTS", "MIN_ROWS", "add_hierarchy", "build_cagra", "degrees", "to_faiss"]
 
 MIN_ROWS = 16  # below this a segment gets faiss's HNSW instead of a CAGRA graph
 ENTRY_POINTS = 64  # random base-layer entry points a CPU search scores before its walk
@@ -48,7 +50,7 @@ def build_cagra(
     algo = str(params.get("build_algo", "IVF_PQ"))
     knn = cagra_graph.knn_graph(x, inter, gmetric, algo=algo, seed=0, progress=progress)
     optimized = cagra_graph.optimize(knn, graph)
-    index = cagra_graph.to_faiss(x, optimized, gmetric, entry_points=ENTRY_POINTS)
+    index = to_faiss(x, optimized, gmetric, entry_points=ENTRY_POINTS)
     add_hierarchy(index, x, gmetric)
     note = (
         f"GPU_CAGRA graph built by gpuvec ({algo} kNN graph of degree {inter}, CAGRA pruning "
@@ -107,3 +109,47 @@ def _where() -> str:
     from gpuvec import ops
 
     return ops.backend_name()
+
+
+def to_faiss(x: np.ndarray, graph: np.ndarray, metric: str, *, entry_points: int = 64) -> Any:
+    """A faiss ``IndexHNSWCagra`` serving ``graph`` over rows ``x`` on the CPU.
+
+    ``M = degree / 2`` (an odd degree, or one under 4 — faiss's HNSW needs ``M >= 2`` —
+    gets -1 columns: faiss reads -1 as the end of a neighbour list, so each row's -1 entries
+    are moved to its end). The rows go to the
+    index's flat storage, the graph straight into HNSW level 0 (every node on level 0 only),
+    ``base_level_only = True`` and ``num_base_level_search_entrypoints = entry_points``:
+    faiss then starts each search from the best of that many random rows and walks level 0
+    only (``SearchParametersHNSW.efSearch`` is the walk's candidate list). In faiss 1.15
+    ``serialize_index`` / ``deserialize_index`` keep both settings and the graph."""
+    from gpuvec.index.cagra_graph import _graph, _metric, _vectors
+    from gpuvec.index.threads import faiss_module
+
+    faiss = faiss_module()
+    x = _vectors(x)
+    n, dim = x.shape
+    metric = _metric(metric)
+    g = _graph(graph, n)
+    if entry_points < 1:
+        raise InvalidArgumentError(f"CAGRA: entry_points = {entry_points} must be >= 1")
+    pad = max(4, g.shape[1] + g.shape[1] % 2) - g.shape[1]  # faiss's HNSW needs M >= 2
+    if pad:
+        g = np.hstack([g, np.full((n, pad), -1, np.int32)])
+    order = np.argsort(g < 0, axis=1, kind="stable")
+    g = np.take_along_axis(g, order, axis=1)
+    degree = g.shape[1]
+    fm = faiss.METRIC_L2 if metric == "L2" else faiss.METRIC_INNER_PRODUCT
+    index = faiss.IndexHNSWCagra(dim, degree // 2, fm)
+    index.base_level_only = True
+    index.num_base_level_search_entrypoints = int(entry_points)
+    index.storage.add(x)
+    h = index.hnsw
+    if h.nb_neighbors(0) != degree:
+        raise InvalidArgumentError(f"CAGRA: faiss level 0 holds {h.nb_neighbors(0)} links")
+    faiss.copy_array_to_vector(np.ones(n, np.int32), h.levels)
+    faiss.copy_array_to_vector((np.arange(n + 1) * degree).astype(np.uint64), h.offsets)
+    faiss.copy_array_to_vector(np.ascontiguousarray(g, dtype=np.int32).reshape(-1), h.neighbors)
+    h.entry_point = 0
+    h.max_level = 0
+    index.ntotal = n
+    return index

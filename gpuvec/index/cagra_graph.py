@@ -1,6 +1,8 @@
-"""The NumPy twin of Milvus's GPU_CAGRA graph (CAGRA, arXiv 2308.15136), and its export to faiss.
+"""The NumPy twin of Milvus's GPU_CAGRA graph build (CAGRA, arXiv 2308.15136).
 
-Owns the four steps of a CAGRA index that do not depend on the device:
+Owns the two build steps of a CAGRA index (its search is :mod:`gpuvec.index.cagra_walk`,
+its export into faiss :func:`gpuvec.index.cagra.to_faiss`), and the candidate keys both
+share:
 
 * :func:`knn_graph` — the initial k-nearest-neighbour graph (int32 ``[n, k]``, best first,
   never the row itself, no duplicates). Up to :data:`EXACT_MAX_ROWS` rows it is an exact
@@ -20,13 +22,6 @@ Owns the four steps of a CAGRA index that do not depend on the device:
   pruning to ``graph_degree / 2`` forward edges, at most ``graph_degree / 2`` reverse edges
   per node (chosen by the forward edge's rank, then the source id), merged and filled from the
   reordered list up to ``graph_degree``.
-* :func:`search` — CAGRA's single-CTA style search batched over queries: a sorted
-  ``itopk_size`` buffer seeded with hashed random rows, ``search_width`` parents per
-  iteration, a per-query visited set, an optional ``valid`` mask (invalid rows are walked
-  through but never returned).
-* :func:`to_faiss` — the graph written as level 0 of a faiss ``IndexHNSWCagra`` with
-  ``base_level_only`` set, so faiss-cpu serves a graph built elsewhere without rebuilding it.
-
 Distances inside are "smaller is better": squared L2, or the negated inner product for IP
 (COSINE is IP on rows the caller has normalised). Candidates are ordered by a uint64 key
 (the float32 distance's order-preserving bits, then the row id), so ties always go to the
@@ -46,7 +41,7 @@ from gpuvec.errors import InvalidArgumentError
 from gpuvec.index.threads import faiss_module
 from gpuvec.ops.kmeans import kmeans
 
-__all__ = ["knn_graph", "optimize", "search", "to_faiss"]
+__all__ = ["knn_graph", "optimize"]
 
 EXACT_MAX_ROWS = 20_000  # knn_graph: exact brute force up to this many rows
 ROWS_PER_LIST = 40  # IVF: at least this many rows per coarse list
@@ -58,7 +53,7 @@ NND_STOP = 1e-3  # NN-descent: stop once a round changes under this share of the
 KMEANS_ITERS = 10
 KMEANS_POINTS_PER_LIST = 32
 BLOCK_ELEMS = 1 << 22  # elements of the largest temporary per block
-VISITED_BYTES = 1 << 26  # search: bytes of the per-query visited table per query block
+TABLE_BYTES = 1 << 26  # optimize: bytes of the rank tables per block of rows
 
 _EMPTY = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 _LOW = np.uint64(0xFFFF_FFFF)
@@ -425,7 +420,7 @@ def _detour_order(ids: np.ndarray, n: int) -> np.ndarray:
     dt = np.uint8 if kk <= 255 else np.uint16
     ranks = np.arange(kk, dtype=dt)
     mx = np.maximum.outer(ranks, ranks)  # [a, c]: the detour i→z_a→w beats rank b > max(a, c)
-    step = _block_rows(kk * kk, max(1, VISITED_BYTES // (n + 1)))
+    step = _block_rows(kk * kk, max(1, TABLE_BYTES // (n + 1)))
     table = np.zeros(step * (n + 1), dt)  # per block row: the rank of each id in its list
     det = np.empty((m, kk), np.int64)
     for a in range(0, m, step):
@@ -486,192 +481,3 @@ def optimize(knn: np.ndarray, graph_degree: int) -> np.ndarray:
         row[len(have) : len(have) + len(fill)] = fill
     out[out >= n] = -1
     return out
-
-
-# --------------------------------------------------------------------------- search
-
-
-def _sample_rows(seed: int, qids: np.ndarray, m: int, n: int) -> np.ndarray:
-    """``m`` pseudo-random rows per query (splitmix64 of seed, query id, sample number)."""
-    z = np.full((len(qids), m), seed & 0xFFFF_FFFF_FFFF_FFFF, np.uint64)
-    z *= np.uint64(0x9E37_79B9_7F4A_7C15)
-    z += (qids.astype(np.uint64) << np.uint64(20))[:, None]
-    z += np.arange(m, dtype=np.uint64)[None, :]
-    z += np.uint64(0x9E37_79B9_7F4A_7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58_476D_1CE4_E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D0_49BB_1331_11EB)
-    z ^= z >> np.uint64(31)
-    return (z % np.uint64(n)).astype(np.int64)
-
-
-def start_rows(seed: int, nq: int, m: int, n: int) -> np.ndarray:
-    """The ``m`` rows (int64 ``[nq, m]``) each of ``nq`` queries' walks starts from, as
-    :func:`search` draws them — what the device search is given, so both walk alike."""
-    return _sample_rows(seed, np.arange(nq), m, n)
-
-
-class _Walk:
-    """The state of one block of queries (the module docstring's search)."""
-
-    def __init__(self, x, q, metric, itopk, k, valid):
-        self.x, self.q, self.metric, self.valid = x, q, metric, valid
-        nq, n = len(q), len(x)
-        self.vis = np.zeros((nq, n), np.uint8)  # 0 unseen, 1 scored, 2 expanded
-        self.buf = np.full((nq, itopk), _EMPTY, np.uint64)
-        self.res = None if valid is None else np.full((nq, k), _EMPTY, np.uint64)
-
-    def admit(self, act: np.ndarray, cand: np.ndarray) -> None:
-        """Score the unvisited candidates (``[len(act), m]``, -1 = none) of queries ``act``
-        and merge them into their buffers."""
-        c = np.sort(cand, axis=1)
-        ok = c >= 0
-        ok[:, 1:] &= c[:, 1:] != c[:, :-1]
-        ok &= self.vis[act[:, None], np.maximum(c, 0)] == 0
-        qi, ji = np.nonzero(ok)
-        rows = c[qi, ji]
-        self.vis[act[qi], rows] = 1
-        d = _pair_dist(self.x, self.q, act[qi], rows, self.metric)
-        keys = np.full(c.shape, _EMPTY, np.uint64)
-        keys[qi, ji] = _keys(d, rows)
-        keys.sort(axis=1)
-        width = int(ok.sum(axis=1).max()) if qi.size else 0
-        if width == 0:
-            return
-        keys = keys[:, :width]
-        t = self.buf.shape[1]
-        self.buf[act] = np.sort(np.concatenate([self.buf[act], keys], axis=1), axis=1)[:, :t]
-        if self.res is not None:
-            ids = np.where(keys == _EMPTY, 0, keys & _LOW).astype(np.int64)
-            keys = np.where(self.valid[ids], keys, _EMPTY)
-            kk = self.res.shape[1]
-            self.res[act] = np.sort(np.concatenate([self.res[act], keys], axis=1), axis=1)[:, :kk]
-
-    def parents(self, act: np.ndarray, width: int) -> np.ndarray:
-        """The ``width`` best unexpanded buffer entries of queries ``act`` (``[len(act),
-        width]``, -1 = none), marked expanded."""
-        buf = self.buf[act]
-        ids = np.where(buf == _EMPTY, 0, buf & _LOW).astype(np.int64)
-        cand = (self.vis[act[:, None], ids] == 1) & (buf != _EMPTY)
-        cs = np.cumsum(cand, axis=1)
-        sel = cand & (cs <= width)
-        qi, ji = np.nonzero(sel)
-        out = np.full((len(act), width), -1, np.int64)
-        out[qi, cs[qi, ji] - 1] = ids[qi, ji]
-        self.vis[act[qi], ids[qi, ji]] = 2
-        return out
-
-
-def search(
-    x: np.ndarray,
-    graph: np.ndarray,
-    queries: np.ndarray,
-    k: int,
-    metric: str,
-    *,
-    itopk_size: int = 64,
-    search_width: int = 1,
-    min_iterations: int = 0,
-    max_iterations: int = 0,
-    valid: np.ndarray | None = None,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """CAGRA's search of ``graph`` over rows ``x`` for ``queries`` (module docstring).
-
-    The buffer holds ``max(itopk_size, k)`` entries, seeded with ``max(itopk,
-    search_width · degree)`` hashed random rows per query (every row when that is at least
-    ``n``). A query stops when no unexpanded buffer entry is left (once ``min_iterations``
-    have run) or after ``max_iterations`` (0: ``itopk / search_width + 32``). ``valid``
-    (bool ``[n]``): invalid rows are walked through but never returned. Returns
-    ``(dist float32 [nq, k], rows int64 [nq, k])``: L2 squared distance ascending, IP/COSINE
-    the inner product descending; empty slots are row -1 with +inf (L2) / -inf (IP)."""
-    x = _vectors(x)
-    n, dim = x.shape
-    metric = _metric(metric)
-    g = _graph(graph, n)
-    q = _vectors(queries, "queries")
-    if q.shape[1] != dim:
-        raise InvalidArgumentError(f"CAGRA: queries have dim {q.shape[1]}, the rows {dim}")
-    if k < 1:
-        raise InvalidArgumentError(f"CAGRA: k = {k} must be at least 1")
-    if search_width < 1 or min_iterations < 0 or max_iterations < 0:
-        raise InvalidArgumentError("CAGRA: search_width >= 1, iterations >= 0 required")
-    if valid is not None:
-        valid = np.asarray(valid, dtype=bool).reshape(-1)
-        if len(valid) != n:
-            raise InvalidArgumentError(f"CAGRA: valid has {len(valid)} entries, not {n}")
-    itopk = max(int(itopk_size), k)
-    deg = g.shape[1]
-    max_it = max_iterations or itopk // search_width + 32
-    max_it = max(max_it, min_iterations)
-    ext = np.vstack([g, np.full((1, deg), -1, np.int32)])
-    nq = len(q)
-    out_keys = np.empty((nq, k), np.uint64)
-    step = max(1, min(4096, VISITED_BYTES // n))
-    m0 = max(itopk, search_width * deg)
-    for a in range(0, nq, step):
-        qb = q[a : a + step]
-        w = _Walk(x, qb, metric, itopk, k, valid)
-        act = np.arange(len(qb))
-        if m0 >= n:
-            init = np.broadcast_to(np.arange(n, dtype=np.int64), (len(qb), n))
-        else:
-            init = _sample_rows(seed, np.arange(a, a + len(qb)), m0, n)
-        w.admit(act, init)
-        for it in range(max_it):
-            par = w.parents(act, search_width)
-            if it >= min_iterations:
-                live = (par >= 0).any(axis=1)
-                act, par = act[live], par[live]
-            if not act.size:
-                break
-            w.admit(act, ext[par].reshape(len(act), -1))
-        out_keys[a : a + len(qb)] = w.buf[:, :k] if w.res is None else w.res
-    rows = _key_ids(out_keys)
-    dist = _key_dist(out_keys)
-    if metric != "L2":
-        dist = np.where(rows < 0, -np.inf, -dist).astype(np.float32)
-    return dist, rows
-
-
-# --------------------------------------------------------------------------- faiss export
-
-
-def to_faiss(x: np.ndarray, graph: np.ndarray, metric: str, *, entry_points: int = 64) -> Any:
-    """A faiss ``IndexHNSWCagra`` serving ``graph`` over rows ``x`` on the CPU.
-
-    ``M = degree / 2`` (an odd degree, or one under 4 — faiss's HNSW needs ``M >= 2`` —
-    gets -1 columns: faiss reads -1 as the end of a neighbour list, so each row's -1 entries
-    are moved to its end). The rows go to the
-    index's flat storage, the graph straight into HNSW level 0 (every node on level 0 only),
-    ``base_level_only = True`` and ``num_base_level_search_entrypoints = entry_points``:
-    faiss then starts each search from the best of that many random rows and walks level 0
-    only (``SearchParametersHNSW.efSearch`` is the walk's candidate list). In faiss 1.15
-    ``serialize_index`` / ``deserialize_index`` keep both settings and the graph."""
-    faiss = faiss_module()
-    x = _vectors(x)
-    n, dim = x.shape
-    metric = _metric(metric)
-    g = _graph(graph, n)
-    if entry_points < 1:
-        raise InvalidArgumentError(f"CAGRA: entry_points = {entry_points} must be >= 1")
-    pad = max(4, g.shape[1] + g.shape[1] % 2) - g.shape[1]  # faiss's HNSW needs M >= 2
-    if pad:
-        g = np.hstack([g, np.full((n, pad), -1, np.int32)])
-    order = np.argsort(g < 0, axis=1, kind="stable")
-    g = np.take_along_axis(g, order, axis=1)
-    degree = g.shape[1]
-    fm = faiss.METRIC_L2 if metric == "L2" else faiss.METRIC_INNER_PRODUCT
-    index = faiss.IndexHNSWCagra(dim, degree // 2, fm)
-    index.base_level_only = True
-    index.num_base_level_search_entrypoints = int(entry_points)
-    index.storage.add(x)
-    h = index.hnsw
-    if h.nb_neighbors(0) != degree:
-        raise InvalidArgumentError(f"CAGRA: faiss level 0 holds {h.nb_neighbors(0)} links")
-    faiss.copy_array_to_vector(np.ones(n, np.int32), h.levels)
-    faiss.copy_array_to_vector((np.arange(n + 1) * degree).astype(np.uint64), h.offsets)
-    faiss.copy_array_to_vector(np.ascontiguousarray(g, dtype=np.int32).reshape(-1), h.neighbors)
-    h.entry_point = 0
-    h.max_level = 0
-    index.ntotal = n
-    return index

@@ -1,10 +1,10 @@
 """CAGRA graph search on the device: the CuPy path of
-:func:`gpuvec.index.cagra_graph.search` (its NumPy twin).
+:func:`gpuvec.index.cagra_walk.search` (its NumPy twin).
 
 Owns :class:`DeviceCagra` — the rows (float32) and the graph (int32) moved to the device
 once — and its ``search``: ``kernels/cagra_search.cu``, one thread block per query (CAGRA's
 single-CTA shape): the walk starts from the given seed rows (the twin's
-:func:`~gpuvec.index.cagra_graph.start_rows`, so both walk from the same rows), keeps an
+:func:`~gpuvec.index.cagra_walk.start_rows`, so both walk from the same rows), keeps an
 ``itopk`` buffer, expands ``search_width`` parents per iteration, skips visited rows through
 a hash set in shared memory and merges by a bitonic sort there; rows outside ``valid`` are
 walked through but never returned. Results use the twin's conventions (L2: squared

@@ -16,7 +16,8 @@ import pytest
 
 from gpuvec.errors import CorruptDataError, InvalidArgumentError
 from gpuvec.index import VectorIndex, build_index, load_index
-from gpuvec.index.binary import BinaryIndex, pack_arrays, unpack_arrays
+from gpuvec.index.binary import BinaryIndex
+from gpuvec.index.binary_lists import pack_arrays, unpack_arrays
 from gpuvec.ops import binary as ob
 from gpuvec.ops import binary_distances, binary_knn, binary_range
 

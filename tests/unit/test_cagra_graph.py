@@ -11,6 +11,8 @@ import pytest
 
 from gpuvec.errors import InvalidArgumentError
 from gpuvec.index import cagra_graph as cg
+from gpuvec.index import cagra_walk as cw
+from gpuvec.index.cagra import to_faiss
 from gpuvec.index.threads import faiss_module
 
 N, NQ, DIM, CLUSTERS = 10_000, 300, 32, 40
@@ -229,7 +231,7 @@ def test_search_recall_grows_with_itopk(built):
     metric, x, q, graph, truth = built
     r = {}
     for itopk in (16, 64, 128, 256):
-        dist, rows = cg.search(x, graph, q, 10, metric, itopk_size=itopk)
+        dist, rows = cw.search(x, graph, q, 10, metric, itopk_size=itopk)
         assert dist.shape == rows.shape == (NQ, 10)
         assert dist.dtype == np.float32 and rows.dtype == np.int64
         r[itopk] = recall(rows, truth)
@@ -240,30 +242,30 @@ def test_search_recall_grows_with_itopk(built):
 
 def test_search_distances_and_order(built):
     metric, x, q, graph, _ = built
-    dist, rows = cg.search(x, graph, q, 10, metric, itopk_size=64)
+    dist, rows = cw.search(x, graph, q, 10, metric, itopk_size=64)
     assert (rows >= 0).all()
     qv, xv = q.astype(np.float64)[:, None, :], x[rows].astype(np.float64)
     want = ((xv - qv) ** 2).sum(-1) if metric == "L2" else (xv * qv).sum(-1)
     np.testing.assert_allclose(dist, want, rtol=1e-4, atol=1e-3)
     step = np.diff(dist, axis=1)
     assert (step >= 0).all() if metric == "L2" else (step <= 0).all()
-    again = cg.search(x, graph, q, 10, metric, itopk_size=64)
+    again = cw.search(x, graph, q, 10, metric, itopk_size=64)
     assert np.array_equal(rows, again[1]) and np.array_equal(dist, again[0])
 
 
 def test_search_width_and_iteration_cap(built):
     metric, x, q, graph, truth = built
-    _, wide = cg.search(x, graph, q, 10, metric, itopk_size=64, search_width=4)
+    _, wide = cw.search(x, graph, q, 10, metric, itopk_size=64, search_width=4)
     assert recall(wide, truth) >= 0.95
-    _, capped = cg.search(x, graph, q, 10, metric, itopk_size=64, max_iterations=1)
-    _, full = cg.search(x, graph, q, 10, metric, itopk_size=64)
+    _, capped = cw.search(x, graph, q, 10, metric, itopk_size=64, max_iterations=1)
+    _, full = cw.search(x, graph, q, 10, metric, itopk_size=64)
     assert recall(capped, truth) < recall(full, truth)
 
 
 def test_search_honours_valid(built):
     metric, x, q, graph, _ = built
     valid = np.random.default_rng(5).random(N) < 0.5
-    _, rows = cg.search(x, graph, q, 10, metric, itopk_size=128, valid=valid)
+    _, rows = cw.search(x, graph, q, 10, metric, itopk_size=128, valid=valid)
     assert (rows >= 0).all()
     assert valid[rows].all()
     keep = np.flatnonzero(valid)
@@ -274,13 +276,13 @@ def test_search_honours_valid(built):
 def test_search_pads_when_too_few_rows():
     x, q = clustered(6, 3, dim=4, clusters=2)
     graph = cg.optimize(cg.knn_graph(x, 4, "L2"), 4)
-    dist, rows = cg.search(x, graph, q, 10, "L2")
+    dist, rows = cw.search(x, graph, q, 10, "L2")
     assert (rows[:, :6] >= 0).all() and (rows[:, 6:] == -1).all()
     assert np.isinf(dist[:, 6:]).all() and (dist[:, 6:] > 0).all()
     assert np.array_equal(np.sort(rows[:, :6], axis=1), np.tile(np.arange(6), (3, 1)))
     valid = np.zeros(6, bool)
     valid[[1, 4]] = True
-    dist, rows = cg.search(x, graph, q, 3, "IP", valid=valid)
+    dist, rows = cw.search(x, graph, q, 3, "IP", valid=valid)
     assert np.array_equal(np.sort(rows[:, :2], axis=1), np.tile([1, 4], (3, 1)))
     assert (rows[:, 2] == -1).all() and (dist[:, 2] == -np.inf).all()
 
@@ -288,11 +290,11 @@ def test_search_pads_when_too_few_rows():
 def test_search_rejects_bad_arguments(built):
     metric, x, q, graph, _ = built
     with pytest.raises(InvalidArgumentError):
-        cg.search(x, graph, q[:, :8], 10, metric)
+        cw.search(x, graph, q[:, :8], 10, metric)
     with pytest.raises(InvalidArgumentError):
-        cg.search(x, graph[:100], q, 10, metric)
+        cw.search(x, graph[:100], q, 10, metric)
     with pytest.raises(InvalidArgumentError):
-        cg.search(x, graph, q, 10, metric, valid=np.ones(5, bool))
+        cw.search(x, graph, q, 10, metric, valid=np.ones(5, bool))
 
 
 # --------------------------------------------------------------------------- to_faiss
@@ -301,14 +303,14 @@ def test_search_rejects_bad_arguments(built):
 def test_to_faiss_serves_the_graph(built):
     faiss = faiss_module()
     metric, x, q, graph, truth = built
-    index = cg.to_faiss(x, graph, metric)
+    index = to_faiss(x, graph, metric)
     assert index.ntotal == N and index.base_level_only
     assert index.num_base_level_search_entrypoints == 64
     params = faiss.SearchParametersHNSW(efSearch=128)
     dist, rows = index.search(q, 10, params=params)
     assert recall(rows, truth) >= 0.95
     # the same distances as the twin's search for the same rows
-    tdist, trows = cg.search(x, graph, q, 10, metric, itopk_size=128)
+    tdist, trows = cw.search(x, graph, q, 10, metric, itopk_size=128)
     same = rows == trows
     np.testing.assert_allclose(dist[same], tdist[same], rtol=1e-4, atol=1e-3)
     copy = faiss.deserialize_index(faiss.serialize_index(index))
@@ -323,7 +325,7 @@ def test_to_faiss_odd_degree_and_short_rows(data):
     x = x[:2000]
     graph = cg.optimize(cg.knn_graph(x, 16, "L2"), 9)
     graph[::7, 3] = -1  # a hole inside a row is moved to the row's end
-    index = cg.to_faiss(x, graph, "L2", entry_points=16)
+    index = to_faiss(x, graph, "L2", entry_points=16)
     assert index.hnsw.nb_neighbors(0) == 10
     assert index.num_base_level_search_entrypoints == 16
     _, rows = index.search(q, 10, params=faiss.SearchParametersHNSW(efSearch=64))
@@ -334,7 +336,7 @@ def test_to_faiss_tiny_graph():
     faiss = faiss_module()
     x, q = clustered(3, 2, dim=4, clusters=1)
     graph = cg.optimize(cg.knn_graph(x, 2, "L2"), 2)
-    index = cg.to_faiss(x, graph, "L2")  # degree 2 → padded to 4 (faiss's HNSW needs M >= 2)
+    index = to_faiss(x, graph, "L2")  # degree 2 → padded to 4 (faiss's HNSW needs M >= 2)
     assert index.hnsw.nb_neighbors(0) == 4
     _, rows = index.search(q, 3, params=faiss.SearchParametersHNSW(efSearch=8))
     assert np.array_equal(np.sort(rows, axis=1), np.tile(np.arange(3), (2, 1)))
