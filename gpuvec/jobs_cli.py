@@ -100,12 +100,17 @@ def _client(data: str, scheduler: str) -> Any:
 
 def _infer_schema(client: Any, first: str, pk: str, metric: str) -> tuple[Any, Any]:
     """A schema from the first file's columns and AUTOINDEX params for its vectors."""
+    from gpuvec.datatypes import DataType
     from gpuvec.pipelines.infer import infer_schema, vector_fields
 
     schema = infer_schema(first, pk)
     index = client.prepare_index_params()
     for name in vector_fields(schema):
-        index.add_index(name, index_type="AUTOINDEX", metric_type=metric)
+        binary = schema.field(name).dtype == DataType.BINARY_VECTOR
+        fits = str(metric).upper() in ("HAMMING", "JACCARD")
+        # a binary column gets its type's default (HAMMING) unless a binary metric is asked
+        index.add_index(name, index_type="AUTOINDEX",
+                        metric_type=metric if binary == fits else "")  # fmt: skip
     return schema, index
 
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gpuvec import vectors
 from gpuvec.datanode.runtime import DataNodeRuntime
 from gpuvec.errors import InvalidArgumentError
-from gpuvec.index.spec import METRICS
 from gpuvec.index.validate import check_build_params
 from gpuvec.pipelines.artifact import (
     FORMAT,
@@ -48,8 +48,10 @@ def build_artifact(
         raise InvalidArgumentError(f"field {field!r} is not a vector column of {first} "
                                    f"(vector columns: {names})")  # fmt: skip
     metric = str(metric).upper()
-    if metric not in METRICS:
-        raise InvalidArgumentError(f"metric_type {metric!r} is not one of {sorted(METRICS)}")
+    kind = vectors.kind(schema.field(field).dtype)
+    if metric not in kind.metrics:
+        raise InvalidArgumentError(f"metric_type {metric!r} does not fit {kind.name} field "
+                                   f"{field!r}; it takes {', '.join(kind.metrics)}")  # fmt: skip
     dim = schema.field(field).dim
     itype = str(index_type).upper()
     settings = settings_of(field, itype, metric, check_build_params(itype, params or {}, dim))

@@ -229,3 +229,27 @@ def test_local_bulk_writer_typed_vectors(tmp_path: Path, file_type: str) -> None
     got = pa.concat_tables([columns_to_table(S, read_chunk(c, S), row_offset=c.start)
                             for c in chunks]).combine_chunks()  # fmt: skip
     assert got.equals(rows_to_table(S, rows).combine_chunks())
+
+
+def test_schema_inferred_from_typed_vector_files(tmp_path: Path) -> None:
+    """``gpuvec import --create`` / ``gpuvec build-index --source``: a vector column's type
+    follows its element type (float16, int8, uint8 = packed bits, else float)."""
+    from gpuvec.pipelines.infer import infer_schema, vector_fields
+
+    cols = data()
+    (tmp_path / "g").mkdir()
+    for k in ("id", "h", "i8", "b"):
+        np.save(tmp_path / "g" / f"{k}.npy", cols[k])
+    np.save(tmp_path / "g" / "f.npy", cols["h"].astype(np.float32))
+    s = infer_schema(str(tmp_path / "g"))
+    got = {f.name: (f.dtype, f.dim) for f in s.fields if f.is_vector}
+    assert got == {"h": (DataType.FLOAT16_VECTOR, DIM), "i8": (DataType.INT8_VECTOR, DIM),
+                   "b": (DataType.BINARY_VECTOR, BITS), "f": (DataType.FLOAT_VECTOR, DIM)}
+    assert sorted(vector_fields(s)) == ["b", "f", "h", "i8"]
+    table = pa.table({"id": cols["id"],
+                      "h": vectors.column(DataType.FLOAT16_VECTOR, cols["h"]),
+                      "b": vectors.column(DataType.BINARY_VECTOR, cols["b"])})  # fmt: skip
+    pq.write_table(table, tmp_path / "t.parquet")
+    got = {f.name: (f.dtype, f.dim) for f in infer_schema(str(tmp_path / "t.parquet")).fields
+           if f.is_vector}  # fmt: skip
+    assert got == {"h": (DataType.FLOAT16_VECTOR, DIM), "b": (DataType.BINARY_VECTOR, BITS)}
