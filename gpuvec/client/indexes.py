@@ -144,6 +144,19 @@ class IndexMethods:
             )
         return job
 
+    def get_compaction_plans(self, job_id: int, timeout: float | None = None,
+                             **kwargs: Any) -> Any:  # fmt: skip
+        """pymilvus's ``CompactionPlans`` of a job: its state and each plan's source
+        segments and target segment."""
+        from pymilvus.client.types import CompactionPlans, Plan
+        from pymilvus.grpc_gen import common_pb2
+
+        state = self._engine.compaction_state(int(job_id))
+        wire = {"Completed": common_pb2.Completed, "Executing": common_pb2.Executing}
+        out = CompactionPlans(int(job_id), wire.get(state, common_pb2.UndefiedState))
+        out.plans = [Plan(src, dst) for src, dst in self._engine.compaction_plans(int(job_id))]
+        return out
+
     def get_compaction_state(self, job_id: int, **kwargs: Any) -> str:
         """``Completed``, ``Executing`` or ``Failed`` (pymilvus's state names)."""
         return self._engine.compaction_state(int(job_id))

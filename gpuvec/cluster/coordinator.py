@@ -111,7 +111,9 @@ class CoordinatorNode:
     def _compaction_state(self, args: dict[str, Any], _: Tables) -> tuple[dict[str, Any], Tables]:
         self._require_leader()
         assert self.compactor is not None
-        return {"state": self.compactor.state(int(args["job"]))}, {}
+        job = int(args["job"])
+        merges = [[src, dst] for src, dst in self.compactor.merges(job)]
+        return {"state": self.compactor.state(job), "merges": merges}, {}
 
     def _import(self, args: dict[str, Any], _: Tables) -> tuple[dict[str, Any], Tables]:
         """Check and record a bulk-import job and start it on the data nodes; its id. The

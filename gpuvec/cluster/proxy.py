@@ -379,6 +379,10 @@ class ClusterEngine:
         out, _ = self.coord.call("compaction_state", {"job": job})
         return str(out["state"])
 
+    def compaction_plans(self, job: int) -> list[tuple[list[int], int]]:
+        out, _ = self.coord.call("compaction_state", {"job": job})
+        return [(list(src), int(dst)) for src, dst in out.get("merges", [])]
+
     @property
     def dashboard_link(self) -> str | None:
         """The data nodes' Dask dashboard as the active coordinator knows it."""

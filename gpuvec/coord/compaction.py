@@ -106,7 +106,7 @@ class Compactor:
             job = next(self._ids)
             self._busy.add(meta.id)
             self.jobs[job] = {"state": "Executing", "collection": meta.id,
-                              "plans": len(plans), "done": 0, "failed": 0,
+                              "plans": len(plans), "done": 0, "failed": 0, "merges": [],
                               "name": meta.name, "rows": sum(s.rows for p in plans for s in p),
                               "started": time.time(), "ended": None}  # fmt: skip
         pk = meta.collection_schema().primary_field
@@ -116,6 +116,8 @@ class Compactor:
         deltas = self.catalog.delta_logs(meta.id)
         for old in plans:
             new_id = self.catalog.allocate_ids()
+            with self._lock:
+                self.jobs[job]["merges"].append(([int(s.id) for s in old], int(new_id)))
             new_path = segment_path(meta.id, new_id)
             try:
                 fut = self.runtime.submit(
@@ -204,6 +206,13 @@ class Compactor:
         with self._lock:
             ids = sorted(self.jobs)[-limit:]
             return [{"job": i, **self.jobs[i]} for i in ids]
+
+    def merges(self, job: int) -> list[tuple[list[int], int]]:
+        """The job's plans: (source segment ids, target segment id) each (none for an
+        unknown job or one that had nothing to do)."""
+        with self._lock:
+            j = self.jobs.get(job)
+            return [] if j is None else [(list(a), int(b)) for a, b in j.get("merges", [])]
 
     def state(self, job: int) -> str:
         """``Completed`` / ``Executing`` / ``Failed`` (``UndefiedState`` for unknown ids,

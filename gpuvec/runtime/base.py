@@ -168,6 +168,10 @@ class Runtime(Protocol):
         """``Executing`` / ``Completed`` / … of a compaction job."""
         ...
 
+    def compaction_plans(self, job: int) -> list[tuple[list[int], int]]:
+        """A compaction job's plans: (source segment ids, target segment id) each."""
+        ...
+
     # --- bulk import ------------------------------------------------------------------------
     def import_files(
         self, meta: CollectionMeta, files: Any, partition: str | None = None, **options: Any

@@ -240,6 +240,9 @@ class Engine:
     def compaction_state(self, job: int) -> str:
         return self.compactor.state(job)
 
+    def compaction_plans(self, job: int) -> list[tuple[list[int], int]]:
+        return self.compactor.merges(job)
+
     @property
     def dashboard_link(self) -> str | None:
         """The gpuvec page on the data nodes' Dask dashboard (``http://…/gpuvec``), once

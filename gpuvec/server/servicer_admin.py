@@ -224,6 +224,16 @@ class AdminRPCs:
             completedPlanNo=1 if done else 0,
         )
 
+    @rpc
+    def GetCompactionStateWithPlans(self, request: Any, context: Any) -> Any:
+        job = int(request.compactionID)
+        plans = self._root.get_compaction_plans(job)
+        merges = [milvus_pb2.CompactionMergeInfo(sources=p.sources, target=p.target)
+                  for p in plans.plans]  # fmt: skip
+        return milvus_pb2.GetCompactionPlansResponse(
+            status=ok(), state=plans.state.value, mergeInfos=merges
+        )
+
     # --- databases ---------------------------------------------------------------------------
     @rpc
     def CreateDatabase(self, request: Any, context: Any) -> Any:

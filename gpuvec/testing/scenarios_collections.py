@@ -252,6 +252,12 @@ class CollectionScenarios:
             time.sleep(0.2)
         assert milvus.get_compaction_state(job) == "Completed"
         assert count(milvus, "a") == 40
+        segments = {s.segment_id for s in milvus.list_persistent_segments("a")}
+        plans = milvus.get_compaction_plans(job)  # the merges the job ran
+        assert plans.state.name == "Completed" and plans.plans
+        for plan in plans.plans:
+            assert plan.sources and plan.target not in plan.sources
+        assert {p.target for p in plans.plans} <= segments  # the targets are what is kept
         milvus.alter_collection_properties("a", properties={"collection.ttl.seconds": 600})
         assert milvus.describe_collection("a")["properties"]["collection.ttl.seconds"] == "600"
         milvus.drop_collection_properties("a", property_keys=["collection.ttl.seconds"])
