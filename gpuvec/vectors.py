@@ -40,7 +40,6 @@ __all__ = [
     "layout",
     "matrix",
     "storage_matrix",
-    "to_bytes",
     "width",
 ]
 
@@ -152,11 +151,6 @@ def as_float32(mat: Any) -> Any:
     if getattr(mat, "dtype", None) == np.float32:
         return mat
     return mat.astype(np.float32)
-
-
-def to_bytes(dtype: DataType | int, mat: np.ndarray) -> bytes:
-    """A storage matrix as the wire's bytes slot (float16/bfloat16/int8/binary)."""
-    return np.ascontiguousarray(mat, dtype=kind(dtype).storage).tobytes()
 
 
 def from_bytes(dtype: DataType | int, data: bytes, dim: int, where: str) -> np.ndarray:
