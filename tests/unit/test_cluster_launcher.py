@@ -261,6 +261,9 @@ def test_sessions_and_leader_come_from_etcd(
     cluster = make_cluster(etcd=etcd_endpoint, commands=commands, query_nodes=2, coordinators=1)
     cluster.up(timeout=30)
     cluster.wait_sessions("querynode", 2, timeout=30)
+    deadline = time.monotonic() + 30  # the coordinator registers on its own schedule
+    while not cluster.status().get("leader") and time.monotonic() < deadline:
+        time.sleep(0.1)
     status = cluster.status()
     assert "meta_error" not in status
     assert sorted(status["sessions"]) == [
