@@ -119,8 +119,9 @@ def dump(index: FlatIndex | FaissIndex | ScalarIndex | BinaryIndex) -> bytes:
 
 
 def load_index(data: bytes | bytearray | memoryview, base: Any | None = None) -> VectorIndex:
-    """An index from its file bytes. ``base`` (the segment's vectors) is required for FLAT,
-    GPU_BRUTE_FORCE and BIN_FLAT, whose files hold no vectors, and ignored otherwise."""
+    """An index from its file bytes. ``base`` (the segment's vectors, or a function
+    returning them, called only when needed) is required for FLAT, GPU_BRUTE_FORCE and
+    BIN_FLAT, whose files hold no vectors, and ignored otherwise."""
     buf = bytes(data)
     if len(buf) < len(MAGIC) + 8 or not buf.startswith(MAGIC):
         raise CorruptDataError("not a gpuvec index file (bad magic)")
@@ -138,6 +139,8 @@ def load_index(data: bytes | bytearray | memoryview, base: Any | None = None) ->
             return ScalarIndex.from_payload(header, payload)  # type: ignore[return-value]
         except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
             raise CorruptDataError(f"scalar index payload is unreadable: {e}") from e
+    if callable(base):  # only the types that borrow the segment's vectors ask for them
+        base = base() if header.get("impl") in ("binary", "flat") else None
     if header.get("impl") == "binary":
         try:
             return BinaryIndex.from_payload(header, payload, base)

@@ -158,11 +158,12 @@ class QueryNode:
         from gpuvec.index import load_index
 
         # scalar indexes: none; FLAT / BIN_FLAT borrow the rows as searches compute them
-        base = seg.compute_vectors(field, seg.n) if field in seg.dims else None
+        # (converted only for those: the other types hold their own vectors)
+        base = (lambda: seg.compute_vectors(field, seg.n)) if field in seg.dims else None
         index = load_index(get_bytes(self.store, record["path"]), base=base)
         seg.indexes[field] = (record["index_id"], index)
         if base is not None and not index.describe().get("borrows_base", False):
-            seg.drop_converted(field)  # the index keeps its own rows: no float32 copy
+            seg.drop_converted(field)  # an earlier exact scan's float32 copy is not needed
 
     def attach_indexes(self, meta: CollectionMeta, catalog: Catalog) -> int:
         """Attach every committed index build that matches a current index definition."""
