@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import best_of
+
 from gpuvec.expr import compile_filter
 from gpuvec.expr.evaluate import Evaluator
 from gpuvec.index.scalar import ScalarIndex
@@ -42,15 +44,6 @@ FILTERS = {  # filter → (raw NumPy baseline, index type of its column)
     's == "s42"': (lambda d: d["s"] == "s42", "INVERTED"),
     "b == true": (lambda d: d["b"], "BITMAP"),
 }
-
-
-def best(fn: Any, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         row = {
             "index_type": kind,
             "selectivity": float(scan_mask.mean()),
-            "numpy_s": best(lambda b=baseline: b(raw), args.repeat),
-            "scan_s": best(lambda p=plan: Evaluator(table).mask(p), args.repeat),
-            "index_s": best(lambda p=plan: Evaluator(table, indexes=built).mask(p), args.repeat),
+            "numpy_s": best_of(lambda b=baseline: b(raw), args.repeat),
+            "scan_s": best_of(lambda p=plan: Evaluator(table).mask(p), args.repeat),
+            "index_s": best_of(lambda p=plan: Evaluator(table, indexes=built).mask(p), args.repeat),
         }
         row["index_vs_scan"] = row["scan_s"] / row["index_s"]
         row["index_vs_numpy"] = row["numpy_s"] / row["index_s"]

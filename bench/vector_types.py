@@ -31,6 +31,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import best_of
+
 from gpuvec import ops
 from gpuvec.index.binary import BinaryIndex
 from gpuvec.index.threads import faiss_module
@@ -38,15 +40,6 @@ from gpuvec.query.segdata import SegmentData
 
 OUT = Path(__file__).parent / "results"
 K = 10
-
-
-def best(fn: Any, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def recall(got: np.ndarray, want: np.ndarray) -> float:
@@ -68,13 +61,13 @@ def binary_part(n: int, bits: int, repeat: int) -> dict[str, Any]:
     bin_flat = BinaryIndex.build("BIN_FLAT", base, "HAMMING")
     for nq in (1, 100):
         qs = q[:nq]
-        index_s = best(lambda qs=qs: bin_flat.search(qs, K), repeat)
-        ours = best(lambda qs=qs: ops.binary_knn(base, qs, K, "HAMMING"), repeat)
-        raw = best(lambda qs=qs: flat.search(qs, K), repeat)
+        index_s = best_of(lambda qs=qs: bin_flat.search(qs, K), repeat)
+        ours = best_of(lambda qs=qs: ops.binary_knn(base, qs, K, "HAMMING"), repeat)
+        raw = best_of(lambda qs=qs: flat.search(qs, K), repeat)
         d_ours, _ = ops.binary_knn(base, qs, K, "HAMMING")
         d_raw, _ = flat.search(qs, K)
         assert np.array_equal(d_ours, d_raw.astype(np.float32)), "HAMMING distances differ"
-        jac = best(lambda qs=qs: ops.binary_knn(base, qs, K, "JACCARD"), repeat)
+        jac = best_of(lambda qs=qs: ops.binary_knn(base, qs, K, "JACCARD"), repeat)
         out[f"flat_nq{nq}"] = {"scan_hamming_s": ours, "faiss_hamming_s": raw,
                                "scan_ratio_vs_faiss": raw / ours, "scan_jaccard_s": jac,
                                "bin_flat_index_s": index_s, "bin_flat_ratio_vs_faiss":
@@ -93,8 +86,8 @@ def binary_part(n: int, bits: int, repeat: int) -> dict[str, Any]:
     rows = []
     for nprobe in tqdm((4, 16, 64), desc="BIN_IVF_FLAT nprobe"):
         ivf.nprobe = nprobe
-        t_ours = best(lambda p=nprobe: ours_ix.search(q, K, {"nprobe": p}), repeat)
-        t_raw = best(lambda: ivf.search(q, K), repeat)
+        t_ours = best_of(lambda p=nprobe: ours_ix.search(q, K, {"nprobe": p}), repeat)
+        t_raw = best_of(lambda: ivf.search(q, K), repeat)
         r_ours = recall(ours_ix.search(q, K, {"nprobe": nprobe})[1], truth)
         r_raw = recall(ivf.search(q, K)[1], truth)
         rows.append({"nprobe": nprobe, "gpuvec_qps": 100 / t_ours, "faiss_qps": 100 / t_raw,
@@ -118,7 +111,7 @@ def fp16_part(n: int, dim: int, repeat: int) -> dict[str, Any]:
         row = {"host_vector_bytes": int(seg.vectors("v").nbytes),
                "device_bytes": seg.device_bytes()}
         for nq in (1, 100):
-            row[f"search_nq{nq}_s"] = best(
+            row[f"search_nq{nq}_s"] = best_of(
                 lambda nq=nq, seg=seg: seg.search("v", q[:nq], K, "L2", read_ts=2), repeat)
         out[name] = row
     f32, f16 = out["float32"], out["float16"]
