@@ -1,7 +1,8 @@
 """IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW (and the types served by them) on faiss-cpu.
 
-Owns :class:`FaissIndex` and the *serving plan*: which faiss structure serves a requested
-Milvus type on this host and with which effective parameters.
+Owns :class:`FaissIndex`: building and serving a type by its *serving plan*
+(:mod:`gpuvec.index.faiss_plan`: which faiss structure, with which effective parameters);
+GPU_IVF_FLAT / GPU_IVF_PQ are built by gpuvec (:mod:`gpuvec.index.gpu_builds`) and moved in.
 
 * IVF_FLAT, GPU_IVF_FLAT → ``IVF{nlist},Flat``; IVF_SQ8 → ``IVF{nlist},SQ8``;
   IVF_PQ, GPU_IVF_PQ → ``IVF{nlist},PQ{m}x{nbits}``; HNSW → ``HNSW{M},Flat``;
@@ -10,9 +11,7 @@ Milvus type on this host and with which effective parameters.
   faiss ``IndexHNSWCagra`` (``M = graph_degree / 2``: the base layer holds 2·M links);
   its search's ``ef`` is ``ef`` if given, else ``itopk_size`` (CAGRA's candidate list).
   GPU types are served on the CPU because faiss-gpu is not used here; ``describe()`` says so.
-* Like knowhere, ``nlist`` shrinks to ``max(1, n // 40)`` when a segment has fewer than 40
-  rows per list, PQ ``nbits`` to ``floor(log2(n))`` when there are fewer rows than codes,
-  and GPU_IVF_PQ's ``m = 0`` becomes the largest divisor of dim that is <= dim / 2.
+* Small segments shrink ``nlist`` and PQ ``nbits`` as knowhere does (the plan's rules).
 
 Filters become a faiss ``IDSelectorBitmap`` in ``SearchParametersIVF/HNSW``; selective
 filters, and filters whose index search would cost more than a scan, are served exactly
@@ -34,13 +33,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Hashable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from gpuvec.errors import InvalidArgumentError
-from gpuvec.index import cagra, spec, validate
+from gpuvec.index import cagra, validate
 from gpuvec.index.base import (
     SearchResult,
     as_queries,
@@ -49,6 +48,8 @@ from gpuvec.index.base import (
     finish,
     normalize_rows,
 )
+from gpuvec.index.faiss_plan import MIN_POINTS_PER_LIST, Plan, plan
+from gpuvec.index.gpu_builds import own_backend, own_ivf_flat, own_ivf_pq
 from gpuvec.index.search import (
     SubsetCache,
     exact_cheaper,
@@ -62,106 +63,8 @@ from gpuvec.ops import pad_value
 
 __all__ = ["FaissIndex", "Plan", "plan"]
 
-MIN_POINTS_PER_LIST = 40  # knowhere MatchNlist
 RANGE_EF_DEFAULT = 512  # knowhere kDefaultRangeSearchEf
 ADD_BATCHES, ADD_BATCH_MIN = 20, 2048  # batches of a build that reports progress
-
-
-@dataclass
-class Plan:
-    """How a requested index type is served: the faiss kind and effective parameters."""
-
-    kind: str  # "IVF_FLAT" | "IVF_SQ8" | "IVF_PQ" | "HNSW"
-    nlist: int = 0
-    m: int = 0
-    nbits: int = 0
-    M: int = 0
-    efConstruction: int = 0
-    note: str = ""
-    graph: str = ""  # "cagra": a CAGRA graph as the base layer (index/cagra.py)
-    sq: str = ""  # HNSW_SQ: the faiss scalar quantizer of the stored rows (SQ8, SQ6, ...)
-
-    def factory(self) -> str:
-        """The faiss ``index_factory`` string of this plan (a CAGRA graph: its name)."""
-        if self.graph == "cagra":
-            return f"HNSWCagra{2 * self.M},Flat"
-        if self.kind == "HNSW":
-            return f"HNSW{self.M},{self.sq or 'Flat'}"
-        tail = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_PQ": f"PQ{self.m}x{self.nbits}np"}
-        return f"IVF{self.nlist},{tail[self.kind]}"
-
-
-def _auto_m(dim: int) -> int:
-    return max(d for d in range(1, max(1, dim // 2) + 1) if dim % d == 0)
-
-
-_SQ = {"SQ8": "SQ8", "SQ6": "SQ6", "FP16": "SQfp16", "BF16": "SQbf16"}  # HNSW_SQ's sq_type
-
-
-def plan(index_type: str, params: dict[str, Any], n: int, dim: int) -> Plan:
-    """The serving plan of ``index_type`` with resolved build ``params`` for ``n`` rows."""
-    notes: list[str] = []
-    if index_type in ("HNSW", "AUTOINDEX", "GPU_CAGRA"):
-        if index_type == "AUTOINDEX":
-            auto = spec.AUTOINDEX_BUILD
-            p = Plan("HNSW", M=auto["M"], efConstruction=auto["efConstruction"])
-            notes.append(
-                f"AUTOINDEX resolves to HNSW (M={p.M}, efConstruction={p.efConstruction}) "
-                "on this host"
-            )
-        elif index_type == "GPU_CAGRA":  # a segment too small for a CAGRA graph
-            p = Plan(
-                "HNSW",
-                M=max(2, params["graph_degree"] // 2),
-                efConstruction=params["intermediate_graph_degree"],
-            )
-            notes.append(
-                f"GPU_CAGRA on fewer than {cagra.MIN_ROWS} rows: faiss HNSW with M = "
-                f"graph_degree/2 = {p.M}, efConstruction = intermediate_graph_degree"
-            )
-        else:
-            p = Plan("HNSW", M=params["M"], efConstruction=params["efConstruction"])
-        p.note = "; ".join(notes)
-        return p
-    if index_type == "HNSW_SQ":
-        sq = _SQ[params["sq_type"]]
-        note = f"HNSW_SQ: faiss HNSW{params['M']},{sq}"
-        if params["refine"]:
-            note += "; refine_k > 1 re-scores the ceil(limit * refine_k) best on the raw rows"
-        return Plan("HNSW", M=params["M"], efConstruction=params["efConstruction"], sq=sq,
-                    note=note)  # fmt: skip
-    kind = {"GPU_IVF_FLAT": "IVF_FLAT", "GPU_IVF_PQ": "IVF_PQ"}.get(index_type, index_type)
-    if index_type == "GPU_IVF_FLAT":
-        notes.append(
-            "GPU_IVF_FLAT trained by gpuvec's balanced k-means and filled into gpuvec's IVF "
-            "lists (on the GPU where there is one), served by faiss-cpu IndexIVFFlat with the "
-            "same centroids and lists"
-        )
-    elif index_type == "GPU_IVF_PQ":
-        notes.append(
-            "GPU_IVF_PQ trained by gpuvec's k-means (coarse and per sub-space) and encoded by "
-            "gpuvec (on the GPU where there is one), served by faiss-cpu IndexIVFPQ with the "
-            "same centroids, codebooks and codes; refine_ratio > 1 re-scores the "
-            "ceil(limit * refine_ratio) best on the segment's raw vectors"
-        )
-    elif index_type.startswith("GPU_"):
-        notes.append(f"{index_type} served by the CPU {kind} equivalent (faiss-gpu is not used)")
-    nlist = params["nlist"]
-    if nlist * MIN_POINTS_PER_LIST > n:
-        nlist = max(1, n // MIN_POINTS_PER_LIST)
-        notes.append(f"nlist {params['nlist']} reduced to {nlist} for {n} rows")
-    p = Plan(kind, nlist=nlist)
-    if kind == "IVF_PQ":
-        m = params["m"] or _auto_m(dim)
-        validate.check_dim(index_type, {"m": m}, dim)
-        if n < 2:
-            raise InvalidArgumentError(f"index type {index_type} needs at least 2 vectors, got {n}")
-        nbits = min(params["nbits"], math.floor(math.log2(n)))
-        if nbits != params["nbits"]:
-            notes.append(f"nbits {params['nbits']} reduced to {nbits} for {n} rows")
-        p.m, p.nbits = m, nbits
-    p.note = "; ".join(notes)
-    return p
 
 
 class FaissIndex:
@@ -563,47 +466,6 @@ class FaissIndex:
         if self.serving.note:
             out["note"] = self.serving.note
         return out
-
-
-def own_ivf_flat(x: np.ndarray, train: np.ndarray, p: Plan, metric: str, iters: int) -> Any:
-    """GPU_IVF_FLAT's build: :func:`gpuvec.ops.kmeans.kmeans` on ``train`` and
-    :class:`~gpuvec.index.ivf_lists.IvfLists` of ``x`` (both on the device when the array
-    backend is CuPy), moved into a ``faiss.IndexIVFFlat``. ``x`` is normalised for COSINE."""
-    from gpuvec import ops
-    from gpuvec.index.ivf_lists import IvfLists
-    from gpuvec.ops.kmeans import assign, kmeans
-
-    lists_metric = "L2" if metric == "L2" else "IP"
-    km_metric = "COSINE" if metric == "COSINE" else lists_metric
-    if ops.is_gpu():
-        km = kmeans(ops.to_device(train), p.nlist, metric=km_metric, iters=iters)
-        labels = ops.to_host(assign(ops.to_device(x), km.centroids, lists_metric))
-        centroids = ops.to_host(km.centroids)
-    else:
-        km = kmeans(train, p.nlist, metric=km_metric, iters=iters)
-        centroids, labels = km.centroids, None
-    return IvfLists.fill(x, centroids, lists_metric, labels=labels).to_faiss()
-
-
-def own_backend() -> str:
-    """Where gpuvec's own index builds run in this process: ``cuda:<device>`` or
-    ``cpu:numpy``."""
-    from gpuvec import ops
-
-    return ops.backend_name()
-
-
-def own_ivf_pq(x: np.ndarray, train: np.ndarray, p: Plan, metric: str, iters: int) -> Any:
-    """GPU_IVF_PQ's build: :class:`~gpuvec.index.ivf_pq.IvfPq` trained on ``train`` and
-    filled with ``x`` (k-means and encoding on the device when the backend is CuPy),
-    moved into a ``faiss.IndexIVFPQ``. ``x`` is normalised for COSINE."""
-    from gpuvec import ops
-    from gpuvec.index.ivf_pq import IvfPq
-
-    pq_metric = "L2" if metric == "L2" else "IP"
-    where = ops.to_device if ops.is_gpu() else np.asarray
-    pq = IvfPq.train(where(train), p.nlist, p.m, p.nbits, pq_metric, iters=iters)
-    return pq.fill(where(x)).to_faiss()
 
 
 def ragged_topk(
