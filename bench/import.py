@@ -26,7 +26,12 @@ Measured, each from the start of the call until every row is searchable (``count
 5. ``milvus-lite insert``: ``pymilvus.MilvusClient("./milvus_lite.db")`` (a loaded FLAT
    collection), 10k-row batches of row dicts, ``flush``, until ``count(*)`` is ``rows``;
 6. ``raw disk write``: the vector bytes (rows × dim × 4) written to a file next to the data
-   with large sequential ``write()`` calls and one ``fsync``.
+   with large sequential ``write()`` calls and one ``fsync``;
+7. ``raw disk write, sustained``: the vector bytes written three times over into one file,
+   64 MiB per ``write()`` + ``fsync``; the third pass is timed. Virtual disks (this
+   machine's among them) take a burst of some hundred MB at a high rate and then fall to
+   the rate they sustain, a fraction of it: item 6 measures the burst, item 7 what a
+   longer write gets (every 64 MiB block's milliseconds are in the JSON).
 
 For each: seconds, rows/s and vector MB/s (rows × dim × 4 / seconds); the no-index imports,
 the gpuvec inserts and the disk write run ``--repeats`` times (default 2, interleaved) and
@@ -35,8 +40,9 @@ Milvus Lite run once. Each method gets a fresh collection, dropped after it, and
 untimed warm-up import / insert first pays the one-off costs (Dask's first tasks, imports).
 
 Targets (issue): import ≥ 10× gpuvec ``insert`` rows/s; import vector MB/s ≥ 0.5× raw disk
-MB/s. A stage breakdown of one import chunk (read, validate, columns, Zarr write — the body
-of ``import_chunk_task`` run here, timed per step) says what bounds the import rate; the
+MB/s, judged against both disk figures (burst and sustained) and reported for each. A
+stage breakdown of one import chunk (read, validate, columns, Zarr write — the body of
+``import_chunk_task`` run here, timed per step) says what bounds the import rate; the
 job's own phases (chunks written, index builds, committed and served) are in the JSON.
 
 Prints a table (rich); writes ``<out>/import.json`` and ``<out>/import.png`` (rows/s per
@@ -91,7 +97,9 @@ METHODS = {  # key -> label, in table order
     "insert_columns": "gpuvec insert(), NumPy columns",
     "milvus_lite_insert": "Milvus Lite insert(), row dicts",
     "raw_disk_write": "raw disk write (vector bytes)",
+    "raw_disk_sustained": "raw disk write, sustained (3rd pass of 3)",
 }
+DISKS = {"raw_disk_write": "raw_disk", "raw_disk_sustained": "sustained_disk"}  # ratio names
 IMPORTS = ("import_parquet", "import_parquet_hnsw", "import_numpy")
 
 console = Console(stderr=True)
@@ -430,6 +438,33 @@ def raw_disk_write(vec: np.ndarray, folder: Path, block: int = 64 * MiB) -> dict
     return {"seconds": dt, "block_bytes": block, "fsync": "once, at the end"}
 
 
+def raw_disk_sustained(vec: np.ndarray, folder: Path, passes: int = 3,
+                       block: int = 64 * MiB) -> dict[str, Any]:  # fmt: skip
+    """The vector bytes written ``passes`` times into ``folder/raw.bin``, a ``write()`` and an
+    ``fsync`` per ``block`` bytes; ``seconds`` is the last pass (past the disk's burst)."""
+    settle()
+    buf = memoryview(np.ascontiguousarray(vec)).cast("B")
+    path = folder / "raw.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    passes_s, blocks_ms = [], []
+    try:
+        for _ in range(passes):
+            t0 = time.perf_counter()
+            for s in range(0, len(buf), block):
+                tb = time.perf_counter()
+                chunk, done = buf[s : s + block], 0
+                while done < len(chunk):
+                    done += os.write(fd, chunk[done:])
+                os.fsync(fd)
+                blocks_ms.append(round((time.perf_counter() - tb) * 1e3, 1))
+            passes_s.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return {"seconds": passes_s[-1], "passes_s": passes_s, "block_bytes": block,
+            "blocks_ms": blocks_ms, "fsync": "after every block"}  # fmt: skip
+
+
 # --- stage breakdown ---------------------------------------------------------------------------
 def breakdown(
     root: Path, client: Any, sources: dict[str, Path], dim: int, repeats: int = 3
@@ -514,8 +549,10 @@ def derive(res: dict[str, Any]) -> None:
         r, mb = rate(key), rate(key, "vector_MBps")
         if r and ins:
             ratios[f"{key}_vs_insert_rows"] = r / ins
-        if mb and disk:
-            ratios[f"{key}_MBps_vs_raw_disk"] = mb / disk
+        for dkey, dname in DISKS.items():
+            d = rate(dkey, "vector_MBps")
+            if mb and d:
+                ratios[f"{key}_MBps_vs_{dname}"] = mb / d
     if rate("insert_columns") and ins:
         ratios["insert_columns_vs_insert_rows"] = rate("insert_columns") / ins  # type: ignore[operator]
     if rate("milvus_lite_insert"):
@@ -535,12 +572,15 @@ def derive(res: dict[str, Any]) -> None:
                 for k in ("import_parquet", "import_numpy")
             },
         },
-        "import_MBps_vs_raw_disk": {
-            "target": TARGET_VS_DISK,
-            "met": {
-                k: ratios.get(f"{k}_MBps_vs_raw_disk", 0) >= TARGET_VS_DISK
-                for k in ("import_parquet", "import_numpy")
-            },
+        **{
+            f"import_MBps_vs_{dname}": {
+                "target": TARGET_VS_DISK,
+                "met": {
+                    k: ratios.get(f"{k}_MBps_vs_{dname}", 0) >= TARGET_VS_DISK
+                    for k in ("import_parquet", "import_numpy")
+                },
+            }
+            for dname in DISKS.values()
         },
     }
 
@@ -550,19 +590,21 @@ def print_table(res: dict[str, Any]) -> None:
     t = Table(title=f"bulk import, {res['data']} — {res['machine']}")
     for col, just in [("method", "left"), ("seconds", "right"), ("rows/s", "right"),
                       ("vector MB/s", "right"), ("vs insert rows", "right"),
-                      ("vs raw disk MB/s", "right"), ("note", "left")]:  # fmt: skip
+                      ("vs raw disk MB/s", "right"), ("vs sustained disk", "right"),
+                      ("note", "left")]:  # fmt: skip
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     ins = res["methods"].get("insert_rows")
-    disk = res["methods"].get("raw_disk_write")
+    disks = [res["methods"].get(k) for k in DISKS]
     for key, label in METHODS.items():
         v = res["methods"].get(key)
         if not isinstance(v, dict):
-            t.add_row(label, "—", "—", "—", "—", "—", str(v))
+            t.add_row(label, "—", "—", "—", "—", "—", "—", str(v))
             continue
         vs_ins = f"{v['rows_s'] / ins['rows_s']:.1f}x" if isinstance(ins, dict) else "—"
-        vs_disk = (
-            f"{v['vector_MBps'] / disk['vector_MBps']:.2f}x" if isinstance(disk, dict) else "—"
-        )
+        vs_disks = [
+            f"{v['vector_MBps'] / d['vector_MBps']:.2f}x" if isinstance(d, dict) else "—"
+            for d in disks
+        ]
         note = v.get("note", "")
         if key == "import_parquet_hnsw":
             note = note or f"index {v.get('index_state')}"
@@ -571,13 +613,14 @@ def print_table(res: dict[str, Any]) -> None:
             built = f"chunks written {ph['Building']:.1f} s, " if "Building" in ph else ""
             note += f" ({built}job done {v['job_completed_s']:.1f} s)"
         t.add_row(label, f"{v['seconds']:.2f}", f"{v['rows_s']:,.0f}",
-                  f"{v['vector_MBps']:,.1f}", vs_ins, vs_disk, note.strip())  # fmt: skip
+                  f"{v['vector_MBps']:,.1f}", vs_ins, *vs_disks, note.strip())  # fmt: skip
     out.print(t)
     for name, tgt in res["targets"].items():
         for k, ok in tgt["met"].items():
             r = res["ratios"].get(
-                f"{k}_vs_insert_rows" if name == "import_vs_insert" else f"{k}_MBps_vs_raw_disk"
-            )
+                f"{k}_vs_insert_rows" if name == "import_vs_insert"
+                else f"{k}_MBps_vs_{name.removeprefix('import_MBps_vs_')}"
+            )  # fmt: skip
             shown = f"{r:.2f}x" if r is not None else "n/a"
             out.print(f"target {name} ≥ {tgt['target']}x, {k}: {shown} — "
                       f"{'MET' if ok else 'missed'}")  # fmt: skip
@@ -629,12 +672,16 @@ def plot(res: dict[str, Any], path: Path) -> None:
         ax.axhline(y, color="C3", ls="--", lw=1)
         ax.text(-0.45, y, f"target: {TARGET_VS_INSERT:g}× gpuvec insert rows/s", color="C3",
                 ha="left", va="bottom", fontsize=8, bbox=LABEL_BOX)  # fmt: skip
-    disk = res["methods"].get("raw_disk_write")
-    if isinstance(disk, dict):
-        y = TARGET_VS_DISK * disk["rows_s"]  # the rows/s whose vector MB/s is 0.5× disk
-        ax.axhline(y, color="C4", ls=":", lw=1)
-        ax.text(-0.45, y, f"target: {TARGET_VS_DISK:g}× raw disk MB/s", color="C4",
-                ha="left", va="top", fontsize=8, bbox=LABEL_BOX)  # fmt: skip
+    for (dkey, what), color in zip(
+        (("raw_disk_write", "raw disk (burst)"), ("raw_disk_sustained", "sustained disk")),
+        ("C4", "C5"), strict=True,
+    ):  # fmt: skip
+        disk = res["methods"].get(dkey)
+        if isinstance(disk, dict):
+            y = TARGET_VS_DISK * disk["rows_s"]  # the rows/s whose vector MB/s is 0.5× disk
+            ax.axhline(y, color=color, ls=":", lw=1)
+            ax.text(-0.45, y, f"target: {TARGET_VS_DISK:g}× {what} MB/s", color=color,
+                    ha="left", va="top", fontsize=8, bbox=LABEL_BOX)  # fmt: skip
     ax.set_title(f"bulk import, {res['data']} — {res['machine']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -680,6 +727,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         # 5 first: the disk rate before the imports fill the page cache with dirty pages
         keep(m, "raw_disk_write", [raw_disk_write(data["vector"], root) for _ in range(reps)])
         done("raw_disk_write")
+        m["raw_disk_sustained"] = raw_disk_sustained(data["vector"], root)
+        done("raw_disk_sustained")
 
         with gpuvec_client(root / "gpuvec-import") as c:
             res["warmup_s"] = {"import": warm_up_import(c, data, root, bar)}

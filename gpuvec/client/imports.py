@@ -82,8 +82,9 @@ class ImportMethods:
         after ``timeout`` s. ``progress(state)`` is called with each new state."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last = None
+        job = self._engine.import_state(int(task_id))
         while True:
-            state = self.get_bulk_insert_state(task_id)
+            state = job_view(job)
             key = (state["state"], state["row_count"], state["progress"])
             if progress is not None and key != last:
                 progress(state)
@@ -98,7 +99,8 @@ class ImportMethods:
                     f"{state['progress']}% ({state['row_count']:,} of "
                     f"{state['total_rows']:,} rows)"
                 )
-            time.sleep(0.1)
+            left = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
+            job = self._engine.import_state_after(int(task_id), job["updated"], left)
 
     def bulk_import(
         self,

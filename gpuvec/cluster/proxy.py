@@ -356,6 +356,18 @@ class ClusterEngine:
             job = {**job, "state": "Building", "progress": 99}
         return job
 
+    def import_state_after(self, job_id: int, seen: float, timeout: float) -> dict[str, Any]:
+        """The coordinator runs the job: polled every 0.1 s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.import_state(job_id)
+            if job["updated"] != seen or job["state"] not in ("Pending", "Importing",
+                                                              "Building"):  # fmt: skip
+                return job
+            if time.monotonic() >= deadline:
+                return job
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
     def _job_served(self, job: dict[str, Any]) -> bool:
         try:
             meta = self.catalog.get(job["collection"])

@@ -105,6 +105,8 @@ class ImportJobs:
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._changed = threading.Condition()  # notified whenever a job record changes
+        self._changes = 0
 
     # --- records ---------------------------------------------------------------------------
     def state(self, job_id: int) -> dict[str, Any]:
@@ -116,6 +118,27 @@ class ImportJobs:
     def _put(self, job: dict[str, Any]) -> None:
         job["updated"] = time.time()
         self.catalog.txn([], [Put(K.import_job_key(job["id"]), _dump(job))])
+        self._notify()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changes += 1
+            self._changed.notify_all()
+
+    def state_after(self, job_id: int, seen: float, timeout: float) -> dict[str, Any]:
+        """The job's record once its ``updated`` time differs from ``seen`` (a job this
+        process runs wakes the caller the moment it changes), or after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                mark = self._changes
+            job = self.state(job_id)
+            left = deadline - time.monotonic()
+            if job["updated"] != seen or job["state"] not in ACTIVE or left <= 0:
+                return job
+            with self._changed:
+                if self._changes == mark:  # nothing written since the read above
+                    self._changed.wait(timeout=left)
 
     # --- submit ----------------------------------------------------------------------------
     def submit(
@@ -189,8 +212,8 @@ class ImportJobs:
         """The finished job's record; ``ImportJobError`` (with its reason) if it failed,
         ``DeadlineExceededError`` after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        job = self.state(job_id)
         while True:
-            job = self.state(job_id)
             if job["state"] == "Completed":
                 return job
             if job["state"] == "Failed":
@@ -200,7 +223,8 @@ class ImportJobs:
                     f"import job {job_id} not finished after {timeout} s: {job['state']} "
                     f"{job['progress']}% ({job['rows']:,} of {job['total_rows']:,} rows)"
                 )
-            time.sleep(0.1)
+            left = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+            job = self.state_after(job_id, job["updated"], left)
 
     def close(self) -> None:
         """Stop running jobs where they are (they resume on the next open); call before
@@ -223,6 +247,8 @@ class ImportJobs:
             reason = str(e) if isinstance(e, GpuvecError) else f"{type(e).__name__}: {e}"
             log.warning("import job %s failed: %s", job_id, reason)
             self._fail(job, reason)
+        finally:
+            self._notify()  # the commit wrote the Completed record
 
     def _fail(self, job: dict[str, Any], reason: str) -> None:
         for sid in self._segment_ids(job):  # no orphan objects

@@ -184,6 +184,11 @@ class Runtime(Protocol):
         """The job's record: ``state``, ``progress``, ``rows``, ``reason``, …"""
         ...
 
+    def import_state_after(self, job_id: int, seen: float, timeout: float) -> dict[str, Any]:
+        """The job's record once its ``updated`` time is no longer ``seen`` (or it
+        finished), at the latest after ``timeout`` s: what a waiting client polls."""
+        ...
+
     def import_jobs(self, collection: str = "", limit: int = 0) -> list[dict[str, Any]]: ...
 
     # --- process ----------------------------------------------------------------------------

@@ -234,6 +234,9 @@ class Engine:
     def import_state(self, job_id: int) -> dict[str, Any]:
         return self.imports.state(job_id)
 
+    def import_state_after(self, job_id: int, seen: float, timeout: float) -> dict[str, Any]:
+        return self.imports.state_after(job_id, seen, timeout)
+
     def import_jobs(self, collection: str = "", limit: int = 0) -> list[dict[str, Any]]:
         return self.imports.list(collection, limit)
 
