@@ -150,9 +150,14 @@ class Evaluator:
         """The mask of a comparison, range or ``in`` over an indexed column, from its
         scalar index (:meth:`gpuvec.index.scalar.ScalarIndex.lookup`); None to scan."""
         col = node.operand
-        if not isinstance(col, p.Col):
+        if isinstance(col, p.Col):
+            index = self.indexes.get(col.name)
+        elif isinstance(col, p.JsonPath):  # a JSON path index of exactly this path
+            index = self.indexes.get(col.column)
+            if index is not None and getattr(index, "path", None) != col.path:
+                return None
+        else:
             return None
-        index = self.indexes.get(col.name)
         if index is None or index.ntotal != self.n:
             return None
         try:

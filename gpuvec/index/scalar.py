@@ -8,10 +8,13 @@ the path kept apart) with, for each, the rows holding it (CSR postings, rows inc
 An equality or ``in`` is one posting list per value, a range one contiguous run of
 postings found by binary search; the filter engine (:mod:`gpuvec.expr.evaluate`) asks it
 through :meth:`ScalarIndex.lookup` and scans instead whenever it answers None: a literal of
-another type, a float column holding NaN, an ARRAY or JSON field (their indexes are built
-and reported, filters over them scanned), or a predicate matching — and not matching —
-more than :data:`DENSE` of the rows, where setting that many mask bits one by one costs
-more than the scan (``bench/scalar_index.py``). Results are always the scan's.
+another type, a float column holding NaN, an ARRAY field (its index is built and reported,
+filters over it scanned), or a predicate matching — and not matching — more than
+:data:`DENSE` of the rows, where setting that many mask bits one by one costs more than
+the scan (``bench/scalar_index.py``). Results are always the scan's. A JSON field's index
+holds the values at its ``json_path`` of its ``json_cast_type``
+(:mod:`gpuvec.index.scalar_json`) and answers comparisons of that path with a literal of
+that type.
 
 Built by the data-node task of :mod:`gpuvec.pipelines.build` per sealed segment, stored as
 an index file (:func:`gpuvec.index.registry.dump`, ``impl: "scalar"``), attached to the
@@ -28,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpuvec.errors import InvalidArgumentError
+from gpuvec.index import scalar_json
 from gpuvec.schema import DataType, FieldSchema
 
 DENSE = 0.1  # an index answers when it scatters at most this share of the rows
@@ -122,6 +126,7 @@ def check_field(index_type: str, field: FieldSchema, params: dict[str, Any]) -> 
             raise InvalidArgumentError(f"json_cast_type {cast} is not supported{suffix}")
         if not params.get("json_path"):
             raise InvalidArgumentError("json index must specify json path: json_path missing")
+        scalar_json.parse_json_path(str(params["json_path"]), field.name)
 
 
 class ScalarIndex:
@@ -142,13 +147,24 @@ class ScalarIndex:
         kind: str,
         has_nan: bool = False,
         params: dict[str, Any] | None = None,
+        big_ints: bool = False,
     ) -> None:
         self.index_type, self.field, self.kind = index_type, field, kind
         self.values, self.offsets, self.rows = values, offsets, rows
         self.null_rows, self.ntotal, self.has_nan = null_rows, int(n), bool(has_nan)
         self.params = dict(params or {})
+        self.big_ints = bool(big_ints)  # a JSON path index holding ints past 2**53
         self.dim = 0
         self.metric = ""
+        # a JSON path index: the path it answers for and the kind of its values; None when
+        # it answers no filter (no path, a cast function, an ARRAY field)
+        self.path: tuple[str, ...] | None = None
+        self.value_kind = kind
+        if kind == "json" and self.params.get("json_path") and self.params.get(
+            "json_cast_type", "").upper() in ("DOUBLE", "VARCHAR", "BOOL") and not (
+            self.params.get("json_cast_function")):  # fmt: skip
+            self.path = scalar_json.parse_json_path(self.params["json_path"], field)
+            self.value_kind = scalar_json.value_kind(self.params["json_cast_type"])
 
     # --- build -------------------------------------------------------------------------------
     @classmethod
@@ -162,6 +178,16 @@ class ScalarIndex:
             column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
         n = len(column)
         kind = _kind(field)
+        probe = cls(itype, field.name, np.empty(0), np.zeros(1, np.int64), np.empty(0, np.int64),
+                    np.empty(0, np.int64), n, kind=kind, params=params)  # fmt: skip
+        if probe.path is not None:  # a JSON path index
+            vals, rows, nulls, big = scalar_json.path_values(
+                column, probe.path, probe.params["json_cast_type"])
+            order = np.argsort(vals, kind="stable")
+            uniq, starts = np.unique(vals[order], return_index=True)
+            offsets = np.append(starts, len(vals)).astype(np.int64)
+            return cls(itype, field.name, uniq, offsets, rows[order], nulls, n, kind=kind,
+                       params=params, big_ints=big)  # fmt: skip
         if kind in ("array", "json"):  # built and reported; filters over them are scanned
             vals = np.empty(0, object)
             return cls(itype, field.name, vals, np.zeros(1, np.int64), np.empty(0, np.int64),
@@ -190,6 +216,8 @@ class ScalarIndex:
 
     # --- lookups -----------------------------------------------------------------------------
     def _compatible(self, value: Any) -> bool:
+        if self.kind == "json":
+            return scalar_json.literal_fits(self.value_kind, value, self.big_ints)
         if self.kind == "bool":
             return isinstance(value, bool | np.bool_)
         if self.kind in ("int", "float"):
@@ -213,8 +241,8 @@ class ScalarIndex:
         hit = sum(int(self.offsets[b] - self.offsets[a]) for a, b in spans if b > a)
         if hit <= DENSE * self.ntotal:
             return self._mark(spans), self._valid()
-        if len(self.rows) - hit > DENSE * self.ntotal:
-            return None
+        if self.kind == "json" or len(self.rows) - hit > DENSE * self.ntotal:
+            return None  # (a JSON path index does not list the rows outside it)
         free = np.ones(len(self.values), np.int8)  # values outside the spans
         for a, b in spans:
             free[a:b] = 0
@@ -239,8 +267,21 @@ class ScalarIndex:
         """``(res, valid)`` masks of a comparison (``==``, ``!=``, ``<``, ``<=``, ``>``,
         ``>=``), ``in`` (``values``) or ``range`` (``lo``/``hi`` bounds, either None) over
         the indexed rows, with the evaluator's null semantics (a null row: res False,
-        valid False); None when the index cannot answer exactly (the caller scans)."""
-        if self.kind not in ("bool", "int", "float", "string") or self.has_nan:
+        valid False); None when the index cannot answer exactly (the caller scans). A JSON
+        path index answers for its path only (the caller checks it) and, as the scan does,
+        counts a row without the path or of another type as not equal to anything."""
+        if self.kind == "json":
+            if self.path is None:
+                return None
+            if op == "!=":  # JSON's NotEqual: every non-null row that is not equal
+                eq = self.lookup("==", value)
+                if eq is None:
+                    return None
+                res = ~eq[0]
+                if eq[1] is not None:
+                    res &= eq[1]
+                return res, eq[1]
+        elif self.kind not in ("bool", "int", "float", "string") or self.has_nan:
             return None
         v = self.values
         if op == "in":
@@ -288,15 +329,19 @@ class ScalarIndex:
             "backend": "gpuvec sorted values + postings",
             "nbytes": self.nbytes,
             **({"note": f"{self.kind} field: filters over it are scanned"}
-               if self.kind in ("array", "json") else {}),
+               if self.kind == "array" or (self.kind == "json" and self.path is None) else {}),
+            **({"json_path": self.params["json_path"], "json_cast_type":
+                self.params["json_cast_type"]} if self.path is not None else {}),
         }  # fmt: skip
 
     def header_extra(self) -> dict[str, Any]:
-        return {"field": self.field, "kind": self.kind, "has_nan": self.has_nan}
+        return {"field": self.field, "kind": self.kind, "has_nan": self.has_nan,
+                "big_ints": self.big_ints}  # fmt: skip
 
     def payload(self) -> bytes:
         buf = io.BytesIO()
-        vals = self.values.astype(str) if self.kind == "string" else self.values
+        strings = self.kind == "string" or self.value_kind == "string"
+        vals = self.values.astype(str) if strings else self.values
         np.savez(buf, values=vals, offsets=self.offsets, rows=self.rows, null_rows=self.null_rows)
         return buf.getvalue()
 
@@ -307,7 +352,8 @@ class ScalarIndex:
             rows, null_rows = z["rows"], z["null_rows"]
         return cls(header["index_type"], header["field"], values, offsets, rows, null_rows,
                    int(header["rows"]), kind=header["kind"], has_nan=header["has_nan"],
-                   params=header.get("params"))  # fmt: skip
+                   params=header.get("params"),
+                   big_ints=header.get("big_ints", False))  # fmt: skip
 
     def __repr__(self) -> str:
         return f"ScalarIndex({self.index_type}, {self.field!r}, {json.dumps(self.describe())})"
