@@ -360,8 +360,14 @@ class MilvusClient(
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Insert or replace by primary key; ``data`` as for :meth:`insert` (rows or column
-        data, the primary key always included). Returns ``{"upsert_count", "ids",
-        "timestamp"}``."""
+        data, the primary key always included). With ``partial_update=True`` rows carry
+        only the fields to change (:mod:`gpuvec.client.partial`). Returns
+        ``{"upsert_count", "ids", "timestamp"}``."""
+        if kwargs.get("partial_update"):
+            from gpuvec.client.partial import merge_rows
+
+            schema = self._coll(collection_name).schema
+            data = merge_rows(self, collection_name, schema, data)
         return self._write_rows("upsert", collection_name, data, partition_name)
 
     def delete(

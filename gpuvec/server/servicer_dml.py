@@ -76,15 +76,18 @@ class DataRPCs:
     def _write(self, op: str, request: Any, context: Any) -> Any:
         if request.namespace:
             raise NotSupportedYetError(f"{op}: namespaces are not supported by gpuvec")
-        if op == "upsert" and (request.partial_update or len(request.field_ops)):
-            raise NotSupportedYetError("upsert: partial updates are not supported by gpuvec")
+        partial = op == "upsert" and bool(request.partial_update)
+        if op == "upsert" and len(request.field_ops):
+            raise NotSupportedYetError("upsert: field operations are not supported by gpuvec")
         client = self.client(request, context)
         schema = client.collection_schema(request.collection_name)
-        rows = rows_from_field_data(
-            request.fields_data, int(request.num_rows), schema, operation=op
+        rows = rows_from_field_data(  # a partial update leaves fields out on purpose
+            request.fields_data, int(request.num_rows), schema, operation=None if partial else op
         )
+        kw = {"partial_update": True} if partial else {}
         fn = client.insert if op == "insert" else client.upsert
-        res = fn(request.collection_name, rows, partition_name=request.partition_name or None)
+        res = fn(request.collection_name, rows, partition_name=request.partition_name or None,
+                 **kw)  # fmt: skip
         count = int(res[f"{op}_count"])
         out = milvus_pb2.MutationResult(
             status=ok(),

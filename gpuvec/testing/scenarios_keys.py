@@ -3,8 +3,10 @@ entity. Every read — ``query``, ``get``, ``search``, ``count(*)``, the iterato
 only the newest version of a key, whether the versions sit in one growing segment, in
 growing and sealed ones, or in segments a compaction rewrote; an insert batch that repeats
 a key keeps its last row; an upsert batch that repeats one is refused as Milvus refuses it
-(``duplicate primary keys are not allowed in the same batch``). Searches are checked
-against a brute-force reference over the newest versions.
+(``duplicate primary keys are not allowed in the same batch``); an upsert with
+``partial_update=True`` changes only the fields its rows name (dynamic keys merged), and
+a new key in it must carry every field. Searches are checked against a brute-force
+reference over the newest versions.
 
 Run it as :mod:`gpuvec.testing.scenarios_data` says (fixture ``milvus``)::
 
@@ -111,6 +113,36 @@ class KeyScenarios:
         assert new not in (first, second)
         got = milvus.query("auto", filter="id >= 0", output_fields=["v"])
         assert sorted((r["id"], r["v"]) for r in got) == sorted([(second, "a"), (new, "b")])
+
+    def test_partial_update_merges_into_the_stored_entity(self, milvus: Any) -> None:
+        milvus.create_collection("pu", dimension=DIM, consistency_level="Strong")  # dynamic on
+        rows, vecs = _rows([1, 2, 3], "old", 7)
+        for r in rows:
+            r["extra"], r["keep"] = 1, "k"
+        milvus.insert("pu", rows)
+        milvus.flush("pu")  # the stored versions sealed: the merge reads them from there
+        up = milvus.upsert("pu", [{"id": 1, "v": "new", "extra": 2, "added": True},
+                                  {"id": 2, "v": "new2", "extra": 3, "added": False}],
+                           partial_update=True)  # fmt: skip
+        assert up["upsert_count"] == 2
+        got = {r["id"]: r for r in milvus.get("pu", ids=[1, 2, 3], output_fields=["*"])}
+        assert (got[1]["v"], got[1]["extra"], got[1]["keep"], got[1]["added"]) == (
+            "new", 2, "k", True)  # fmt: skip
+        assert (got[2]["v"], got[2]["extra"], got[2]["added"]) == ("new2", 3, False)
+        assert got[3]["v"] == "old" and "added" not in got[3]  # untouched
+        np.testing.assert_allclose(got[1]["vector"], vecs[0], rtol=1e-6)  # the vector kept
+        hit = milvus.search("pu", [vecs[0].tolist()], limit=1, output_fields=["v"])[0][0]
+        assert hit["id"] == 1 and hit["entity"]["v"] == "new"
+        assert count(milvus, "pu") == 3
+        vec_only = np.full(DIM, 0.25, np.float32)
+        milvus.upsert("pu", [{"id": 3, "vector": vec_only.tolist()}], partial_update=True)
+        got3 = milvus.get("pu", ids=[3], output_fields=["*"])[0]
+        assert got3["v"] == "old" and got3["keep"] == "k"
+        np.testing.assert_allclose(got3["vector"], vec_only, rtol=1e-6)
+        with raises_milvus_error("vector"):  # a new key must carry every field
+            milvus.upsert("pu", [{"id": 9, "v": "x"}, {"id": 1, "v": "y"}], partial_update=True)
+        assert count(milvus, "pu") == 3  # nothing half-applied
+        assert milvus.get("pu", ids=[1], output_fields=["v"])[0]["v"] == "new"
 
     def test_varchar_keys(self, milvus: Any) -> None:
         schema = milvus.create_schema(auto_id=False)
