@@ -287,9 +287,23 @@ class Rbac:
         for prefix, otype in _GROUP_LEVEL.items():
             if privilege.startswith(prefix) and privilege in BUILTIN_GROUPS:
                 return otype
-        if privilege in _COLL_RW or privilege in ("CreateAlias", "DropAlias"):
-            return "Collection"
-        return "Global"
+        types = object_types_of(privilege)
+        return "Global" if "Global" in types else min(types)
+
+    def check_v1(self, g: Grant) -> None:
+        """Milvus's rules for a v1 grant (an explicit object type): groups are granted by
+        v2 only, and a privilege only under its own object type."""
+        for kind, names in (("built-in", BUILTIN_GROUPS), ("custom", self.groups())):
+            if g.privilege in names:
+                raise InvalidArgumentError(
+                    f"can not operate the {kind} privilege group [{g.privilege}]"
+                )
+        if g.privilege not in ("All", ANY) and g.privilege in self.known and (
+            g.object_type not in object_types_of(g.privilege)
+        ):  # fmt: skip
+            raise InvalidArgumentError(
+                f"not found the privilege name[{g.privilege}] in object[{g.object_type}]"
+            )
 
     def _grant_key(self, g: Grant) -> str:
         return f"{K.GRANTS}{g.role}/{g.object_type}/{g.db}/{g.object_name}/{g.privilege}"
@@ -370,18 +384,45 @@ class Rbac:
         if needed.object_type == "User" and needed.names == (user,):
             return True  # one's own user record and password
 
-        def covers(grant_priv: str) -> bool:
-            if grant_priv in ("All", needed.privilege):
-                return True
-            return needed.privilege in groups.get(grant_priv, ())
+        def covers(g: Grant) -> bool:
+            if g.privilege in ("All", needed.privilege):  # a privilege counts for its type
+                return g.object_type == needed.object_type
+            return needed.privilege in groups.get(g.privilege, ())  # a group: its members
 
         for name in needed.names:
             if PUBLIC in roles and needed.privilege in PUBLIC_PRIVILEGES:
                 continue
-            if not any(g.db in (db, ANY) and g.object_name in (name, ANY) and covers(g.privilege)
+            if not any(g.db in (db, ANY) and g.object_name in (name, ANY) and covers(g)
                        for r in roles for g in by_role.get(r, ())):  # fmt: skip
                 return False
         return True
+
+
+_TYPES: dict[str, frozenset[str]] = {}
+
+
+def object_types_of(privilege: str) -> frozenset[str]:
+    """The object types ``privilege`` is checked under: those of the requests that need it
+    in Milvus's protocol options (most have one), else User for the user privileges,
+    Collection for collection data and index privileges, Global for the rest."""
+    if not _TYPES:
+        from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+        ext = common_pb2.privilege_ext_obj
+        found: dict[str, set[str]] = {}
+        for desc in milvus_pb2.DESCRIPTOR.message_types_by_name.values():
+            opts = desc.GetOptions()
+            if opts.HasExtension(ext):
+                e = opts.Extensions[ext]
+                name = common_pb2.ObjectPrivilege.Name(e.object_privilege).removeprefix("Privilege")
+                found.setdefault(name, set()).add(common_pb2.ObjectType.Name(e.object_type))
+        _TYPES.update({k: frozenset(v) for k, v in found.items()})
+    got = _TYPES.get(privilege)
+    if got:
+        return got
+    if privilege in ("UpdateUser", "SelectUser"):
+        return frozenset({"User"})
+    return frozenset({"Collection" if privilege in _COLL_RW else "Global"})
 
 
 def _check_name(what: str, name: str) -> None:

@@ -136,7 +136,10 @@ class RbacRPCs:
         e = request.entity
         grant = Grant(e.role.name, e.object.name, e.db_name or self.db_name(request, context),
                       e.object_name, e.grantor.privilege.name, self.caller(context))  # fmt: skip
-        self._rbac().grant(grant, revoke=request.type == milvus_pb2.OperatePrivilegeType.Revoke)
+        rbac = self._rbac()
+        if request.version != "v2":
+            rbac.check_v1(grant)
+        rbac.grant(grant, revoke=request.type == milvus_pb2.OperatePrivilegeType.Revoke)
 
     @rpc
     def OperatePrivilegeV2(self, request: Any, context: Any) -> Any:

@@ -137,6 +137,38 @@ def test_privilege_groups_and_role_rules(auth_server: Server) -> None:
     assert client(auth_server, "alice:alice-pass2").describe_user("alice")["user_name"] == "alice"
 
 
+def test_a_privilege_counts_under_its_own_object_type_only(auth_server: Server) -> None:
+    root = client(auth_server, ROOT_TOKEN)
+    seed(root)
+    root.create_role("typed")
+    root.grant_role("alice", "typed")
+    alice = client(auth_server, "alice:alice-pass")
+    # v1 grants: a privilege only under its object type, groups only through v2 (Milvus)
+    with pytest.raises(MilvusException, match="not found the privilege name\\[Search\\] in "
+                                              "object\\[Global\\]"):  # fmt: skip
+        root.grant_privilege("typed", "Global", "Search", "*")
+    with pytest.raises(MilvusException, match="not found the privilege name\\[CreateCollection"
+                                              "\\] in object\\[Collection\\]"):  # fmt: skip
+        root.grant_privilege("typed", "Collection", "CreateCollection", "*")
+    with pytest.raises(MilvusException, match="can not operate the built-in privilege group "
+                                              "\\[CollectionReadOnly\\]"):  # fmt: skip
+        root.grant_privilege("typed", "Collection", "CollectionReadOnly", "*")
+    assert root.describe_role("typed")["privileges"] == []  # nothing granted
+    with denied("Search", "alice"):
+        alice.search("docs", data=[[1.0, 0.0, 0.0, 1.0]], limit=1)
+    # "All" granted on collections covers collection privileges, not global ones
+    root.grant_privilege("typed", "Collection", "All", "docs")
+    assert alice.search("docs", data=[[1.0, 0.0, 0.0, 1.0]], limit=1)[0][0]["id"] == 1
+    with denied("CreateCollection", "alice"):
+        alice.create_collection("mine", dimension=DIM)
+    # a v2 grant takes the privilege's own type: DescribeAlias is a Global privilege
+    root.create_alias("docs", "docs_alias")
+    root.grant_privilege_v2("typed", "ListAliases", "*", db_name="default")
+    assert "docs_alias" in alice.list_aliases("docs")["aliases"]
+    kinds = {(p["object_type"], p["privilege"]) for p in root.describe_role("typed")["privileges"]}
+    assert kinds == {("Collection", "All"), ("Global", "ListAliases")}
+
+
 def test_grants_survive_a_restart(tmp_path: Path, fast: dict[str, Any]) -> None:
     data = str(tmp_path / "d")
     srv = start_server(data, ServerOptions(port=0, auth=True), **fast)
