@@ -189,6 +189,11 @@ class Evaluator:
 
     def contains(self, node: p.Contains) -> Mask:
         target = node.target
+        if isinstance(target, p.Col) and (index := self.indexes.get(target.name)) is not None \
+                and index.ntotal == self.n:  # fmt: skip
+            got = index.lookup("contains", values=list(node.values), mode=node.mode)
+            if got is not None:  # an ARRAY field's element postings
+                return got
         if isinstance(target, p.Col):
             arr = self.column(target.name)
             assert target.elem is not None

@@ -8,13 +8,14 @@ the path kept apart) with, for each, the rows holding it (CSR postings, rows inc
 An equality or ``in`` is one posting list per value, a range one contiguous run of
 postings found by binary search; the filter engine (:mod:`gpuvec.expr.evaluate`) asks it
 through :meth:`ScalarIndex.lookup` and scans instead whenever it answers None: a literal of
-another type, a float column holding NaN, an ARRAY field (its index is built and reported,
-filters over it scanned), or a predicate matching — and not matching — more than
+another type, a float column holding NaN, an ARRAY field of floats (its index is built and
+reported, filters over it scanned), or a predicate matching — and not matching — more than
 :data:`DENSE` of the rows, where setting that many mask bits one by one costs more than
 the scan (``bench/scalar_index.py``). Results are always the scan's. A JSON field's index
 holds the values at its ``json_path`` of its ``json_cast_type``
 (:mod:`gpuvec.index.scalar_json`) and answers comparisons of that path with a literal of
-that type.
+that type; an ARRAY field's index holds each element value's rows
+(:mod:`gpuvec.index.scalar_array`) and answers ``array_contains`` / ``_any`` / ``_all``.
 
 Built by the data-node task of :mod:`gpuvec.pipelines.build` per sealed segment, stored as
 an index file (:func:`gpuvec.index.registry.dump`, ``impl: "scalar"``), attached to the
@@ -31,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpuvec.errors import InvalidArgumentError
-from gpuvec.index import scalar_json
+from gpuvec.index import scalar_array, scalar_json
 from gpuvec.schema import DataType, FieldSchema
 
 DENSE = 0.1  # an index answers when it scatters at most this share of the rows
@@ -148,6 +149,7 @@ class ScalarIndex:
         has_nan: bool = False,
         params: dict[str, Any] | None = None,
         big_ints: bool = False,
+        value_kind: str | None = None,
     ) -> None:
         self.index_type, self.field, self.kind = index_type, field, kind
         self.values, self.offsets, self.rows = values, offsets, rows
@@ -159,7 +161,7 @@ class ScalarIndex:
         # a JSON path index: the path it answers for and the kind of its values; None when
         # it answers no filter (no path, a cast function, an ARRAY field)
         self.path: tuple[str, ...] | None = None
-        self.value_kind = kind
+        self.value_kind = value_kind or kind  # an ARRAY index: its elements' kind ("array": none)
         if kind == "json" and self.params.get("json_path") and self.params.get(
             "json_cast_type", "").upper() in ("DOUBLE", "VARCHAR", "BOOL") and not (
             self.params.get("json_cast_function")):  # fmt: skip
@@ -188,8 +190,13 @@ class ScalarIndex:
             offsets = np.append(starts, len(vals)).astype(np.int64)
             return cls(itype, field.name, uniq, offsets, rows[order], nulls, n, kind=kind,
                        params=params, big_ints=big)  # fmt: skip
+        elem = scalar_array.element_kind(field.element_type) if kind == "array" else None
+        if elem is not None:  # an ARRAY of ints, strings or booleans: element postings
+            vals, offsets, rows, nulls = scalar_array.postings(column, elem)
+            return cls(itype, field.name, vals, offsets, rows, nulls, n, kind=kind,
+                       params=params, value_kind=elem)  # fmt: skip
         if kind in ("array", "json"):  # built and reported; filters over them are scanned
-            vals = np.empty(0, object)
+            vals = np.empty(0, np.int64)  # (an object array would not load back)
             return cls(itype, field.name, vals, np.zeros(1, np.int64), np.empty(0, np.int64),
                        np.empty(0, np.int64), n, kind=kind, params=params)  # fmt: skip
         valid = np.ones(n, bool)
@@ -263,13 +270,22 @@ class ScalarIndex:
     def lookup(
         self, op: str, value: Any = None, *, values: list[Any] | None = None,
         lo: Any = None, lo_incl: bool = True, hi: Any = None, hi_incl: bool = True,
+        **kw: Any,
     ) -> tuple[np.ndarray, np.ndarray | None] | None:  # fmt: skip
         """``(res, valid)`` masks of a comparison (``==``, ``!=``, ``<``, ``<=``, ``>``,
         ``>=``), ``in`` (``values``) or ``range`` (``lo``/``hi`` bounds, either None) over
         the indexed rows, with the evaluator's null semantics (a null row: res False,
         valid False); None when the index cannot answer exactly (the caller scans). A JSON
         path index answers for its path only (the caller checks it) and, as the scan does,
-        counts a row without the path or of another type as not equal to anything."""
+        counts a row without the path or of another type as not equal to anything. An ARRAY
+        index answers ``contains`` (``values``, ``mode`` one / any / all) only."""
+        if self.kind == "array":
+            if op != "contains" or self.value_kind == "array":
+                return None
+            mask = scalar_array.contains(self.values, self.offsets, self.rows, self.ntotal,
+                                         str(kw.get("mode", "one")), tuple(values or ()),
+                                         self.value_kind, DENSE)  # fmt: skip
+            return None if mask is None else (mask, self._valid())
         if self.kind == "json":
             if self.path is None:
                 return None
@@ -329,14 +345,15 @@ class ScalarIndex:
             "backend": "gpuvec sorted values + postings",
             "nbytes": self.nbytes,
             **({"note": f"{self.kind} field: filters over it are scanned"}
-               if self.kind == "array" or (self.kind == "json" and self.path is None) else {}),
+               if (self.kind == "array" and self.value_kind == "array")
+               or (self.kind == "json" and self.path is None) else {}),
             **({"json_path": self.params["json_path"], "json_cast_type":
                 self.params["json_cast_type"]} if self.path is not None else {}),
         }  # fmt: skip
 
     def header_extra(self) -> dict[str, Any]:
         return {"field": self.field, "kind": self.kind, "has_nan": self.has_nan,
-                "big_ints": self.big_ints}  # fmt: skip
+                "big_ints": self.big_ints, "value_kind": self.value_kind}  # fmt: skip
 
     def payload(self) -> bytes:
         buf = io.BytesIO()
@@ -352,8 +369,8 @@ class ScalarIndex:
             rows, null_rows = z["rows"], z["null_rows"]
         return cls(header["index_type"], header["field"], values, offsets, rows, null_rows,
                    int(header["rows"]), kind=header["kind"], has_nan=header["has_nan"],
-                   params=header.get("params"),
-                   big_ints=header.get("big_ints", False))  # fmt: skip
+                   params=header.get("params"), big_ints=header.get("big_ints", False),
+                   value_kind=header.get("value_kind"))  # fmt: skip
 
     def __repr__(self) -> str:
         return f"ScalarIndex({self.index_type}, {self.field!r}, {json.dumps(self.describe())})"

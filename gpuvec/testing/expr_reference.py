@@ -464,3 +464,14 @@ def _contains(node: Ctn, row: dict[str, Any], fields: dict[str, Any]) -> tuple[b
     if fn.endswith("_any"):
         return any(has(c) for c in node.value), True
     return has(node.value), True
+
+
+def combine_atoms(rng: Any, atom: Any, count: int, most: int = 3) -> list[str]:
+    """``count`` filters joined from 1 to ``most - 1`` texts of ``atom()`` by one ``and`` /
+    ``or``, a fifth of them negated (``rng``: a NumPy Generator)."""
+    out = []
+    for _ in range(count):
+        parts = [atom() for _ in range(int(rng.integers(1, most)))]
+        expr = f" {['and', 'or'][int(rng.integers(0, 2))]} ".join(parts)
+        out.append(f"not ({expr})" if rng.random() < 0.2 else expr)
+    return out

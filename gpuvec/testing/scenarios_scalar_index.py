@@ -1,8 +1,9 @@
 """End-to-end scalar-index scenarios, runtime-independent (issue 18, item 5): INVERTED,
 STL_SORT, Trie, BITMAP and AUTOINDEX on scalar fields — created with the collection and
 afterwards, listed and described as Milvus describes them, refused on fields they do not
-fit with Milvus's messages, dropped and re-created; filters over indexed fields return
-exactly what a brute-force evaluation of the rows gives.
+fit with Milvus's messages, dropped and re-created; JSON path indexes (``json_path`` +
+``json_cast_type``) and ARRAY indexes (``array_contains*``); filters over indexed fields
+return exactly what a brute-force evaluation of the rows gives.
 
 Run it as :mod:`gpuvec.testing.scenarios_data` says (fixture ``milvus``)::
 
@@ -120,3 +121,51 @@ class ScalarIndexScenarios:
         milvus.load_collection("sy")
         assert len(_ids(milvus, "sy", "age == 4")) == sum(
             1 for i in range(N_ROWS) if i % 11 and i % 37 == 4)  # fmt: skip
+
+    def test_json_path_and_array_indexes_filter_exactly(self, milvus: Any) -> None:
+        schema = milvus.create_schema(auto_id=False)
+        schema.add_field("id", _dtype("INT64"), is_primary=True)
+        schema.add_field("vector", _dtype("FLOAT_VECTOR"), dim=DIM)
+        schema.add_field("meta", _dtype("JSON"))
+        schema.add_field("tags", _dtype("ARRAY"), element_type=_dtype("VARCHAR"),
+                         max_capacity=4, max_length=8)  # fmt: skip
+        index = milvus.prepare_index_params()
+        index.add_index("vector", index_type="FLAT", metric_type="L2")
+        index.add_index("meta", index_type="INVERTED", index_name="price",
+                        params={"json_path": 'meta["price"]', "json_cast_type": "DOUBLE"})
+        index.add_index("tags", index_type="INVERTED")
+        milvus.create_collection("sj", schema=schema, index_params=index,
+                                 consistency_level="Strong")  # fmt: skip
+        rng = np.random.default_rng(3)
+        data = []
+        for i in range(N_ROWS):
+            price: Any = int(i % 97) if i % 5 else f"p{i}"  # some prices are strings
+            data.append({"id": i, "vector": rng.standard_normal(DIM).tolist(),
+                         "meta": {"price": price, "i": i},
+                         "tags": [f"t{(i * k) % 53}" for k in range(1, 1 + i % 4)]})  # fmt: skip
+        milvus.insert("sj", data)
+        milvus.flush("sj")
+        desc = milvus.describe_index("sj", "price")
+        assert desc["index_type"] == "INVERTED" and desc["field_name"] == "meta"
+        by_id = {r["id"]: r for r in data}
+
+        def want(pred: Any) -> set[int]:
+            return {i for i, r in by_id.items() if pred(r)}
+
+        def num(r: dict[str, Any]) -> bool:
+            return isinstance(r["meta"]["price"], int)
+
+        cases = {
+            'meta["price"] == 7': want(lambda r: num(r) and r["meta"]["price"] == 7),
+            '10 <= meta["price"] < 12': want(lambda r: num(r) and 10 <= r["meta"]["price"] < 12),
+            'meta["price"] in [1, 96]': want(lambda r: num(r) and r["meta"]["price"] in (1, 96)),
+            'meta["price"] == "p5"': {5},
+            'array_contains(tags, "t7")': want(lambda r: "t7" in r["tags"]),
+            'array_contains_any(tags, ["t3", "t50"])': want(
+                lambda r: "t3" in r["tags"] or "t50" in r["tags"]),
+            'array_contains_all(tags, ["t2", "t4"])': want(
+                lambda r: "t2" in r["tags"] and "t4" in r["tags"]),
+        }  # fmt: skip
+        for expr, expected in cases.items():
+            assert _ids(milvus, "sj", expr) == expected, expr
+        assert cases['meta["price"] == 7'] and cases['array_contains(tags, "t7")']

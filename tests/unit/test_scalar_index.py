@@ -18,6 +18,7 @@ from gpuvec.expr.evaluate import Evaluator
 from gpuvec.index.registry import dump, load_index
 from gpuvec.index.scalar import ScalarIndex, check_field
 from gpuvec.schema import CollectionSchema, DataType, FieldSchema
+from gpuvec.testing.expr_reference import combine_atoms
 
 N = 600
 
@@ -86,12 +87,7 @@ def random_filters(rng: np.random.Generator, count: int) -> list[str]:
             return f"{lo} <= a < {lo + int(rng.integers(1, 8))}"
         return f"id {op} {int(rng.integers(0, N))}"
 
-    out = []
-    for _ in range(count):
-        parts = [atom() for _ in range(int(rng.integers(1, 4)))]
-        expr = f" {['and', 'or'][int(rng.integers(0, 2))]} ".join(parts)
-        out.append(f"not ({expr})" if rng.random() < 0.2 else expr)
-    return out
+    return combine_atoms(rng, atom, count, most=4)
 
 
 @pytest.mark.parametrize("nan", [False, True])

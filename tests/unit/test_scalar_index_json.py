@@ -21,6 +21,7 @@ from gpuvec.index.registry import dump, load_index
 from gpuvec.index.scalar import ScalarIndex, check_field
 from gpuvec.index.scalar_json import parse_json_path
 from gpuvec.schema import CollectionSchema, DataType
+from gpuvec.testing.expr_reference import combine_atoms
 
 N = 800
 
@@ -99,12 +100,7 @@ def random_filters(rng: np.random.Generator, target: str, count: int) -> list[st
             return f"{lo} <= {target} < {lo + int(rng.integers(1, 6))}"
         return f"{target} not in [{literal(rng)}]"
 
-    out = []
-    for _ in range(count):
-        parts = [atom() for _ in range(int(rng.integers(1, 3)))]
-        expr = f" {['and', 'or'][int(rng.integers(0, 2))]} ".join(parts)
-        out.append(f"not ({expr})" if rng.random() < 0.2 else expr)
-    return out
+    return combine_atoms(rng, atom, count, most=3)
 
 
 def test_milvus_path_syntax() -> None:
