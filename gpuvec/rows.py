@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuvec import vectors
+from gpuvec import sparse, vectors
 from gpuvec.arrays import one_array
 from gpuvec.datatypes import INT_RANGES, DataType
 from gpuvec.errors import DataError, FieldNotFoundError, InvalidArgumentError, SchemaError
@@ -190,6 +190,8 @@ def _column(field: FieldSchema, values: list[Any], op: str) -> pa.Array:
         types = set(map(type, values))
     if dt == DataType.FLOAT_VECTOR:
         return _vector_column(field.dim or 0, values, types, locate)
+    if dt == DataType.SPARSE_FLOAT_VECTOR:
+        return sparse.column(values, locate)
     if dt.is_vector:  # FLOAT16, BFLOAT16, INT8, BINARY (gpuvec.vector_input)
         return vectors.column(dt, matrix_from_values(field, values, locate))
     if dt == DataType.JSON:
@@ -433,6 +435,8 @@ def _column_to_py(field: FieldSchema, column: pa.ChunkedArray, wrap: bool) -> li
         arr = one_array(column)
         flat = arr.flatten().to_numpy(zero_copy_only=False)
         return flat.reshape(len(arr), field.dim or 0).tolist()
+    if field.dtype == DataType.SPARSE_FLOAT_VECTOR:
+        return [sparse.to_dict(c) for c in column.to_pylist()]
     if field.dtype.is_vector:
         mat = vectors.matrix(field.dtype, column, int(field.dim or 0))
         raw = [r.tobytes() for r in mat]

@@ -46,7 +46,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 _VECTOR_TYPES = (
     DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR,
-    DataType.INT8_VECTOR, DataType.BINARY_VECTOR,
+    DataType.INT8_VECTOR, DataType.BINARY_VECTOR, DataType.SPARSE_FLOAT_VECTOR,
 )  # fmt: skip
 _SUPPORTED = (*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, *_VECTOR_TYPES)
 MAX_BINARY_DIM = 8 * MAX_DIM  # bits
@@ -148,7 +148,8 @@ class FieldSchema:
         self.default_value = default_value
         is_array = self.dtype == DataType.ARRAY
         has_len = self.dtype in (DataType.VARCHAR, DataType.TEXT) or is_array
-        self.dim = _int_param(name, "dim", dim) if self.dtype.is_vector else None
+        dense = self.dtype.is_vector and self.dtype != DataType.SPARSE_FLOAT_VECTOR
+        self.dim = _int_param(name, "dim", dim) if dense else None  # sparse: no dim
         self.max_length = _int_param(name, "max_length", max_length) if has_len else None
         self.max_capacity = _int_param(name, "max_capacity", max_capacity) if is_array else None
         self.element_type = None
@@ -225,7 +226,11 @@ class FieldSchema:
             raise fail(f"{dt.name} is not supported yet by gpuvec (vectors: {what})")
         if self.is_dynamic:
             raise fail("cannot explicitly set a field as a dynamic field")
-        if dt.is_vector:
+        if dt == DataType.SPARSE_FLOAT_VECTOR:  # no dim: (index, value) pairs
+            if self.nullable:
+                raise fail(f"vector type not support null, type:{dt.name}, name:{n} "
+                           "(nullable vector fields are not supported)")  # fmt: skip
+        elif dt.is_vector:
             if self.dim is None:
                 raise fail("a vector field needs the type param 'dim'")
             if dt == DataType.BINARY_VECTOR:
@@ -477,6 +482,8 @@ def arrow_type(field: FieldSchema) -> pa.DataType:
     :mod:`gpuvec.vectors`; FLOAT_VECTOR: ``fixed_size_list<float32>[dim]``)."""
     if field.dtype in _ARROW_SCALARS:
         return _ARROW_SCALARS[field.dtype]
+    if field.dtype == DataType.SPARSE_FLOAT_VECTOR:  # (index, value) pairs: gpuvec.sparse
+        return pa.binary()
     if field.dtype in vectors.KINDS and field.dim is not None:
         width = vectors.width(field.dtype, field.dim)
         return pa.list_(vectors.arrow_value_type(field.dtype), width)

@@ -31,6 +31,7 @@ from gpuvec.errors import DataError
 __all__ = [
     "BFLOAT16",
     "KINDS",
+    "SPARSE",
     "VectorKind",
     "arrow_value_type",
     "as_float32",
@@ -90,9 +91,17 @@ KINDS: dict[DataType, VectorKind] = {
 }  # fmt: skip
 
 
+SPARSE = VectorKind(DataType.SPARSE_FLOAT_VECTOR, np.dtype(np.float32), pa.float32(),
+                    "sparse_float_vector", 104, ("IP", "BM25"), "IP",
+                    ("SPARSE_INVERTED_INDEX", "SPARSE_WAND", "AUTOINDEX"))  # fmt: skip
+"""SPARSE_FLOAT_VECTOR: its wire slot, placeholder, metrics and index types. Not in
+:data:`KINDS` — it has no matrix: its rows are (index, value) pairs (:mod:`gpuvec.sparse`)."""
+
+
 def kind(dtype: DataType | int) -> VectorKind:
-    """The kind of a vector data type (KeyError for a type that is not a dense vector)."""
-    return KINDS[DataType(dtype)]
+    """The kind of a vector data type (KeyError for a type that is not a vector)."""
+    dt = DataType(dtype)
+    return SPARSE if dt == DataType.SPARSE_FLOAT_VECTOR else KINDS[dt]
 
 
 def width(dtype: DataType | int, dim: int) -> int:

@@ -12,11 +12,14 @@ from typing import Any
 import pyarrow as pa
 from gpuvec.pipelines.common import StoreSpec, progress_reporter
 
+from gpuvec.datatypes import DataType
 from gpuvec.index import scalar
 from gpuvec.index.registry import build_index, dump
+from gpuvec.index.sparse import SparseIndex
 from gpuvec.index.threads import faiss_module
 from gpuvec.observability.datanode import observed
 from gpuvec.schema import FieldSchema
+from gpuvec.sparse import SparseRows
 from gpuvec.storage.objects.paths import index_path
 from gpuvec.storage.objects.segment import SegmentReader
 from gpuvec.storage.objects.stores import put_bytes
@@ -37,7 +40,9 @@ def build_index_task(
     the data node's ``gpuvec_datanode_task_*`` metrics, as is a compaction)."""
     t0 = time.perf_counter()
     st = store.open()
-    if "field_schema" in params:  # a scalar index: built from the column
+    if "field_schema" in params:  # a scalar or sparse index: built from the column
+        if params["field_schema"].get("type") == int(DataType.SPARSE_FLOAT_VECTOR):
+            return _sparse(st, segment_path, field, index_id, index_type, metric, params, t0)
         return _scalar(st, segment_path, field, index_id, index_type, params, t0)
     vectors = SegmentReader(st, segment_path).vectors(field)
     # Dask's nanny starts workers with OMP_NUM_THREADS=1: give the build the machine's cores
@@ -60,6 +65,16 @@ def build_index_task(
     }
 
 
+def _sparse(st: Any, segment_path: str, field: str, index_id: int, index_type: str,
+            metric: str, params: dict[str, Any], t0: float) -> dict[str, Any]:  # fmt: skip
+    """A sparse index of the segment's SPARSE_FLOAT_VECTOR ``field`` (posting lists)."""
+    opts = {k: v for k, v in params.items() if k != "field_schema"}
+    rows = SparseRows.from_cells(SegmentReader(st, segment_path).column(field))
+    itype = "SPARSE_INVERTED_INDEX" if index_type == "AUTOINDEX" else index_type
+    index = SparseIndex.build(itype, rows, metric, opts)
+    return _written(st, segment_path, field, index_id, index_type, index, t0)
+
+
 def _scalar(st: Any, segment_path: str, field: str, index_id: int, index_type: str,
             params: dict[str, Any], t0: float) -> dict[str, Any]:  # fmt: skip
     """A scalar index of the segment's ``field`` column (:mod:`gpuvec.index.scalar`)."""
@@ -71,8 +86,14 @@ def _scalar(st: Any, segment_path: str, field: str, index_id: int, index_type: s
         column = pa.array(column)
     itype = scalar.auto_type(schema) if index_type == "AUTOINDEX" else index_type
     index = scalar.ScalarIndex.build(itype, schema, column, opts)
-    index.index_type = index_type  # as defined (AUTOINDEX stays AUTOINDEX)
-    data = dump(index)  # type: ignore[arg-type]
+    return _written(st, segment_path, field, index_id, index_type, index, t0)
+
+
+def _written(st: Any, segment_path: str, field: str, index_id: int, index_type: str,
+             index: Any, t0: float) -> dict[str, Any]:  # fmt: skip
+    """Write a column index's file (its type as defined: AUTOINDEX stays AUTOINDEX)."""
+    index.index_type = index_type
+    data = dump(index)
     path = index_path(segment_path, index_id, field)
     put_bytes(st, path, data)
     return {"path": path, "nbytes": len(data), "rows": int(index.ntotal),

@@ -51,6 +51,7 @@ from gpuvec.records import (
     CollectionView,
     Hits,
 )
+from gpuvec.sparse import SparseRows
 from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Compare, Delete, DeletePrefix, Op, Put, TxnResult
 
@@ -242,7 +243,10 @@ class ClusterEngine:
             "params": search_params or {}, "columns": list(columns), **self._filter_args(flt),
             "nfields": len(coll.schema.fields),
         }  # fmt: skip
-        q = {"queries": array_table("q", _wire_queries(queries))}
+        if isinstance(queries, SparseRows):  # one binary cell per query
+            q = {"queries": pa.table({"q": queries.cells()})}
+        else:
+            q = {"queries": array_table("q", _wire_queries(queries))}
         got = self.scatter.gather(coll.meta, "search", args, q, partitions, "hits")
         pk = coll.schema.primary_field.name  # type: ignore[union-attr]
         nq = len(queries)

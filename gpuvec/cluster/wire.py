@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpuvec.arrays import one_array
+from gpuvec.sparse import SparseRows
 from gpuvec.storage.meta.base import (
     Compare,
     Delete,
@@ -105,9 +106,13 @@ def array_table(name: str, arr: np.ndarray) -> pa.Table:
     return pa.table({name: pa.array(arr)})
 
 
-def query_matrix(table: pa.Table) -> np.ndarray:
-    """A search's query vectors from their wire table: float32 rows, or the packed uint8
-    rows of a BINARY_VECTOR search, as sent."""
+def query_matrix(table: pa.Table) -> Any:
+    """A search's query vectors from their wire table: float32 rows, the packed uint8
+    rows of a BINARY_VECTOR search, as sent, or a SPARSE_FLOAT_VECTOR search's cells as
+    :class:`~gpuvec.sparse.SparseRows`."""
+    col = table.column("q")
+    if pa.types.is_binary(col.type):
+        return SparseRows.from_cells(col)
     q = table_array(table, "q")
     return q if q.dtype == np.uint8 else q.astype(np.float32, copy=False)
 

@@ -28,6 +28,7 @@ from typing import Any
 from gpuvec.coord.catalog import Catalog
 from gpuvec.coord.planning import build_key, plan_builds
 from gpuvec.datanode.runtime import DataNodeRuntime
+from gpuvec.datatypes import DataType
 from gpuvec.observability.internals import track_index_build
 from gpuvec.pipelines.build import build_index_task
 from gpuvec.pipelines.common import StoreSpec
@@ -58,8 +59,9 @@ def submit_build(
     iid, field = index_id(d), d["field_name"]
     key = build_key(segment_id, field, iid)
     params = dict(d.get("params") or {})
-    if is_scalar_index(d):
-        params["field_schema"] = meta.collection_schema().field(field).to_dict()
+    fschema = meta.collection_schema().field(field)
+    if is_scalar_index(d) or fschema.dtype == DataType.SPARSE_FLOAT_VECTOR:
+        params["field_schema"] = fschema.to_dict()  # built from the column
     fut = runtime.submit(
         build_index_task, store, segment_path, field, iid, d["index_type"], d["metric_type"],
         params, key=key, gpu=d["index_type"].startswith("GPU_"),

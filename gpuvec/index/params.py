@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from gpuvec.datatypes import DataType
 from gpuvec.errors import InvalidArgumentError
 from gpuvec.index import spec, validate
 from gpuvec.index.scalar import canonical_type, check_params
@@ -28,9 +29,10 @@ def check_vector_kind(idx: dict[str, Any], kind: VectorKind) -> None:
     and refuse an index type or metric Milvus does not allow on that vector type."""
     itype, name = idx["index_type"], kind.name
     allowed = kind.index_types
-    if allowed is None:  # the float types: every index type but the binary ones
-        ok = itype not in spec.BINARY_INDEX_TYPES
-        allowed = tuple(t for t in spec.INDEX_TYPES if t not in spec.BINARY_INDEX_TYPES)
+    if allowed is None:  # the float types: every index type but the binary and sparse ones
+        other = (*spec.BINARY_INDEX_TYPES, *spec.SPARSE_INDEX_TYPES)
+        ok = itype not in other
+        allowed = tuple(t for t in spec.INDEX_TYPES if t not in other)
     else:
         ok = itype in allowed
     if not ok:
@@ -91,7 +93,12 @@ class IndexParams:
                 ) from None
         params.pop("index_type", None)  # a copy of the argument some clients repeat
         itype = validate.check_index_type(index_type)
-        if metric and itype != "AUTOINDEX":  # binary metrics go with binary index types only
+        if metric and itype in spec.SPARSE_INDEX_TYPES and metric not in spec.SPARSE_METRICS:
+            raise InvalidArgumentError(
+                f"metric_type {metric_raw!r} of field {field_name!r} does not fit index type "
+                f"{itype}; it takes {', '.join(spec.SPARSE_METRICS)}"
+            )
+        if metric and itype != "AUTOINDEX" and itype not in spec.SPARSE_INDEX_TYPES:
             binary_type = itype in spec.BINARY_INDEX_TYPES
             if binary_type != (metric in spec.BINARY_METRICS):
                 fits = spec.BINARY_METRICS if binary_type else spec.METRICS
@@ -122,7 +129,9 @@ class IndexParams:
                 check_vector_kind(idx, kind)
             elif not idx["metric_type"]:
                 idx["metric_type"] = "COSINE"
-            validate.check_build_params(idx["index_type"], idx["params"], dim=dim)
+            sparse = kind is not None and kind.dtype == DataType.SPARSE_FLOAT_VECTOR
+            validate.check_build_params(idx["index_type"], idx["params"],
+                                        dim=None if sparse else dim)  # fmt: skip
 
     def to_list(self) -> list[dict[str, Any]]:
         return [{**i, "params": dict(i["params"])} for i in self._indexes]

@@ -34,6 +34,7 @@ from gpuvec.index.binary import BinaryIndex
 from gpuvec.index.faiss_index import FaissIndex
 from gpuvec.index.flat import FlatIndex
 from gpuvec.index.scalar import ScalarIndex
+from gpuvec.index.sparse import SparseIndex
 from gpuvec.index.spec import BINARY_INDEX_TYPES, BINARY_METRICS, METRICS
 
 __all__ = ["FORMAT", "MAGIC", "build_index", "dump", "load_index"]
@@ -100,10 +101,10 @@ def _check_pairing(itype: str, metric: Any) -> None:
         )
 
 
-def dump(index: FlatIndex | FaissIndex | ScalarIndex | BinaryIndex) -> bytes:
+def dump(index: FlatIndex | FaissIndex | ScalarIndex | BinaryIndex | SparseIndex) -> bytes:
     """The index file of ``index`` (module docstring)."""
     impl = {FlatIndex: "flat", FaissIndex: "faiss", ScalarIndex: "scalar",
-            BinaryIndex: "binary"}[type(index)]  # fmt: skip
+            BinaryIndex: "binary", SparseIndex: "sparse"}[type(index)]  # fmt: skip
     header: dict[str, Any] = {
         "index_type": index.index_type,
         "metric_type": index.metric,
@@ -112,7 +113,7 @@ def dump(index: FlatIndex | FaissIndex | ScalarIndex | BinaryIndex) -> bytes:
         "params": index.params,
         "impl": impl,
     }
-    if isinstance(index, FaissIndex | ScalarIndex | BinaryIndex):
+    if isinstance(index, FaissIndex | ScalarIndex | BinaryIndex | SparseIndex):
         header.update(index.header_extra())
     head = json.dumps(header, sort_keys=True).encode()
     return MAGIC + struct.pack("<II", FORMAT, len(head)) + head + index.payload()
@@ -139,6 +140,11 @@ def load_index(data: bytes | bytearray | memoryview, base: Any | None = None) ->
             return ScalarIndex.from_payload(header, payload)  # type: ignore[return-value]
         except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
             raise CorruptDataError(f"scalar index payload is unreadable: {e}") from e
+    if header.get("impl") == "sparse":
+        try:
+            return SparseIndex.from_payload(header, payload)  # type: ignore[return-value]
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
+            raise CorruptDataError(f"sparse index payload is unreadable: {e}") from e
     if callable(base):  # only the types that borrow the segment's vectors ask for them
         base = base() if header.get("impl") in ("binary", "flat") else None
     if header.get("impl") == "binary":

@@ -46,6 +46,8 @@ __all__ = [
     "KNOWN_SEARCH",
     "METRICS",
     "RANGE_NAMES",
+    "SPARSE_INDEX_TYPES",
+    "SPARSE_METRICS",
     "SPECS",
     "IndexSpec",
     "Param",
@@ -54,7 +56,8 @@ __all__ = [
 INT_MAX = 2**31 - 1
 METRICS = ("L2", "IP", "COSINE")  # float vectors (FLOAT, FLOAT16, BFLOAT16, INT8)
 BINARY_METRICS = ("HAMMING", "JACCARD")  # BINARY_VECTOR
-ALL_METRICS = METRICS + BINARY_METRICS
+SPARSE_METRICS = ("IP", "BM25")  # SPARSE_FLOAT_VECTOR
+ALL_METRICS = METRICS + BINARY_METRICS + ("BM25",)
 DISTANCE_METRICS = ("L2", "HAMMING", "JACCARD")  # smaller is better; IP/COSINE: larger
 
 _DOCS = "https://milvus.io/docs/"
@@ -142,6 +145,17 @@ _HNSW_EFC = Param(
 )
 # default None: max(k, 16) at search time (knowhere BaseHnswConfig::CheckAndAdjust)
 _HNSW_EF = Param("ef", "int", 1, INT_MAX, None, source=_DOCS + "hnsw.md; knowhere (ef >= k)")
+_SPARSE_BUILD = (
+    Param("drop_ratio_build", "float", 0.0, 1.0, 0.0, source=_DOCS + "sparse_vector.md [0, 1)"),
+    Param("inverted_index_algo", "enum", default="DAAT_MAXSCORE",
+          choices=("TAAT_NAIVE", "DAAT_WAND", "DAAT_MAXSCORE"), source=_DOCS + "sparse_vector.md"),
+    Param("bm25_k1", "float", 1.2, 2.0, 1.2, source=_DOCS + "full-text-search.md [1.2, 2.0]"),
+    Param("bm25_b", "float", 0.0, 1.0, 0.75, source=_DOCS + "full-text-search.md [0, 1]"),
+)  # fmt: skip
+_SPARSE_SEARCH = (
+    Param("drop_ratio_search", "float", 0.0, 1.0, 0.0, source=_DOCS + "sparse_vector.md [0, 1)"),
+    Param("dim_max_score_ratio", "float", 0.5, 1.3, 1.05, source=_DOCS + "sparse_vector.md"),
+)
 
 SPECS: dict[str, IndexSpec] = {
     s.name: s
@@ -220,6 +234,10 @@ SPECS: dict[str, IndexSpec] = {
             doc="autoindex_param.go: HNSW M=18 efConstruction=240",
         ),
         IndexSpec("GPU_BRUTE_FORCE", doc=_DOCS + "gpu-brute-force.md", gpu=True),
+        IndexSpec("SPARSE_INVERTED_INDEX", build=_SPARSE_BUILD, search=_SPARSE_SEARCH,
+                  doc=_DOCS + "sparse_vector.md"),
+        IndexSpec("SPARSE_WAND", build=_SPARSE_BUILD, search=_SPARSE_SEARCH,
+                  doc=_DOCS + "sparse_vector.md"),
         IndexSpec("BIN_FLAT", doc=_DOCS + "bin-flat.md"),
         IndexSpec(
             "BIN_IVF_FLAT",
@@ -316,6 +334,7 @@ SPECS: dict[str, IndexSpec] = {
 INDEX_TYPES = tuple(SPECS)
 INDEX_ALIASES = {"BRUTE_FORCE": "FLAT"}  # Milvus Lite's names → their Milvus equivalents
 BINARY_INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")  # BINARY_VECTOR fields take only these
+SPARSE_INDEX_TYPES = ("SPARSE_INVERTED_INDEX", "SPARSE_WAND")  # SPARSE_FLOAT_VECTOR fields
 
 AUTOINDEX_BUILD: dict[str, Any] = {"index_type": "HNSW", "M": 18, "efConstruction": 240}
 """What AUTOINDEX builds on this host: HNSW with Milvus's default autoIndex.params.build
@@ -361,5 +380,6 @@ KNOWN_SEARCH = frozenset(
 # index (request-level keys such as radius stay with the caller)
 INDEX_SEARCH_KNOBS = frozenset(
     ("nprobe", "ef", "level", "itopk_size", "search_width", "min_iterations",
-     "max_iterations", "team_size", "refine_ratio", "refine_k", "max_empty_result_buckets")
+     "max_iterations", "team_size", "refine_ratio", "refine_k", "max_empty_result_buckets",
+     "drop_ratio_search")
 )  # fmt: skip

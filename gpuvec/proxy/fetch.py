@@ -26,7 +26,8 @@ def fetch_rows(
     out_schema = pa.schema(fields)
     if len(rows) == 0:
         return out_schema.empty_table()
-    vector_types = {f.name: f.dtype for f in schema.vector_fields}
+    vector_types = {f.name: f.dtype for f in schema.vector_fields
+                    if f.dtype in vectors.KINDS}  # sparse cells sit with the scalar rows
     vector_names = set(vector_types)
     pieces, order = [], []
     for s in np.unique(seg_idx):

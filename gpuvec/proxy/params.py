@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec import vectors
+from gpuvec import sparse, vectors
 from gpuvec.datatypes import DataType
 from gpuvec.errors import DataError, InvalidArgumentError
 from gpuvec.records import CollectionView
 from gpuvec.schema import CollectionSchema, FieldSchema
+from gpuvec.sparse import SparseRows
 from gpuvec.vector_input import matrix_from_2d, matrix_from_values
 
 MAX_TOPK = 16384
@@ -104,7 +105,28 @@ def query_vectors(data: Any, field: FieldSchema | int) -> np.ndarray:
     return arr
 
 
-def _typed_queries(data: Any, field: FieldSchema) -> np.ndarray:
+def sparse_queries(data: Any, field: FieldSchema) -> SparseRows:
+    """Search data of a SPARSE_FLOAT_VECTOR field: one sparse vector (a dict, a SciPy row)
+    or a list of them, or a SciPy matrix of several rows → :class:`SparseRows`."""
+    if isinstance(data, dict) or (hasattr(data, "tocoo") and getattr(data, "shape", (1,))[0] == 1):
+        items = [data]
+    elif hasattr(data, "tocsr") and hasattr(data, "shape"):  # a SciPy matrix: its rows
+        csr = data.tocsr()
+        items = [csr[i] for i in range(csr.shape[0])]
+    else:
+        items = list(data)
+    try:
+        cells = [sparse.encode(v, f"search data[{i}]") for i, v in enumerate(items)]
+    except DataError as e:
+        raise InvalidArgumentError(f"{e} (field {field.name!r}, SPARSE_FLOAT_VECTOR)") from None
+    if not cells:
+        raise InvalidArgumentError("search data is empty")
+    return SparseRows.from_cells(cells)
+
+
+def _typed_queries(data: Any, field: FieldSchema) -> Any:
+    if field.dtype == DataType.SPARSE_FLOAT_VECTOR:
+        return sparse_queries(data, field)
     k = vectors.kind(field.dtype)
     try:
         if isinstance(data, np.ndarray) and data.ndim == 2:

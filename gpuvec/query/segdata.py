@@ -27,10 +27,12 @@ import pyarrow as pa
 
 from gpuvec import ops, vectors
 from gpuvec.arrays import take_columns
+from gpuvec.index import sparse as sparse_index
 from gpuvec.index.spec import INDEX_SEARCH_KNOBS
 from gpuvec.query.rowtable import RowTable
 from gpuvec.query.visibility import Visibility
 from gpuvec.records import Hits
+from gpuvec.sparse import SparseRows
 
 if TYPE_CHECKING:
     from gpuvec.expr import Filter
@@ -65,6 +67,7 @@ class SegmentData:
         self._rows = RowTable()
         self._device: dict[str, object] = {}
         self._sq_norms: dict[str, np.ndarray] = {}
+        self._sparse: dict[str, SparseRows] = {}  # SPARSE_FLOAT_VECTOR fields in CSR form
         self.sealed = False  # set by the query node: rows never change after that
         self._json_cache: object | None = None
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -330,6 +333,8 @@ class SegmentData:
         saw), else the row count when the search starts."""
         n = self.n if extra_mask is None else len(extra_mask)
         sp = search_params or {}
+        if isinstance(queries, SparseRows):  # a SPARSE_FLOAT_VECTOR field: gpuvec.index.sparse
+            return self._sparse_search(field, queries, k, metric, read_ts, extra_mask, sp, n)
         device = field in self._device and sp.get("radius") is None
         if device:
             dvalid = self._device_valid(n, read_ts, extra_mask, mask_key)
@@ -381,6 +386,56 @@ class SegmentData:
         base, norms = self.compute_vectors(field, n), self._norms(field, n)
         dist, rows = ops.knn(base, queries, k, metric, valid=valid, base_sq_norms=norms)
         return Hits(dist, rows)
+
+
+    def sparse_rows(self, field: str, n: int) -> SparseRows:
+        """The first ``n`` rows of a SPARSE_FLOAT_VECTOR field in CSR form, kept as a prefix
+        that later reads extend by the rows it lacks (rows never change once appended)."""
+        got = self._sparse.get(field)
+        have = 0 if got is None else len(got)
+        if got is None or have < n:
+            column = self.table().column(field).slice(have, n - have)
+            tail = SparseRows.from_cells(column)
+            got = tail if got is None else got.extended(tail)
+            self._sparse[field] = got
+        return got if len(got) == n else got.head(n)
+
+    def _sparse_search(
+        self, field: str, queries: SparseRows, k: int, metric: str, read_ts: int,
+        extra_mask: np.ndarray | None, sp: dict[str, Any], n: int,
+    ) -> Hits:  # fmt: skip
+        """Top-k by inner product over the visible rows: the built index of a sealed
+        segment, else the exact scan of the rows (growing segments)."""
+        valid = self.vis.mask(read_ts)[:n]
+        if extra_mask is not None:
+            valid = valid & extra_mask
+        if sp.get("radius") is not None:
+            return self._sparse_range(field, queries, k, valid, sp, n)
+        ratio = float(sp.get("drop_ratio_search", 0) or 0)
+        if self.sealed and field in self.indexes and self.indexes[field][1].ntotal == n:
+            index = self.indexes[field][1]
+            dist, rows = index.search(queries, k, {"drop_ratio_search": ratio},
+                                      valid=None if valid.all() else valid)  # fmt: skip
+            return Hits(dist, rows)
+        return Hits(*sparse_index.exact_search(self.sparse_rows(field, n), queries, k, valid,
+                                               ratio))  # fmt: skip
+
+    def _sparse_range(self, field: str, queries: SparseRows, k: int, valid: np.ndarray,
+                      sp: dict[str, Any], n: int) -> Hits:  # fmt: skip
+        """IP range search: ``radius < score <= range_filter``, the best ``k``."""
+        radius, top = float(sp["radius"]), sp.get("range_filter")
+        base = self.sparse_rows(field, n)
+        dist, rows = sparse_index.exact_search(base, queries, n or 1, valid,
+                                               float(sp.get("drop_ratio_search", 0) or 0))
+        keep = (dist > radius) & (rows >= 0)
+        if top is not None:
+            keep &= dist <= float(top)
+        out_d = np.full((len(queries), k), -np.inf, np.float32)
+        out_r = np.full((len(queries), k), -1, np.int64)
+        for q in range(len(queries)):
+            sel = np.flatnonzero(keep[q])[:k]
+            out_d[q, : len(sel)], out_r[q, : len(sel)] = dist[q, sel], rows[q, sel]
+        return Hits(out_d, out_r)
 
 
 def visible_matches(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gpuvec import ops
 from gpuvec.coord.maintenance import Maintenance
 from gpuvec.coord.planning import index_progress
+from gpuvec.datatypes import DataType
 from gpuvec.errors import IndexBuildError
 from gpuvec.pipelines.common import PROGRESS_TOPIC, build_progress
 from gpuvec.query.node import load_segment, load_segments
@@ -140,7 +141,7 @@ class DataNodeDuties:
             "gpu_resident_segments": resident,
             "pending_index_segments": e.indexer.pending(),
             "building_rows": self.building_rows(coll.meta.name),
-            "backend": ", ".join(backends) if backends else "brute force (gpuvec.ops)",
+            "backend": ", ".join(backends) if backends else _exact_backend(coll, field),
             "search_backend": ops.backend_name(),
             **({"build_notes": notes} if notes else {}),
         }
@@ -192,3 +193,10 @@ def raise_failed(coll: CollectionView, progress: Any) -> dict[str, dict[str, Any
                 f"{coll.meta.name!r} failed to build: {p['index_state_fail_reason']}"
             )
     return out
+
+
+def _exact_backend(coll: CollectionView, field: str) -> str:
+    """What searches a field no built index serves yet: the exact scan of its kind."""
+    if field in coll.schema and coll.schema.field(field).dtype == DataType.SPARSE_FLOAT_VECTOR:
+        return "exact sparse scan, CPU (gpuvec.index.sparse)"
+    return "brute force (gpuvec.ops)"

@@ -57,13 +57,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "BIN_FLAT": {},
     "BIN_IVF_FLAT": {"nlist": 128},
+    **{t: {"drop_ratio_build": 0.0, "inverted_index_algo": "DAAT_MAXSCORE", "bm25_k1": 1.2,
+           "bm25_b": 0.75} for t in ("SPARSE_INVERTED_INDEX", "SPARSE_WAND")},
 }
 REQUIRED = {"IVF_PQ": {"m": 8}, "GPU_IVF_PQ": {"m": 8}}
 
 
 def test_every_type_has_a_defaults_row() -> None:
     assert set(DEFAULTS) == set(INDEX_TYPES) == set(SPECS)
-    assert len(INDEX_TYPES) == 13
+    assert len(INDEX_TYPES) == 15
 
 
 @pytest.mark.parametrize("itype", sorted(DEFAULTS))

@@ -21,7 +21,7 @@ import pytest
 from gpuvec.errors import CorruptDataError, InvalidArgumentError
 from gpuvec.index import INDEX_TYPES, VectorIndex, build_index, load_index
 from gpuvec.index.search import in_range
-from gpuvec.index.spec import BINARY_INDEX_TYPES
+from gpuvec.index.spec import BINARY_INDEX_TYPES, SPARSE_INDEX_TYPES
 from gpuvec.testing.knn_reference import ref_knn, ref_scores
 
 N, DIM, NQ, K = 8000, 32, 100, 10
@@ -68,8 +68,9 @@ MIN_RANGE_RECALL[("GPU_CAGRA", "IP")] = 0.78
 
 
 def test_configs_cover_every_type() -> None:
-    # the binary types (BINARY_VECTOR fields only) are checked in test_binary_index.py
-    assert set(CONFIGS) == set(INDEX_TYPES) - set(BINARY_INDEX_TYPES)
+    # the binary types (BINARY_VECTOR fields only) are checked in test_binary_index.py, the
+    # sparse ones (SPARSE_FLOAT_VECTOR fields) in test_sparse.py
+    assert set(CONFIGS) == set(INDEX_TYPES) - set(BINARY_INDEX_TYPES) - set(SPARSE_INDEX_TYPES)
 
 
 # --- fixtures ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "gpuvec"
 FOUNDATION = {"errors", "arrays", "datatypes", "schema", "records", "config", "faults", "rows",
-              "rows_json", "columns", "columns_rules", "vectors", "vector_input",
+              "rows_json", "columns", "columns_rules", "vectors", "vector_input", "sparse",
               "storage.meta.keys",
               "storage.objects.paths"}  # fmt: skip
 ENGINES = {"ops", "index", "expr", "storage"}

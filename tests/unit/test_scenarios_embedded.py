@@ -28,6 +28,7 @@ from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
 from gpuvec.testing.scenarios_scalar_index import ScalarIndexScenarios
+from gpuvec.testing.scenarios_sparse import SparseScenarios
 from gpuvec.testing.scenarios_vectors import VectorTypeScenarios
 
 
@@ -78,6 +79,10 @@ class TestHybridScenarios(HybridScenarios):
 
 
 class TestScalarIndexScenarios(ScalarIndexScenarios):
+    pass
+
+
+class TestSparseScenarios(SparseScenarios):
     pass
 
 

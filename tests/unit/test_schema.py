@@ -258,9 +258,13 @@ def test_vector_needs_dim() -> None:
     rejects(s.add_field("v", DataType.FLOAT_VECTOR), "'v'", "dim")
 
 
-def test_sparse_vectors_not_supported_yet() -> None:
-    rejects(with_field("other", DataType.SPARSE_FLOAT_VECTOR, dim=16), "'other'",
-            "SPARSE_FLOAT_VECTOR", "not supported yet")  # fmt: skip
+def test_sparse_vector_fields_take_no_dim_and_no_nulls() -> None:
+    schema = with_field("sv", DataType.SPARSE_FLOAT_VECTOR, dim=16)  # dim: ignored
+    schema.validate()
+    assert schema.field("sv").dim is None and arrow_type(schema.field("sv")) == pa.binary()
+    rejects(with_field("sv", DataType.SPARSE_FLOAT_VECTOR, nullable=True), "'sv'",
+            "vector type not support null")  # fmt: skip
+    rejects(with_field("g", DataType.GEOMETRY), "'g'", "GEOMETRY", "not supported yet")
 
 
 @pytest.mark.parametrize(
@@ -570,7 +574,7 @@ def test_arrow_schema_without_dynamic_and_pk() -> None:
 
 def test_arrow_type_unmapped() -> None:
     with pytest.raises(SchemaError):
-        arrow_type(FieldSchema("x", DataType.SPARSE_FLOAT_VECTOR))
+        arrow_type(FieldSchema("x", DataType.GEOMETRY))
 
 
 # -- comparison with pymilvus (optional) ---------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from pymilvus.grpc_gen import schema_pb2
 
+from gpuvec import sparse
 from gpuvec import vectors as vk
 from gpuvec.datatypes import DataType
 from gpuvec.errors import DataError
@@ -35,6 +36,7 @@ from gpuvec.rows import OutputFields, resolve_output_fields
 from gpuvec.rows_json import load_json
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, FieldSchema
 from gpuvec.server.convert.schema import VALUE_SLOTS
+from gpuvec.sparse import SparseRows
 
 __all__ = [
     "COUNT_FIELD",
@@ -140,6 +142,8 @@ _FLOAT_INPUT = (DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR)
 def _vector_rows(fd: schema_pb2.FieldData) -> int:
     name, dim = fd.field_name, int(fd.vectors.dim)
     kind = fd.vectors.WhichOneof("data")
+    if kind == "sparse_float_vector":  # one cell of (index, value) pairs per row
+        return len(fd.vectors.sparse_float_vector.contents)
     if kind is None or kind not in _VECTOR_SLOTS:
         what = "no vector data" if kind is None else f"{kind} data"
         raise DataError(f"field {name!r}: {what}; gpuvec serves {_SERVED_VECTORS} fields")
@@ -186,6 +190,15 @@ def _check_shape(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> None:
     valid = len(fd.valid_data)
     if valid and valid != n:
         raise DataError(f"field {name!r}: valid_data has {valid} entries for {n} rows")
+    if dt == DataType.SPARSE_FLOAT_VECTOR:
+        kind = fd.vectors.WhichOneof("data")
+        if kind not in (None, "sparse_float_vector"):
+            raise DataError(f"field {name!r}: {dt.name} data belongs in sparse_float_vector, "
+                            f"got {kind}")  # fmt: skip
+        got = len(fd.vectors.sparse_float_vector.contents)
+        if got != n:
+            raise DataError(f"field {name!r}: {got} sparse vectors for {n} rows")
+        return
     if dt in vk.KINDS:
         if valid:
             raise DataError(f"field {name!r}: nullable vector fields are not supported")
@@ -225,6 +238,8 @@ def _check_shape(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> None:
 def _column(fd: schema_pb2.FieldData, field: FieldSchema, n: int) -> list[Any]:
     """A column's values (checked by :func:`_check_shape`), None where null."""
     name, dt = field.name, field.dtype
+    if dt == DataType.SPARSE_FLOAT_VECTOR:  # the cells as sent (checked by the insert)
+        return list(fd.vectors.sparse_float_vector.contents)
     if dt in vk.KINDS:
         if fd.vectors.WhichOneof("data") in (None, "float_vector"):
             flat = np.array(fd.vectors.float_vector.data, dtype=np.float32)
@@ -373,6 +388,13 @@ def _to_proto(field: FieldSchema, values: Sequence[Any]) -> schema_pb2.FieldData
             fd.vectors.float_vector.data.extend(flat.tolist())
         else:
             fd.vectors.float_vector.SetInParent()
+        return fd
+    if dt == DataType.SPARSE_FLOAT_VECTOR:  # {index: value} per entity → cells
+        cells = [sparse.encode(v or {}, f"field {field.name!r}") for v in values]
+        fd.vectors.sparse_float_vector.contents.extend(cells)
+        dims = max((SparseRows.from_cells(cells).dims(),) if cells else (0,))
+        fd.vectors.sparse_float_vector.dim = dims
+        fd.vectors.dim = dims
         return fd
     if dt in vk.KINDS:  # bytes: one per entity, bare (search hits) or in a list (query)
         fd.vectors.dim = int(field.dim or 0)

@@ -36,7 +36,9 @@ __all__ = [
 ]
 
 FIRST_FIELD_ID = 100  # Milvus's common.StartOfUserFieldID
-SUPPORTED_TYPES = frozenset((*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, *vk.KINDS))
+SUPPORTED_TYPES = frozenset(
+    (*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, *vk.KINDS, DataType.SPARSE_FLOAT_VECTOR)
+)
 _INT_PARAMS = ("dim", "max_length", "max_capacity")
 _MMAP_WIRE, _MMAP = "mmap.enabled", "mmap_enabled"  # pymilvus renames this one param
 # ScalarField slot of each scalar type (default values here; columns and ARRAY elements in
@@ -97,8 +99,8 @@ def field_from_proto(pb: schema_pb2.FieldSchema) -> FieldSchema:
     if dtype not in SUPPORTED_TYPES:
         raise SchemaError(
             f"field {name!r}: data type {dtype.name} is not supported by gpuvec "
-            "(scalars, VARCHAR, JSON, ARRAY and the FLOAT, FLOAT16, BFLOAT16, INT8 and "
-            "BINARY vectors are)"
+            "(scalars, VARCHAR, JSON, ARRAY and the FLOAT, FLOAT16, BFLOAT16, INT8, BINARY "
+            "and SPARSE_FLOAT vectors are)"
         )
     if pb.is_function_output:
         raise NotSupportedYetError(f"field {name!r}: function output fields are not supported")

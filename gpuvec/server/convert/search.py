@@ -227,6 +227,7 @@ def _refuse_unsupported(req: milvus_pb2.SearchRequest) -> None:
 
 
 _BYTE_PLACEHOLDERS = {k.placeholder for k in vk.KINDS.values() if k.slot != "float_vector"}
+_BYTE_PLACEHOLDERS.add(vk.SPARSE.placeholder)  # one cell of (index, value) pairs per query
 
 
 def _query_vectors(req: milvus_pb2.SearchRequest) -> np.ndarray | list[bytes]:
@@ -257,7 +258,8 @@ def _query_vectors(req: milvus_pb2.SearchRequest) -> np.ndarray | list[bytes]:
         name = common_pb2.PlaceholderType.Name(ph.type)
         raise NotSupportedYetError(
             f"search: query data of type {name} is not supported; gpuvec serves "
-            "FLOAT_VECTOR, FLOAT16_VECTOR, BFLOAT16_VECTOR, INT8_VECTOR and BINARY_VECTOR"
+            "FLOAT_VECTOR, FLOAT16_VECTOR, BFLOAT16_VECTOR, INT8_VECTOR, BINARY_VECTOR and "
+            "SPARSE_FLOAT_VECTOR"
         )
     values = list(ph.values)
     if not values:

@@ -380,14 +380,16 @@ class SegmentReader:
 def segment_columns(
     schema: CollectionSchema, table: pa.Table
 ) -> tuple[np.ndarray, dict[str, np.ndarray], pa.Table]:
-    """Split a validated insert table into a segment's parts: (primary keys, each vector
-    field as a ``[n, dim]`` array, the other columns kept for output fields)."""
+    """Split a validated insert table into a segment's parts: (primary keys, each dense
+    vector field as a ``[n, dim]`` array, the other columns kept for output fields — a
+    SPARSE_FLOAT_VECTOR field among them: its cells are the rows, :mod:`gpuvec.sparse`)."""
     pk = schema.primary_field
     assert pk is not None
     col = one_array(table.column(pk.name))
     pks = col.to_numpy() if pa.types.is_integer(col.type) else np.array(col.to_pylist(), object)
+    dense = [f for f in schema.vector_fields if f.dtype in vk.KINDS]
     vectors = {}
-    for f in schema.vector_fields:
+    for f in dense:
         vectors[f.name] = vk.matrix(f.dtype, one_array(table.column(f.name)), int(f.dim or 0))
-    rows = table.drop_columns([f.name for f in schema.vector_fields])
+    rows = table.drop_columns([f.name for f in dense])
     return pks, vectors, rows
