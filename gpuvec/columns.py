@@ -49,6 +49,7 @@ from gpuvec.columns_rules import (
 )
 from gpuvec.datatypes import INT_RANGES, DataType
 from gpuvec.errors import DataError, InvalidArgumentError, SchemaError
+from gpuvec.functions import apply_functions
 from gpuvec.rows import rows_to_table
 from gpuvec.rows_json import json_text, load_json
 from gpuvec.schema import (
@@ -157,7 +158,7 @@ def columns_to_table(
                     raise InvalidArgumentError(f"auto_ids has shape {ids.shape}, need ({n},)")
                 arrays.append(pa.array(ids if field.dtype == DataType.INT64 else ids.astype(str)))
             continue
-        if field.name not in cols:  # nullable or defaulted (check_columns)
+        if field.name not in cols:  # nullable, defaulted or a function's output
             empty = pa.nulls(n, arrow_type(field))
             default = field.default_value
             arrays.append(empty if default is None else empty.fill_null(default))
@@ -167,7 +168,8 @@ def columns_to_table(
         extra = {k: v for k, v in cols.items() if k not in schema}
         arrays.append(_meta_column(extra, n, ctx))
     include_pk = not generated or auto_ids is not None
-    return pa.Table.from_arrays(arrays, schema=arrow_schema(schema, include_pk=include_pk))
+    table = pa.Table.from_arrays(arrays, schema=arrow_schema(schema, include_pk=include_pk))
+    return apply_functions(schema, table) if schema.functions else table
 
 
 Column = np.ndarray | pa.Array | pa.ChunkedArray | list

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from gpuvec.datatypes import INT_RANGES, DataType
 from gpuvec.errors import DataError, SchemaError
+from gpuvec.functions import refuse_given
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, FieldSchema
 
 __all__ = [
@@ -149,7 +150,12 @@ def check_columns(
                 "(Milvus: can not assign primary field data when auto id enabled)"
             )
         generated = False
+    outputs = schema.function_outputs()
     for f in schema.fields:
+        if f.name in outputs:  # computed by its function: never given
+            if f.name in names:
+                refuse_given(schema, f.name, where)
+            continue
         if f.name in names or f.nullable or f.default_value is not None:
             continue
         if not (f.is_primary and generated):

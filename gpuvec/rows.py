@@ -34,6 +34,7 @@ from gpuvec import sparse, vectors
 from gpuvec.arrays import one_array
 from gpuvec.datatypes import INT_RANGES, DataType
 from gpuvec.errors import DataError, FieldNotFoundError, InvalidArgumentError, SchemaError
+from gpuvec.functions import apply_functions, refuse_given
 from gpuvec.rows_json import JSON_MAX_DEPTH as JSON_MAX_DEPTH  # re-exported
 from gpuvec.rows_json import JSON_MAX_LENGTH as JSON_MAX_LENGTH  # re-exported
 from gpuvec.rows_json import json_text
@@ -147,7 +148,13 @@ def rows_to_table(
             )
         generated = False  # the rows carry their keys: auto_ids are not needed
     arrays: list[pa.Array] = []
+    outputs = schema.function_outputs()
     for field in schema.fields:
+        if field.name in outputs:  # computed below from its function's input
+            if any(field.name in row for row in rows):
+                refuse_given(schema, field.name, op)
+            arrays.append(pa.nulls(len(rows), pa.binary()))
+            continue
         if field.is_primary and generated:
             if auto_ids is not None:
                 ids = np.asarray(auto_ids, dtype=np.int64)
@@ -161,7 +168,8 @@ def rows_to_table(
     if metas is not None:
         arrays.append(pa.array(metas, pa.string()))
     include_pk = not generated or auto_ids is not None
-    return pa.Table.from_arrays(arrays, schema=arrow_schema(schema, include_pk=include_pk))
+    table = pa.Table.from_arrays(arrays, schema=arrow_schema(schema, include_pk=include_pk))
+    return apply_functions(schema, table) if outputs else table
 
 
 def _column(field: FieldSchema, values: list[Any], op: str) -> pa.Array:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from typing import Any
 
 import numpy as np
@@ -32,10 +31,16 @@ import pyarrow as pa
 
 from gpuvec import vectors
 from gpuvec.datatypes import FLOAT_TYPES, INT_RANGES, INT_TYPES, SCALAR_TYPES, DataType
-from gpuvec.errors import FieldNotFoundError, InvalidArgumentError, SchemaError
+from gpuvec.errors import FieldNotFoundError, SchemaError
+from gpuvec.functions import (
+    FunctionSchema,
+    check_functions,
+    describe_functions,
+    function_from,
+)
+from gpuvec.names import MAX_NAME_LENGTH, validate_name  # noqa: F401 (re-exported)
 
 DYNAMIC_FIELD_NAME = "$meta"
-MAX_NAME_LENGTH = 255
 MAX_FIELDS = 64
 MAX_VECTOR_FIELDS = 4
 MIN_DIM, MAX_DIM = 2, 32768
@@ -52,48 +57,6 @@ _SUPPORTED = (*SCALAR_TYPES, DataType.JSON, DataType.ARRAY, *_VECTOR_TYPES)
 MAX_BINARY_DIM = 8 * MAX_DIM  # bits
 _KEY_TYPES = (DataType.INT64, DataType.VARCHAR)
 _CLUSTERING_TYPES = (*INT_TYPES, *FLOAT_TYPES, DataType.VARCHAR, DataType.FLOAT_VECTOR)
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_PARTITION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*\Z")
-# Words the filter language owns, plus Milvus's system columns: not usable as field names.
-_KEYWORD_TEXT = (
-    "$meta RowID Timestamp like exists EXISTS and or not in json_contains JSON_CONTAINS "
-    "json_contains_all JSON_CONTAINS_ALL json_contains_any JSON_CONTAINS_ANY array_contains "
-    "ARRAY_CONTAINS array_contains_all ARRAY_CONTAINS_ALL array_contains_any "
-    "ARRAY_CONTAINS_ANY array_length ARRAY_LENGTH true True TRUE false False FALSE "
-    "text_match TEXT_MATCH phrase_match PHRASE_MATCH random_sample RANDOM_SAMPLE"
-)
-_KEYWORDS = frozenset(_KEYWORD_TEXT.split())
-
-
-def validate_name(kind: str, name: Any) -> str:
-    """Check a collection/alias/database/partition/field/index name; return it unchanged.
-
-    Milvus's rules: ASCII letters, digits and underscores, first character a letter or an
-    underscore, at most 255 characters. As in Milvus, partition names may also start with a
-    digit and contain ``-``, and field names may not be filter keywords or system names.
-    Raises SchemaError for fields, InvalidArgumentError for the other kinds.
-    """
-    err = SchemaError if kind == "field" else InvalidArgumentError
-    if not isinstance(name, str):
-        raise err(f"{kind} name must be a string, got {type(name).__name__} ({name!r})")
-    if not name:
-        raise err(f"{kind} name should not be empty")
-    invalid = f"Invalid {kind} name: {name if len(name) <= 64 else name[:64] + '...'}."
-    if len(name) > MAX_NAME_LENGTH:  # Milvus's wording, here and below
-        raise err(f"{invalid} the length of a {kind} name must be less than "
-                  f"{MAX_NAME_LENGTH + 1} characters (got {len(name)})")  # fmt: skip
-    if not (_PARTITION_RE if kind == "partition" else _NAME_RE).match(name):
-        first_ok = name[0] == "_" or (name[0].isascii() and name[0].isalpha()) or (
-            kind == "partition" and name[0].isascii() and name[0].isdigit())  # fmt: skip
-        if not first_ok:
-            raise err(f"{invalid} the first character of a {kind} name must be an underscore "
-                      "or letter")  # fmt: skip
-        raise err(f"{invalid} {kind} name can only contain numbers, letters and underscores")
-    if kind == "field" and (name in _KEYWORDS or name.lower() == "null"):
-        raise err(f"invalid field name {name!r}: it is a reserved keyword")
-    return name
-
-
 def _int_param(field: str, key: str, value: Any) -> int | None:
     """Type params may arrive as int-like strings (pymilvus sends strings)."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -331,7 +294,9 @@ class CollectionSchema:
         self._auto_id = auto_id
         self._primary_name = primary_field
         self._partition_key_name = partition_key_field
+        functions = self.extra_functions(kwargs.pop("functions", None))
         self.extra = dict(kwargs)  # e.g. enable_namespace: kept and persisted, not used
+        self.functions: list[FunctionSchema] = functions  # gpuvec.functions
         self._fields: list[FieldSchema] = []
         for f in fields:
             self._append(copy.deepcopy(f))
@@ -360,6 +325,19 @@ class CollectionSchema:
         """Append a field (pymilvus's signature); returns ``self`` for chaining."""
         self._append(FieldSchema(field_name, datatype, is_primary=is_primary, **kwargs))
         return self
+
+    @staticmethod
+    def extra_functions(raw: Any) -> list[FunctionSchema]:
+        return [function_from(f) for f in (raw or [])]
+
+    def add_function(self, function: Any) -> CollectionSchema:
+        """Add a function (pymilvus's ``Function``; BM25 is served); returns ``self``."""
+        self.functions.append(function_from(function))
+        return self
+
+    def function_outputs(self) -> dict[str, FunctionSchema]:
+        """The fields functions compute, with their function (rows never carry them)."""
+        return {out: fn for fn in self.functions for out in fn.output_field_names}
 
     @property
     def fields(self) -> list[FieldSchema]:
@@ -421,6 +399,8 @@ class CollectionSchema:
         out: dict[str, Any] = {"auto_id": self.auto_id, "description": self.description}
         out["fields"] = [f.to_dict() for f in self._fields]
         out["enable_dynamic_field"] = self.enable_dynamic_field
+        if self.functions:
+            out["functions"] = [f.to_dict() for f in self.functions]
         if self.extra:
             out["extra"] = copy.deepcopy(self.extra)
         return out
@@ -432,14 +412,16 @@ class CollectionSchema:
             raw.get("description", ""),
             auto_id=raw.get("auto_id") or None,
             enable_dynamic_field=raw.get("enable_dynamic_field", False),
+            functions=[FunctionSchema.from_dict(f) for f in raw.get("functions", [])],
             **raw.get("extra", {}),
         )
 
     def describe(self) -> dict[str, Any]:
         """Schema part of pymilvus ``describe_collection()``; field ids count from 100."""
         fields = [f.describe(100 + i) for i, f in enumerate(self._fields)]
+        funcs = describe_functions(self.functions, fields)
         out = {"auto_id": self.auto_id, "description": self.description, "fields": fields}
-        return {**out, "functions": [], "enable_dynamic_field": self.enable_dynamic_field}
+        return {**out, "functions": funcs, "enable_dynamic_field": self.enable_dynamic_field}
 
     def validate(self, collection_name: str | None = None) -> None:
         """Apply Milvus's create-collection rules; raises SchemaError at the first problem."""
@@ -470,6 +452,7 @@ class CollectionSchema:
             raise SchemaError(f"maximum vector field's number {limit}")
         if (pkey := self.partition_key_field) is not None and pkey.is_primary:
             raise SchemaError(f"field {pkey.name!r}: the partition key cannot be the primary key")
+        check_functions(self)
 
 
 _ARROW_TYPES = (pa.bool_(), pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.float32())

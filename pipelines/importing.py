@@ -40,6 +40,7 @@ from gpuvec.storage.objects.paths import (
 )
 from gpuvec.storage.objects.segment import SegmentReader, segment_columns, write_segment
 from gpuvec.storage.objects.stores import delete_prefix, exists, put_bytes
+from gpuvec.text import bm25  # noqa: F401 (computes BM25 function outputs of imported rows)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import pyarrow as pa
 from gpuvec import ops
 from gpuvec.client.access import AccessMethods
 from gpuvec.client.admin import AdminMethods, LoadState
+from gpuvec.client.analyzers import AnalyzerMethods
 from gpuvec.client.fields import FieldMethods
 from gpuvec.client.grouping import GroupingMethods
 from gpuvec.client.hybrid import HybridMethods
@@ -60,6 +61,7 @@ from gpuvec.records import DEFAULT_DB, DEFAULT_PARTITION, CollectionView
 from gpuvec.rows import pks_from_ids, resolve_output_fields, rows_to_table, table_to_rows
 from gpuvec.runtime.base import Runtime
 from gpuvec.schema import CollectionSchema, DataType, validate_name
+from gpuvec.text.bm25 import check_analyzers, text_queries
 
 __all__ = ["LoadState", "MilvusClient"]
 
@@ -86,6 +88,7 @@ def _last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
 class MilvusClient(
     AccessMethods,
     AdminMethods,
+    AnalyzerMethods,
     FieldMethods,
     GroupingMethods,
     HybridMethods,
@@ -204,6 +207,7 @@ class MilvusClient(
                     "create duplicate collection with different parameters, collection: "
                     f"{collection_name}"
                 )
+            check_analyzers(schema)
             indexes = [] if index_params is None else _check_index_fields(schema, index_params)
             self._engine.create_collection(
                 name,
@@ -536,7 +540,8 @@ class MilvusClient(
             raise InvalidArgumentError(
                 f"offset {offset} + limit {limit} must be in [1, {MAX_TOPK}]"
             )
-        queries = query_vectors(data, field)
+        fn = coll.schema.function_outputs().get(field.name)
+        queries = query_vectors(data, field) if fn is None else text_queries(data, coll.schema, fn)
         observe_search(coll.meta.name, len(queries))
         knobs = index_search_params(search_params)
         if knobs.get("radius") is not None:

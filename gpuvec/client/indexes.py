@@ -174,6 +174,14 @@ def _check_index_fields(
         if f.is_vector:
             if scalar.is_scalar_type(idx["index_type"]):
                 scalar.check_field(idx["index_type"], f, idx["params"])
+            bm25 = f.name in schema.function_outputs()
+            if bm25 and not idx["metric_type"]:
+                idx["metric_type"] = "BM25"  # a BM25 function's output is scored by BM25
+            if (idx["metric_type"] == "BM25") != bm25:
+                raise InvalidArgumentError(
+                    f"metric type {idx['metric_type']} does not fit field {f.name!r}: BM25 is "
+                    "the metric of a BM25 function's output field, and of no other field"
+                )
             index_params.validate_for_field(f.name, int(f.dim or 0), vectors.kind(f.dtype))
             check_vector_kind(idx, vectors.kind(f.dtype))  # this copy: the default metric
         elif idx["index_type"] == "AUTOINDEX" or scalar.is_scalar_type(idx["index_type"]):

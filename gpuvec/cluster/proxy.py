@@ -24,6 +24,7 @@ import pyarrow as pa
 from gpuvec.cluster.coordclient import CoordinatorClient, RemoteTSO
 from gpuvec.cluster.metacache import MetaCache
 from gpuvec.cluster.scatter import RowsSegment, Scatter
+from gpuvec.cluster.serving import stats_parts
 from gpuvec.cluster.sessions import new_node_id
 from gpuvec.cluster.settings import ClusterSettings
 from gpuvec.cluster.wire import array_table
@@ -43,6 +44,7 @@ from gpuvec.observability.reports import BuildFailures, Reporter
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
+from gpuvec.query.bm25 import bm25_params, query_dims, weigh
 from gpuvec.records import (
     CONSISTENCY,
     DEFAULT_PARTITION,
@@ -238,6 +240,16 @@ class ClusterEngine:
         search_params: dict[str, Any] | None = None, columns: tuple[str, ...] = (),
     ) -> tuple[list[RowsSegment], np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         self._require_loaded(coll)
+        if metric == "BM25":  # the collection's statistics from every node, then the search
+            dims = query_dims(queries)
+            stats = self.scatter.gather(
+                coll.meta, "bm25_stats", {"read_ts": read_ts, "field": field,
+                                          "nfields": len(coll.schema.fields)},
+                {"dims": pa.table({"d": pa.array(dims, pa.int64())})}, partitions, "stats")
+            k1, b = bm25_params(coll.meta.index_params, field)
+            queries, extra = weigh(queries, dims, stats_parts([*stats.streaming, *stats.sealed],
+                                                              len(dims)), k1, b)  # fmt: skip
+            search_params = {**(search_params or {}), **extra}
         args = {
             "read_ts": read_ts, "field": field, "k": k, "metric": metric,
             "params": search_params or {}, "columns": list(columns), **self._filter_args(flt),

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from gpuvec.cluster.rpc import Tables
-from gpuvec.cluster.serving import match_table, search_table, stale
+from gpuvec.cluster.serving import bm25_stats_table, match_table, search_table, stale
 from gpuvec.cluster.sessions import SEGMENTS
 from gpuvec.cluster.settings import ClusterSettings
-from gpuvec.cluster.wire import query_matrix
+from gpuvec.cluster.wire import query_matrix, table_array
 from gpuvec.cluster.worker import WorkerNode
 from gpuvec.coord.catalog import Catalog
 from gpuvec.errors import CompactedError, DeadlineExceededError, GpuvecError, NotOwnerError
@@ -128,7 +128,8 @@ class QueryNodeProcess(WorkerNode):
         self.tails: dict[str, DeleteTail] = {}
         self._reported: dict[int, float] = {}  # segment id → deleted fraction reported
         self._serve(
-            {"search": self._search, "match": self._match, "status": self._status},
+            {"search": self._search, "match": self._match, "bm25_stats": self._bm25_stats,
+             "status": self._status},
             [(self._sync_assignments, 0.25, "gpuvec-qn-assign"),
              (self._tail, 0.0, "gpuvec-qn-wal"),
              (self._attach_indexes, 1.0, "gpuvec-qn-index")],
@@ -273,6 +274,12 @@ class QueryNodeProcess(WorkerNode):
         queries = query_matrix(tables["queries"])
         hits = search_table(meta, segs, args, queries, int(args["read_ts"]), per_segment=False)
         return {"served": [s.segment_id for s in segs]}, {"hits": hits}
+
+    def _bm25_stats(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
+        _, segs = self._read_segments(args)
+        dims = table_array(tables["dims"], "d").astype(np.uint32)
+        return {"served": [s.segment_id for s in segs]}, {"stats": bm25_stats_table(segs, args,
+                                                                                   dims)}
 
     def _match(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
         meta, segs = self._read_segments(args)

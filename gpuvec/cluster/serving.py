@@ -128,3 +128,25 @@ def match_table(
     ids = np.array([s.segment_id for s in held], np.int64)
     seg_ids = ids[seg_idx] if len(seg_idx) else np.zeros(0, np.int64)
     return table.add_column(0, "_seg", pa.array(seg_ids, pa.int64()))
+
+
+def bm25_stats_table(segs: list[SegmentData], args: dict[str, Any], dims: np.ndarray) -> pa.Table:
+    """Each segment's part of BM25's statistics (:meth:`SegmentData.bm25_stats`) over the
+    query terms ``dims``: a row per segment (``docs``, ``total``, ``df`` per term)."""
+    parts = [s.bm25_stats(args["field"], dims, int(args["read_ts"])) for s in segs]
+    return pa.table({
+        "docs": pa.array([p[0] for p in parts], pa.int64()),
+        "total": pa.array([p[1] for p in parts], pa.float64()),
+        "df": pa.array([p[2].tolist() for p in parts], pa.list_(pa.int64())),
+    })  # fmt: skip
+
+
+def stats_parts(tables: list[pa.Table], ndims: int) -> list[tuple[int, float, np.ndarray]]:
+    """The statistics rows of the nodes' replies, as :func:`gpuvec.text.bm25.merge_stats`
+    takes them."""
+    out = []
+    for t in tables:
+        for docs, total, df in zip(t.column("docs").to_pylist(), t.column("total").to_pylist(),
+                                   t.column("df").to_pylist(), strict=True):  # fmt: skip
+            out.append((int(docs), float(total), np.asarray(df, np.int64).reshape(ndims)))
+    return out

@@ -24,10 +24,10 @@ import numpy as np
 
 from gpuvec.cluster.coordclient import CoordinatorClient, RemoteTSO
 from gpuvec.cluster.rpc import Tables
-from gpuvec.cluster.serving import match_table, search_table, stale
+from gpuvec.cluster.serving import bm25_stats_table, match_table, search_table, stale
 from gpuvec.cluster.sessions import CHANNELS, channel_owners
 from gpuvec.cluster.settings import ClusterSettings
-from gpuvec.cluster.wire import query_matrix
+from gpuvec.cluster.wire import query_matrix, table_array
 from gpuvec.cluster.worker import WorkerNode
 from gpuvec.coord.catalog import Catalog
 from gpuvec.errors import NotOwnerError
@@ -67,7 +67,7 @@ class StreamingNode(WorkerNode):
         self.handoff: dict[str, dict[int, SegmentData]] = {}
         self._serve(
             {"write": self._write, "search": self._search, "match": self._match,
-             "seal": self._seal, "status": self._status},
+             "bm25_stats": self._bm25_stats, "seal": self._seal, "status": self._status},
             [(self._sync_assignments, 0.25, "gpuvec-sn-assign"),
              (self._tick, self.config.time_tick_ms / 1000.0, "gpuvec-sn-tick"),
              (self._maintain, 1.0, "gpuvec-sn-seal")],
@@ -220,6 +220,11 @@ class StreamingNode(WorkerNode):
         queries = query_matrix(tables["queries"])
         hits = search_table(meta, segs, args, queries, int(args["read_ts"]), per_segment=True)
         return self._reply(segs, positions), {"hits": hits}
+
+    def _bm25_stats(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
+        _, segs, positions = self._segments(args)
+        dims = table_array(tables["dims"], "d").astype(np.uint32)
+        return self._reply(segs, positions), {"stats": bm25_stats_table(segs, args, dims)}
 
     def _match(self, args: dict[str, Any], tables: Tables) -> tuple[dict[str, Any], Tables]:
         meta, segs, positions = self._segments(args)

@@ -16,6 +16,7 @@ can answer exactly (same result as the scan), else scanned.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -38,6 +39,8 @@ from gpuvec.expr.values import (
     validity,
 )
 from gpuvec.schema import DYNAMIC_FIELD_NAME
+from gpuvec.text.analyzer import analyzer
+from gpuvec.text.matching import TextIndex
 
 Mask = tuple[np.ndarray, np.ndarray | None]  # (res, valid); valid None: every row valid
 
@@ -138,6 +141,8 @@ class Evaluator:
             return v.jv.exists().copy(), None
         if isinstance(node, p.Contains):
             return self.contains(node)
+        if isinstance(node, p.TextMatch):
+            return self.text_match(node)
         if isinstance(node, p.Not):
             res, valid = self.pred(node.item)
             res = ~res
@@ -169,6 +174,21 @@ class Evaluator:
                                 hi_incl=node.hi_incl)  # fmt: skip
         except (OverflowError, TypeError, ValueError):  # a literal the index cannot place
             return None
+
+    def text_match(self, node: p.TextMatch) -> Mask:
+        """text_match / phrase_match through the segment's index of the field's analysed
+        text (:class:`gpuvec.text.matching.TextIndex`, kept with the JSON cache)."""
+        arr = self.column(node.column)
+        index = self.cache.derived(("text", node.column, node.analyzer),
+                                   lambda: TextIndex(analyzer(json.loads(node.analyzer) or None)))
+        have = len(index)
+        if have < self.n:
+            index.extend(arr.slice(have).to_pylist(), have)
+        if node.phrase:
+            res = index.phrase(node.query, self.n, node.slop)
+        else:
+            res = index.match(node.query, self.n, node.minimum_should_match)
+        return res, validity(arr)
 
     def logical(self, node: p.And | p.Or) -> Mask:
         res, valid = self.pred(node.items[0])  # predicate results are always fresh arrays

@@ -289,11 +289,21 @@ class JsonCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._derived: dict[Any, Any] = {}  # other per-segment caches (text-match indexes)
         self._docs: dict[str, tuple[list[Any], np.ndarray | None]] = {}
         self._paths: OrderedDict[tuple[str, tuple[str, ...]], JsonValues] = OrderedDict()
 
+    def derived(self, key: Any, make: Any) -> Any:
+        """Another per-segment structure kept with this cache (made by ``make()`` once)."""
+        with self._lock:
+            got = self._derived.get(key)
+            if got is None:
+                got = self._derived[key] = make()
+            return got
+
     def clear(self) -> None:
         with self._lock:
+            self._derived.clear()
             self._docs.clear()
             self._paths.clear()
 

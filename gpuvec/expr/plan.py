@@ -159,7 +159,22 @@ class Not:
     item: Pred
 
 
-Pred = Const | Cmp | CmpCols | Range | In | Like | IsNull | Exists | Contains | And | Or | Not
+@dataclass(frozen=True, slots=True)
+class TextMatch:
+    """``text_match(column, query[, minimum_should_match])`` or, with ``phrase``,
+    ``phrase_match(column, query[, slop])`` over a VARCHAR field with ``enable_match``;
+    ``analyzer`` is the field's ``analyzer_params`` as canonical JSON."""
+
+    column: str
+    analyzer: str
+    query: str
+    phrase: bool = False
+    slop: int = 0
+    minimum_should_match: int = 1
+
+
+Pred = (Const | Cmp | CmpCols | Range | In | Like | IsNull | Exists | Contains | TextMatch | And
+        | Or | Not)  # fmt: skip
 
 
 def columns_of(node: Pred | Operand) -> set[str]:

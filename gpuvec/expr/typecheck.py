@@ -12,6 +12,7 @@ conditions.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,14 +24,15 @@ from gpuvec.expr.likes import compile_like
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema
 
 _OPERANDS = (p.Col, p.JsonPath, p.Elem, p.Length, p.Arith)
-_PREDS = (p.Const, p.Cmp, p.CmpCols, p.Range, p.In, p.Like, p.IsNull, p.Exists, p.Contains)
+_PREDS = (p.Const, p.Cmp, p.CmpCols, p.Range, p.In, p.Like, p.IsNull, p.Exists, p.Contains,
+          p.TextMatch)  # fmt: skip
 _PREDS += (p.And, p.Or, p.Not)
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _CONTAINS = {"json_contains": "one", "array_contains": "one", "json_contains_all": "all"}
 _CONTAINS |= {"array_contains_all": "all", "json_contains_any": "any", "array_contains_any": "any"}
 _UNSUPPORTED_FUNCS = frozenset(
     {
-        "text_match", "phrase_match", "random_sample", "element_filter", "match_all",
+        "random_sample", "element_filter", "match_all",
         "match_any", "match_least", "match_most", "match_exact", "st_equals", "st_touches",
         "st_overlaps", "st_crosses", "st_contains", "st_intersects", "st_within",
         "st_dwithin", "st_isvalid",
@@ -364,9 +366,43 @@ class Binder:
             if k != 1:
                 raise self.err(node, f"{node.name} expects 1 argument, got {k}")
             return p.Length(self.array_target(node, self.bind(node.args[0]), node.args[0]))
+        if name in ("text_match", "phrase_match"):
+            return self._text_match(node, name == "phrase_match")
         if name in _UNSUPPORTED_FUNCS:
             raise self.err(node, f"{node.name} is not supported by gpuvec", node.name_end)
         raise self.err(node, f"unknown function {node.name!r}", node.name_end)
+
+    def _text_match(self, node: nodes.Call, phrase: bool) -> p.TextMatch:
+        """``text_match(field, 'text'[, minimum_should_match])`` / ``phrase_match(field,
+        'text'[, slop])`` on a VARCHAR field with ``enable_match``."""
+        k = len(node.args)
+        if not 2 <= k <= 3:
+            raise self.err(node, f"{node.name} expects 2 or 3 arguments, got {k}")
+        col = self.bind(node.args[0])
+        if not isinstance(col, p.Col) or col.dtype != DataType.VARCHAR:
+            raise self.err(node.args[0], f"{node.name} needs a VARCHAR field")
+        extra = self.fields[col.name].extra_params
+        if str(extra.get("enable_match", "")).lower() != "true":
+            raise self.err(node.args[0], f"field \"{col.name}\" does not enable match "
+                           "(create it with enable_analyzer=True, enable_match=True)")  # fmt: skip
+        query = self.bind(node.args[1])
+        if not isinstance(query, Lit) or not isinstance(query.value, str):
+            raise self.err(node.args[1], f"{node.name} needs a string second argument")
+        extra_arg = 0 if phrase else 1
+        if k == 3:
+            third = self.bind(node.args[2])
+            if not isinstance(third, Lit) or not isinstance(third.value, int) or isinstance(
+                    third.value, bool) or third.value < 0:  # fmt: skip
+                what = "slop" if phrase else "minimum_should_match"
+                raise self.err(node.args[2], f"{node.name}: {what} must be a non-negative integer")
+            extra_arg = int(third.value)
+        params = extra.get("analyzer_params") or {}
+        if isinstance(params, str):
+            params = json.loads(params) if params.strip() else {}
+        key = json.dumps(params, sort_keys=True)
+        if phrase:
+            return p.TextMatch(col.name, key, query.value, True, slop=extra_arg)
+        return p.TextMatch(col.name, key, query.value, minimum_should_match=max(1, extra_arg))
 
     # -- helpers ----------------------------------------------------------------------
     def array_target(self, call: nodes.Call, b: Bound, raw: nodes.Node) -> p.Col | p.JsonPath:

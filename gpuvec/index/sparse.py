@@ -62,17 +62,29 @@ def top_k(scores: np.ndarray, touched: np.ndarray, k: int) -> tuple[np.ndarray, 
     return dist, rows
 
 
+def bm25_tf(tf: np.ndarray, lengths: np.ndarray, bm25: tuple[float, float, float]) -> np.ndarray:
+    """BM25's saturated term frequency of postings ``tf`` in rows of ``lengths`` tokens
+    (``bm25`` = k1, b, avgdl; :mod:`gpuvec.text.bm25`)."""
+    k1, b, avgdl = bm25
+    tf = tf.astype(np.float64)
+    return tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / max(avgdl, 1e-9)))
+
+
 def exact_search(
     base: SparseRows, queries: SparseRows, k: int, valid: np.ndarray | None = None,
-    drop_ratio: float = 0.0,
+    drop_ratio: float = 0.0, bm25: tuple[float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Top-``k`` rows of ``base`` by inner product per query (the reference scan)."""
+    """Top-``k`` rows of ``base`` per query (the reference scan): by inner product, or with
+    ``bm25`` (k1, b, avgdl) by BM25 — the query's values then being its terms' weights."""
     n, nnz = len(base), base.nnz
     dist = np.full((len(queries), k), -np.inf, np.float32)
     rows = np.full((len(queries), k), -1, np.int64)
     if not n or not nnz:
         return dist, rows
     idx_all, val_all, row_ids = base.indices[:nnz], base.values[:nnz], base.row_ids()
+    if bm25 is not None:  # each posting's saturated tf, once for every query
+        lengths = np.bincount(row_ids, weights=val_all, minlength=n)
+        val_all = bm25_tf(val_all, lengths[row_ids], bm25)
     for qi in range(len(queries)):
         q_idx, q_val = drop_small(*queries.row(qi), drop_ratio)
         if not len(q_idx):
@@ -96,21 +108,28 @@ class SparseIndex:
 
     def __init__(self, index_type: str, metric: str, dims: np.ndarray, offsets: np.ndarray,
                  rows: np.ndarray, values: np.ndarray, n: int,
-                 params: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 params: dict[str, Any] | None = None,
+                 lengths: np.ndarray | None = None) -> None:  # fmt: skip
         self.index_type, self.metric = index_type, metric
         self.dims, self.offsets, self.rows, self.values = dims, offsets, rows, values
         self.ntotal, self.dim = int(n), 0
         self.params = dict(params or {})
+        # each row's length (the sum of its values, before drop_ratio_build): BM25's len(d)
+        self.lengths = np.zeros(n) if lengths is None else np.asarray(lengths, np.float64)
 
     @classmethod
     def build(cls, index_type: str, base: SparseRows, metric: str,
               params: dict[str, Any] | None = None) -> SparseIndex:  # fmt: skip
         params = dict(params or {})
-        if str(metric).upper() != "IP":
-            raise InvalidArgumentError(f"sparse index {index_type}: metric {metric} is not "
-                                       "supported; sparse float vectors take IP")  # fmt: skip
+        metric = str(metric).upper()
+        if metric not in ("IP", "BM25"):
+            raise InvalidArgumentError(
+                f"sparse index {index_type}: metric {metric} is not supported; sparse float "
+                "vectors take IP or BM25"
+            )
         nnz = base.nnz
         idx, val, row = base.indices[:nnz], base.values[:nnz], base.row_ids()
+        lengths = np.bincount(row, weights=val, minlength=len(base))
         ratio = float(params.get("drop_ratio_build", 0) or 0)
         if ratio > 0 and nnz:
             cut = np.quantile(np.abs(val), ratio)
@@ -120,15 +139,22 @@ class SparseIndex:
         idx, val, row = idx[order], val[order], row[order]
         dims, starts = np.unique(idx, return_index=True)
         offsets = np.append(starts, len(idx)).astype(np.int64)
-        return cls(index_type, "IP", dims.astype(np.uint32), offsets, row.astype(np.int64),
-                   val.astype(np.float32), len(base), params)  # fmt: skip
+        return cls(index_type, metric, dims.astype(np.uint32), offsets, row.astype(np.int64),
+                   val.astype(np.float32), len(base), params, lengths)  # fmt: skip
 
     def search(
         self, queries: SparseRows, k: int, search_params: dict[str, Any] | None = None, *,
         valid: np.ndarray | None = None, **_: Any,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """Top-``k`` rows by inner product per query among ``valid`` rows."""
-        ratio = float((search_params or {}).get("drop_ratio_search", 0) or 0)
+        """Top-``k`` rows per query among ``valid`` rows: by inner product, or by BM25 when
+        ``search_params`` carry ``bm25_avgdl`` (the query's values then being its terms'
+        weights; ``bm25_k1`` / ``bm25_b`` from the build params)."""
+        sp = search_params or {}
+        ratio = float(sp.get("drop_ratio_search", 0) or 0)
+        bm25 = None
+        if sp.get("bm25_avgdl") is not None:
+            bm25 = (float(self.params.get("bm25_k1", 1.2)), float(self.params.get("bm25_b", 0.75)),
+                    float(sp["bm25_avgdl"]))  # fmt: skip
         n = self.ntotal
         dist = np.full((len(queries), k), -np.inf, np.float32)
         out = np.full((len(queries), k), -1, np.int64)
@@ -143,6 +169,8 @@ class SparseIndex:
             rows = np.concatenate([self.rows[a:b] for a, b in spans])
             lens = np.array([b - a for a, b in spans])
             weights = np.concatenate([self.values[a:b] for a, b in spans]).astype(np.float64)
+            if bm25 is not None:
+                weights = bm25_tf(weights, self.lengths[rows], bm25)
             weights *= np.repeat(q_val[found].astype(np.float64), lens)
             scores = np.bincount(rows, weights=weights, minlength=n).astype(np.float32)
             touched = np.zeros(n, bool)
@@ -175,12 +203,14 @@ class SparseIndex:
 
     def payload(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, dims=self.dims, offsets=self.offsets, rows=self.rows, values=self.values)
+        np.savez(buf, dims=self.dims, offsets=self.offsets, rows=self.rows, values=self.values,
+                 lengths=self.lengths)
         return buf.getvalue()
 
     @classmethod
     def from_payload(cls, header: dict[str, Any], payload: bytes) -> SparseIndex:
         with np.load(io.BytesIO(payload), allow_pickle=False) as z:
             arrays = (z["dims"], z["offsets"], z["rows"], z["values"])
+            lengths = z["lengths"] if "lengths" in z.files else None
         return cls(header["index_type"], header["metric_type"], *arrays, int(header["rows"]),
-                   header.get("params"))
+                   header.get("params"), lengths)

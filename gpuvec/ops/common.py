@@ -51,12 +51,15 @@ def check_metric(metric: str) -> str:
     return metric.upper()
 
 
+RESULT_METRICS = METRICS + BINARY + ("BM25",)  # BM25: sparse full-text scores, larger better
+
+
 def check_result_metric(metric: str) -> str:
-    """The canonical name of any metric a result may be in (float or binary vectors)."""
-    if not isinstance(metric, str) or metric.upper() not in METRICS + BINARY:
+    """The canonical name of any metric a result may be in (float, binary or sparse)."""
+    if not isinstance(metric, str) or metric.upper() not in RESULT_METRICS:
         raise InvalidArgumentError(
             f"metric_type {metric!r} is not supported; expected one of "
-            f"{', '.join(METRICS + BINARY)}"
+            f"{', '.join(RESULT_METRICS)}"
         )
     return metric.upper()
 

@@ -412,13 +412,37 @@ class SegmentData:
         if sp.get("radius") is not None:
             return self._sparse_range(field, queries, k, valid, sp, n)
         ratio = float(sp.get("drop_ratio_search", 0) or 0)
+        bm25 = None
+        if metric == "BM25":  # the runtime put the collection's statistics in (text.bm25)
+            bm25 = (float(sp["bm25_k1"]), float(sp["bm25_b"]), float(sp["bm25_avgdl"]))
         if self.sealed and field in self.indexes and self.indexes[field][1].ntotal == n:
             index = self.indexes[field][1]
-            dist, rows = index.search(queries, k, {"drop_ratio_search": ratio},
-                                      valid=None if valid.all() else valid)  # fmt: skip
+            knobs = {"drop_ratio_search": ratio}
+            if bm25 is not None:
+                knobs["bm25_avgdl"] = bm25[2]
+            dist, rows = index.search(queries, k, knobs, valid=None if valid.all() else valid)
             return Hits(dist, rows)
         return Hits(*sparse_index.exact_search(self.sparse_rows(field, n), queries, k, valid,
-                                               ratio))  # fmt: skip
+                                               ratio, bm25))  # fmt: skip
+
+    def bm25_stats(self, field: str, dims: np.ndarray, read_ts: int) -> tuple[int, float, Any]:
+        """This segment's part of BM25's statistics over its rows visible at ``read_ts``:
+        (rows, their total length, how many hold each of ``dims`` — sorted term ids)."""
+        n = self.n
+        rows = self.sparse_rows(field, n)
+        visible = self.vis.mask(read_ts)[:n]
+        nnz = rows.nnz
+        row_ids = rows.row_ids()
+        keep = visible[row_ids]
+        idx, val = rows.indices[:nnz][keep], rows.values[:nnz][keep]
+        total = float(val.astype(np.float64).sum())
+        df = np.zeros(len(dims), np.int64)
+        if len(dims) and len(idx):
+            pos = np.searchsorted(dims, idx)
+            pos[pos >= len(dims)] = 0
+            hit = dims[pos] == idx
+            df = np.bincount(pos[hit], minlength=len(dims)).astype(np.int64)
+        return int(visible.sum()), total, df
 
     def _sparse_range(self, field: str, queries: SparseRows, k: int, valid: np.ndarray,
                       sp: dict[str, Any], n: int) -> Hits:  # fmt: skip

@@ -48,6 +48,7 @@ from gpuvec.pipelines.common import StoreSpec
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.proxy.router import split_write
+from gpuvec.query.bm25 import bm25_params, weighted_queries
 from gpuvec.query.node import QueryNode
 from gpuvec.query.residency import DeviceResidency
 from gpuvec.query.segdata import SegmentData, visible_matches, visible_rows_of
@@ -487,6 +488,10 @@ class Engine:
             nq = len(queries)
             empty = -np.ones((nq, k), np.int64)
             return segs, np.zeros((nq, k), np.float32), empty, empty
+        if metric == "BM25":  # the collection's statistics weight the query terms
+            k1, b = bm25_params(coll.meta.index_params, field)
+            queries, extra = weighted_queries(segs, field, queries, read_ts, k1, b)
+            search_params = {**(search_params or {}), **extra}
         masks = [None if flt is None else s.filter_mask(flt.filter, flt.key) for s in segs]
         key = None if flt is None else flt.key
         parts = [

@@ -28,13 +28,14 @@ from gpuvec.server.servicer_dml import DataRPCs
 from gpuvec.server.servicer_import import ImportRPCs
 from gpuvec.server.servicer_rbac import RbacRPCs
 from gpuvec.server.servicer_segments import SegmentRPCs
+from gpuvec.server.servicer_text import TextRPCs
 from gpuvec.server.servicer_users import UserRPCs
 
 __all__ = ["MilvusServicer", "implemented_rpcs"]
 
 
 class MilvusServicer(
-    CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, UserRPCs, RbacRPCs,
+    CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, TextRPCs, UserRPCs, RbacRPCs,
     milvus_pb2_grpc.MilvusServiceServicer,
 ):  # fmt: skip
     """One servicer per server; thread-safe (gRPC runs handlers on a thread pool)."""
@@ -95,7 +96,8 @@ def _unimplemented(name: str) -> Any:
     return handler
 
 
-_MIXINS = (CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, UserRPCs, RbacRPCs)
+_MIXINS = (CollectionRPCs, DataRPCs, AdminRPCs, ImportRPCs, SegmentRPCs, TextRPCs, UserRPCs,
+           RbacRPCs)
 for _name in dir(milvus_pb2_grpc.MilvusServiceServicer):
     if _name.startswith("_") or any(_name in cls.__dict__ for cls in _MIXINS):
         continue

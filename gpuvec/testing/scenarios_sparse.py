@@ -14,12 +14,11 @@ Run it as :mod:`gpuvec.testing.scenarios_data` says (fixture ``milvus``)::
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
-from gpuvec.testing.scenarios_support import raises_milvus_error
+from gpuvec.testing.scenarios_support import raises_milvus_error, wait_indexed
 
 N_ROWS, VOCAB, K = 400, 300, 10
 
@@ -65,16 +64,6 @@ def _check(hits: list[dict[str, Any]], want: list[tuple[int, float]]) -> None:
     assert np.allclose([d for _, d in got], [d for _, d in want], rtol=1e-4, atol=1e-5)
 
 
-def _wait_indexed(milvus: Any, name: str, index: str, rows: int) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        desc = milvus.describe_index(name, index)
-        if int(desc.get("indexed_rows", 0)) >= rows and desc.get("state") == "Finished":
-            return
-        assert time.monotonic() < deadline, f"index {index} not built: {desc}"
-        time.sleep(0.2)
-
-
 class SparseScenarios:
     def _collection(self, milvus: Any, name: str) -> list[dict[int, float]]:
         schema = milvus.create_schema(auto_id=False)
@@ -114,7 +103,7 @@ class SparseScenarios:
                     assert h["entity"]["sv"] == want
             if phase == "growing":
                 milvus.flush("sp")
-                _wait_indexed(milvus, "sp", "sv_idx", N_ROWS)
+                wait_indexed(milvus, "sp", "sv_idx", N_ROWS)
         desc = milvus.describe_index("sp", "sv_idx")
         assert desc["index_type"] == "SPARSE_INVERTED_INDEX" and desc["metric_type"] == "IP"
         got = milvus.query("sp", filter="id in [3, 4]", output_fields=["sv"])

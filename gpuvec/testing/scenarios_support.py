@@ -65,3 +65,16 @@ def brute_cosine(vecs: np.ndarray, q: np.ndarray, k: int, keep: np.ndarray | Non
 def count(client: Any, collection: str) -> int:
     """``count(*)`` of a collection."""
     return int(client.query(collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
+
+
+def wait_indexed(milvus: Any, name: str, index: str, rows: int, timeout: float = 120.0) -> None:
+    """Until ``describe_index`` reports ``rows`` indexed and state Finished (polled)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = milvus.describe_index(name, index)
+        if int(desc.get("indexed_rows", 0)) >= rows and desc.get("state") == "Finished":
+            return
+        assert time.monotonic() < deadline, f"index {index} not built: {desc}"
+        time.sleep(0.2)

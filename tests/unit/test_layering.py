@@ -20,9 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2] / "gpuvec"
 FOUNDATION = {"errors", "arrays", "datatypes", "schema", "records", "config", "faults", "rows",
               "rows_json", "columns", "columns_rules", "vectors", "vector_input", "sparse",
+              "functions", "names",
               "storage.meta.keys",
               "storage.objects.paths"}  # fmt: skip
-ENGINES = {"ops", "index", "expr", "storage"}
+ENGINES = {"ops", "index", "expr", "storage", "text"}
 ROLE_DEPS = {  # role → the roles it may use
     "datanode": set(),
     "pipelines": set(),  # the Dask job bodies

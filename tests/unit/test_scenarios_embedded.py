@@ -24,6 +24,7 @@ from gpuvec.testing.scenarios_fields import (
     FieldScenarios,
     SearchIteratorScenarios,
 )
+from gpuvec.testing.scenarios_fulltext import FullTextScenarios
 from gpuvec.testing.scenarios_hybrid import HybridScenarios
 from gpuvec.testing.scenarios_inspect import InspectScenarios
 from gpuvec.testing.scenarios_keys import KeyScenarios
@@ -83,6 +84,10 @@ class TestScalarIndexScenarios(ScalarIndexScenarios):
 
 
 class TestSparseScenarios(SparseScenarios):
+    pass
+
+
+class TestFullTextScenarios(FullTextScenarios):
     pass
 
 

@@ -156,3 +156,28 @@ def test_index_file_round_trip_and_metric_refusal() -> None:
 
     with pytest.raises(InvalidArgumentError, match="metric L2 is not supported"):
         SparseIndex.build("SPARSE_INVERTED_INDEX", base, "L2")
+
+
+def test_bm25_index_scores_equal_the_scan() -> None:
+    rng = np.random.default_rng(5)
+    counts = [{int(d): float(rng.integers(1, 4)) for d in rng.choice(VOCAB, int(rng.integers(1, 9)),
+                                                                  replace=False)}
+              for _ in range(400)]  # fmt: skip
+    base = batch(counts)
+    index = SparseIndex.build("SPARSE_INVERTED_INDEX", base, "BM25", {"bm25_k1": 1.5,
+                                                                       "bm25_b": 0.6})  # fmt: skip
+    lengths = np.array([sum(c.values()) for c in counts])
+    np.testing.assert_allclose(index.lengths, lengths)
+    weights = batch([{3: 1.7, 40: 0.4, 77: 2.5}, {5: 1.0}])
+    avgdl = float(lengths.mean())
+    d1, r1 = exact_search(base, weights, 15, bm25=(1.5, 0.6, avgdl))
+    d2, r2 = index.search(weights, 15, {"bm25_avgdl": avgdl})
+    np.testing.assert_array_equal(r2, r1)
+    np.testing.assert_allclose(d2, d1, rtol=1e-5)
+    # by hand: weight * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl))
+    row = int(r1[1, 0])
+    tf = counts[row][5]
+    want = tf * 2.5 / (tf + 1.5 * (0.4 + 0.6 * lengths[row] / avgdl))
+    assert abs(float(d1[1, 0]) - want) < 1e-4
+    back = load_index(dump(index))  # type: ignore[arg-type]
+    np.testing.assert_allclose(back.lengths, index.lengths)

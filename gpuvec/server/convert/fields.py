@@ -169,8 +169,11 @@ def _vector_rows(fd: schema_pb2.FieldData) -> int:
 
 def _require_fields(schema: CollectionSchema, present: set[str], operation: str) -> None:
     """Refuse a request that leaves out a field no row could do without."""
+    outputs = schema.function_outputs()
     for field in schema.fields:
         if field.name in present or field.nullable or field.default_value is not None:
+            continue
+        if field.name in outputs:  # a function computes it
             continue
         if field.is_primary and field.auto_id and operation == "insert":
             continue

@@ -25,6 +25,7 @@ from pymilvus.grpc_gen import common_pb2, schema_pb2
 from gpuvec import vectors as vk
 from gpuvec.datatypes import SCALAR_TYPES, DataType
 from gpuvec.errors import NotSupportedYetError, SchemaError
+from gpuvec.functions import BM25, FunctionSchema
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, FieldSchema
 
 __all__ = [
@@ -102,8 +103,6 @@ def field_from_proto(pb: schema_pb2.FieldSchema) -> FieldSchema:
             "(scalars, VARCHAR, JSON, ARRAY and the FLOAT, FLOAT16, BFLOAT16, INT8, BINARY "
             "and SPARSE_FLOAT vectors are)"
         )
-    if pb.is_function_output:
-        raise NotSupportedYetError(f"field {name!r}: function output fields are not supported")
     if pb.external_field:
         raise NotSupportedYetError(f"field {name!r}: external fields are not supported")
     element_type = None
@@ -132,9 +131,7 @@ def field_from_proto(pb: schema_pb2.FieldSchema) -> FieldSchema:
 def schema_from_proto(pb: schema_pb2.CollectionSchema) -> CollectionSchema:
     """The schema of a CreateCollection request → gpuvec's (not yet validated: the
     embedded ``create_collection`` applies Milvus's rules and names the field at fault)."""
-    if len(pb.functions):
-        names = ", ".join(repr(f.name) for f in pb.functions)
-        raise NotSupportedYetError(f"schema functions ({names}) are not supported by gpuvec")
+    functions = [_function_from_proto(f) for f in pb.functions]
     if len(pb.struct_array_fields):
         names = ", ".join(repr(f.name) for f in pb.struct_array_fields)
         raise NotSupportedYetError(f"struct array fields ({names}) are not supported by gpuvec")
@@ -147,8 +144,21 @@ def schema_from_proto(pb: schema_pb2.CollectionSchema) -> CollectionSchema:
         pb.description,
         auto_id=True if pb.autoID else None,
         enable_dynamic_field=pb.enable_dynamic_field,
+        functions=functions,
         **extra,
     )
+
+
+def _function_from_proto(pb: schema_pb2.FunctionSchema) -> FunctionSchema:
+    """One schema function of a request (BM25 is served; others are refused)."""
+    kind = schema_pb2.FunctionType.Name(pb.type) if pb.type in schema_pb2.FunctionType.values() \
+        else str(pb.type)  # fmt: skip
+    if kind != BM25:
+        raise NotSupportedYetError(f"function {pb.name!r}: {kind} functions are not supported "
+                                   "by gpuvec (BM25 is)")  # fmt: skip
+    params = {kv.key: kv.value for kv in pb.params}
+    return FunctionSchema(pb.name, BM25, list(pb.input_field_names),
+                          list(pb.output_field_names), params, pb.description)  # fmt: skip
 
 
 def _param_text(value: Any) -> str:
@@ -206,8 +216,22 @@ def schema_to_proto(
         enable_dynamic_field=schema.enable_dynamic_field,
         enable_namespace=bool(schema.extra.get("enable_namespace", False)),
     )
-    for i, field in enumerate(schema.fields):
-        pb.fields.append(_field_to_proto(field, FIRST_FIELD_ID + i))
+    outputs = schema.function_outputs()
+    ids = {field.name: FIRST_FIELD_ID + i for i, field in enumerate(schema.fields)}
+    for field in schema.fields:
+        pb.fields.append(_field_to_proto(field, ids[field.name]))
+        pb.fields[-1].is_function_output = field.name in outputs
+    for i, fn in enumerate(schema.functions):
+        pb.functions.append(schema_pb2.FunctionSchema(
+            name=fn.name, id=FIRST_FIELD_ID + len(ids) + i, description=fn.description,
+            type=schema_pb2.FunctionType.Value(fn.type),
+            input_field_names=fn.input_field_names,
+            input_field_ids=[ids.get(n, 0) for n in fn.input_field_names],
+            output_field_names=fn.output_field_names,
+            output_field_ids=[ids.get(n, 0) for n in fn.output_field_names],
+            params=[common_pb2.KeyValuePair(key=k, value=_param_text(v))
+                    for k, v in fn.params.items()],
+        ))  # fmt: skip
     if include_dynamic and schema.enable_dynamic_field:
         pb.fields.append(
             schema_pb2.FieldSchema(

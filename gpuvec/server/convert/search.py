@@ -245,6 +245,11 @@ def _query_vectors(req: milvus_pb2.SearchRequest) -> np.ndarray | list[bytes]:
         raise NotSupportedYetError("search: element-level (embedding list) search")
     if ph.type not in common_pb2.PlaceholderType.values():
         raise InvalidArgumentError(f"search: unknown placeholder type {ph.type}")
+    if ph.type == common_pb2.PlaceholderType.VarChar:  # query text (a BM25 output field)
+        texts = [v.decode("utf-8", errors="replace") for v in ph.values]
+        if not texts:
+            raise InvalidArgumentError("search: no query texts (nq = 0)")
+        return texts  # type: ignore[return-value]
     if ph.type in _BYTE_PLACEHOLDERS:  # FLOAT16 / BFLOAT16 / INT8 / BINARY: raw rows
         values = list(ph.values)
         if not values:
