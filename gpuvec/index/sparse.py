@@ -67,7 +67,7 @@ def bm25_tf(tf: np.ndarray, lengths: np.ndarray, bm25: tuple[float, float, float
     (``bm25`` = k1, b, avgdl; :mod:`gpuvec.text.bm25`)."""
     k1, b, avgdl = bm25
     tf = tf.astype(np.float64)
-    return tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / max(avgdl, 1e-9)))
+    return tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / max(avgdl, 1.0)))  # as knowhere
 
 
 def exact_search(
