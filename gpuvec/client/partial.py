@@ -40,8 +40,9 @@ def as_rows(schema: CollectionSchema, data: Any) -> list[dict[str, Any]]:
 
 def _stored(schema: CollectionSchema, entity: dict[str, Any]) -> dict[str, Any]:
     """A ``get`` result as an upsert row: byte vectors come back as ``[bytes]`` (pymilvus's
-    shape), which a row gives as the bytes themselves."""
-    out = dict(entity)
+    shape), which a row gives as the bytes themselves; a function's output is left out
+    (the upsert computes it again from the merged input)."""
+    out = {k: v for k, v in entity.items() if k not in schema.function_outputs()}
     for field in schema.fields:
         value = out.get(field.name)
         if field.is_vector and isinstance(value, list) and len(value) == 1 and isinstance(

@@ -155,6 +155,11 @@ class FullTextScenarios:
                 for f in functions] == [("bm25", ["text"], ["sparse"])]  # fmt: skip
         fields = {f["name"]: f for f in milvus.describe_collection("fh")["fields"]}
         assert fields["sparse"].get("is_function_output") is True
+        # a partial update of the text recomputes the BM25 output from the merged row
+        milvus.upsert("fh", [{"id": 7, "text": "Zebra zebra crossing."}], partial_update=True)
+        hits = milvus.search("fh", data=["zebra"], anns_field="sparse", limit=3,
+                             output_fields=["tag"])[0]  # fmt: skip
+        assert [h["id"] for h in hits] == [7] and hits[0]["entity"]["tag"] == 7 % 3
 
     def test_fulltext_refusals(self, milvus: Any) -> None:
         from pymilvus import Function, FunctionType
