@@ -32,36 +32,30 @@ from gpuvec.client.hybrid import HybridMethods
 from gpuvec.client.imports import ImportMethods
 from gpuvec.client.indexes import IndexMethods, _check_index_fields
 from gpuvec.client.iterators import IteratorMethods
+from gpuvec.client.partitions import PartitionMethods
+from gpuvec.client.searching import SearchMethods
 from gpuvec.client.segments import SegmentMethods
 from gpuvec.client.service import ServiceMethods
 from gpuvec.config import Config
 from gpuvec.coord.namespaces import Namespaces
 from gpuvec.errors import (
     CollectionNotFoundError,
-    GpuvecError,
     InvalidArgumentError,
-    NotSupportedYetError,
 )
 from gpuvec.index.params import IndexParams
-from gpuvec.index.validate import check_range_params
-from gpuvec.observability.metrics import count_calls, observe_search
-from gpuvec.proxy.fetch import fetch_rows, hit_keys
+from gpuvec.observability.metrics import count_calls
+from gpuvec.proxy.fetch import fetch_rows
 from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
 from gpuvec.proxy.names import NameResolver, user_name
 from gpuvec.proxy.params import (
-    MAX_TOPK,
-    index_search_params,
-    metric_of,
     np_keys,
-    query_vectors,
-    vector_field,
     window,
 )
-from gpuvec.records import DEFAULT_DB, DEFAULT_PARTITION, CollectionView
+from gpuvec.records import DEFAULT_DB, CollectionView
 from gpuvec.rows import pks_from_ids, resolve_output_fields, rows_to_table, table_to_rows
 from gpuvec.runtime.base import Runtime
 from gpuvec.schema import CollectionSchema, DataType, validate_name
-from gpuvec.text.bm25 import check_analyzers, text_queries
+from gpuvec.text.bm25 import check_analyzers
 
 __all__ = ["LoadState", "MilvusClient"]
 
@@ -86,9 +80,11 @@ def _last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
 
 
 class MilvusClient(
+    SearchMethods,  # first: other mixins declare a search stub they call
     AccessMethods,
     AdminMethods,
     AnalyzerMethods,
+    PartitionMethods,
     FieldMethods,
     GroupingMethods,
     HybridMethods,
@@ -257,41 +253,6 @@ class MilvusClient(
         self._engine.flush(self._names.resolve(self._db, collection_name))
 
     # --- partitions --------------------------------------------------------------------------
-    def create_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> None:
-        """Create a partition; one that exists already is left as it is (Milvus)."""
-        validate_name("partition", partition_name)
-        name = self._names.resolve(self._db, collection_name)
-        if partition_name in self._coll(collection_name).meta.partitions:
-            return
-        self._engine.catalog.create_partition(name, partition_name)
-        self._engine.update_meta(name, lambda m: None)
-
-    def drop_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> None:
-        """Drop a partition and its rows. As in Milvus: a missing one is a harmless repeat,
-        a loaded one is refused (release it first), the default one cannot be dropped."""
-        name = self._names.resolve(self._db, collection_name)
-        meta = self._coll(collection_name).meta
-        if partition_name not in meta.partitions and partition_name != DEFAULT_PARTITION:
-            return
-        loaded = meta.loaded_partitions is None or partition_name in meta.loaded_partitions
-        if partition_name != DEFAULT_PARTITION and self._engine.is_loaded(meta.id) and loaded:
-            raise GpuvecError(
-                "partition cannot be dropped, partition is loaded, please release it first"
-            )
-        self._engine.catalog.drop_partition(name, partition_name)
-
-        def forget(m: Any) -> None:  # no longer among the loaded partitions
-            if m.loaded_partitions is not None and partition_name in m.loaded_partitions:
-                m.loaded_partitions.remove(partition_name)
-
-        self._engine.update_meta(name, forget)
-
-    def has_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> bool:
-        return partition_name in self._coll(collection_name).meta.partitions
-
-    def list_partitions(self, collection_name: str, **kwargs: Any) -> list[str]:
-        return list(self._coll(collection_name).meta.partitions)
-
     # --- writes ------------------------------------------------------------------------------
     def _note(self, ts: int) -> int:
         self._session_ts = max(self._session_ts, ts)
@@ -508,82 +469,6 @@ class MilvusClient(
 
     def _compile(self, coll: CollectionView, text: Any, params: Any) -> CompiledFilter | None:
         return self._filters.compile(coll.meta.id, coll.schema, text or None, params)
-
-    def search(
-        self,
-        collection_name: str,
-        data: Any = None,
-        filter: str = "",
-        limit: int = 10,
-        output_fields: list[str] | None = None,
-        search_params: dict | None = None,
-        timeout: float | None = None,
-        partition_names: list[str] | None = None,
-        anns_field: str | None = None,
-        **kwargs: Any,
-    ) -> list[list[dict[str, Any]]]:
-        group = kwargs.pop("group_by_field", None)
-        if group:  # grouping search (gpuvec.client.grouping): plain searches, then groups
-            if int((search_params or {}).get("offset", kwargs.get("offset", 0)) or 0):
-                raise NotSupportedYetError("search: offset with group_by_field")
-            args = {**kwargs, "data": data, "filter": filter, "search_params": search_params,
-                    "partition_names": partition_names, "anns_field": anns_field}  # fmt: skip
-            return self._grouped_search(collection_name, group, limit, output_fields, args)
-        coll = self._coll(collection_name)
-        flt = self._compile(coll, filter, kwargs.get("filter_params"))
-        field = vector_field(coll.schema, anns_field)
-        metric = metric_of(coll, field.name, search_params)
-        offset = int((search_params or {}).get("offset", kwargs.get("offset", 0)) or 0)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TOPK:
-            raise InvalidArgumentError(f"limit must be an int in [1, {MAX_TOPK}], got {limit!r}")
-        if offset < 0 or limit + offset > MAX_TOPK:
-            raise InvalidArgumentError(
-                f"offset {offset} + limit {limit} must be in [1, {MAX_TOPK}]"
-            )
-        fn = coll.schema.function_outputs().get(field.name)
-        queries = query_vectors(data, field) if fn is None else text_queries(data, coll.schema, fn)
-        observe_search(coll.meta.name, len(queries))
-        knobs = index_search_params(search_params)
-        if knobs.get("radius") is not None:
-            check_range_params(metric, knobs["radius"], knobs.get("range_filter"))
-        spec = resolve_output_fields(coll.schema, output_fields or [])
-        parts = self._parts(coll, partition_names)
-        read_ts = self._read_ts(coll, kwargs)
-        k = limit + offset
-        pk = coll.schema.primary_field.name  # type: ignore[union-attr]
-        cols = tuple(dict.fromkeys((pk, *spec.columns))) if output_fields else ()
-        segs, dist, seg, row = self._engine.search(
-            coll, field.name, queries, k, metric, parts, read_ts, flt, knobs, cols
-        )
-        dist, seg, row = dist[:, offset:], seg[:, offset:], row[:, offset:]
-        flat = seg >= 0
-        if output_fields:
-            table = fetch_rows(coll.schema, segs, seg[flat], row[flat], cols)
-            pks = table.column(pk).to_pylist()
-            entities = table_to_rows(
-                table, coll.schema, output_fields, include_pk=pk in output_fields,
-                wrap_bytes=False,
-            )  # fmt: skip
-        else:  # the common case: keys only, straight from the segments
-            pks = hit_keys(segs, seg[flat], row[flat])
-            entities = None
-        counts = flat.sum(axis=1).tolist()
-        dists = dist.tolist()
-        out, i = [], 0
-        for q, c in enumerate(counts):
-            ds = dists[q]
-            out.append(
-                [
-                    {
-                        "id": pks[i + j],
-                        "distance": ds[j],
-                        "entity": {} if entities is None else entities[i + j],
-                    }
-                    for j in range(c)
-                ]
-            )
-            i += c
-        return out
 
     @property
     def dashboard_link(self) -> str | None:
