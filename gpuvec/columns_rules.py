@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpuvec.datatypes import INT_RANGES, DataType
-from gpuvec.errors import DataError, SchemaError
+from gpuvec.errors import DataError, InvalidArgumentError, SchemaError
 from gpuvec.functions import refuse_given
 from gpuvec.schema import DYNAMIC_FIELD_NAME, CollectionSchema, FieldSchema
 
@@ -231,3 +231,19 @@ def vector_dim_problem(field: FieldSchema, got: int) -> str | None:
     if field.dtype == DataType.BINARY_VECTOR:
         return f"binary vectors have {got} bytes, the field's dim {field.dim} takes {want}"
     return f"vectors have dim {got}, the field's dim is {field.dim}"
+
+
+def last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
+    """A batch that repeats a primary key: an upsert is refused (as Milvus refuses it);
+    an insert keeps each key's last row (a key written twice is one entity, the newest)."""
+    if len(set(ids)) == len(ids):
+        return table
+    if op == "upsert":
+        seen: set[Any] = set()
+        dup = next(k for k in ids if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise InvalidArgumentError(
+            f"duplicate primary keys are not allowed in the same batch (primary key {dup!r} "
+            "appears more than once)"
+        )
+    last = {k: i for i, k in enumerate(ids)}
+    return table.take(sorted(last.values()))

@@ -36,6 +36,7 @@ from gpuvec.client.partitions import PartitionMethods
 from gpuvec.client.searching import SearchMethods
 from gpuvec.client.segments import SegmentMethods
 from gpuvec.client.service import ServiceMethods
+from gpuvec.columns_rules import last_of_each_key
 from gpuvec.config import Config
 from gpuvec.coord.namespaces import Namespaces
 from gpuvec.errors import (
@@ -61,22 +62,6 @@ __all__ = ["LoadState", "MilvusClient"]
 
 
 _REMOTE = ("http://", "https://", "tcp://", "grpc://", "unix:")
-
-
-def _last_of_each_key(op: str, table: Any, ids: list[Any]) -> Any:
-    """A batch that repeats a primary key: an upsert is refused (as Milvus refuses it);
-    an insert keeps each key's last row (a key written twice is one entity, the newest)."""
-    if len(set(ids)) == len(ids):
-        return table
-    if op == "upsert":
-        seen: set[Any] = set()
-        dup = next(k for k in ids if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise InvalidArgumentError(
-            f"duplicate primary keys are not allowed in the same batch (primary key {dup!r} "
-            "appears more than once)"
-        )
-    last = {k: i for i, k in enumerate(ids)}
-    return table.take(sorted(last.values()))
 
 
 class MilvusClient(
@@ -252,7 +237,6 @@ class MilvusClient(
     def flush(self, collection_name: str, **kwargs: Any) -> None:
         self._engine.flush(self._names.resolve(self._db, collection_name))
 
-    # --- partitions --------------------------------------------------------------------------
     # --- writes ------------------------------------------------------------------------------
     def _note(self, ts: int) -> int:
         self._session_ts = max(self._session_ts, ts)
@@ -284,7 +268,7 @@ class MilvusClient(
             table = rows_to_table(coll.schema, rows, operation=op, auto_ids=auto)
         pk_name = coll.schema.primary_field.name  # type: ignore[union-attr]
         ids = table.column(pk_name).to_pylist()
-        table = _last_of_each_key(op, table, ids)
+        table = last_of_each_key(op, table, ids)
         replaced = ids
         if op == "upsert" and coll.schema.auto_id:  # Milvus: the rows get new keys
             first = self._engine.catalog.allocate_ids(table.num_rows)
