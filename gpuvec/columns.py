@@ -234,6 +234,9 @@ def _row_count(cols: dict[str, Column], ctx: _Ctx) -> int:
 
 def _field_array(field: FieldSchema, col: Column, n: int, ctx: _Ctx) -> pa.Array:
     dt = field.dtype
+    if dt == DataType.SPARSE_FLOAT_VECTOR:  # gpuvec.sparse checks and encodes each row
+        values = col.to_pylist() if isinstance(col, pa.ChunkedArray | pa.Array) else list(col)
+        return ctx.rows(field, values)
     if dt in vk.KINDS and dt != DataType.FLOAT_VECTOR:
         return _typed_vectors(field, col, ctx)
     if isinstance(col, pa.ChunkedArray | pa.Array):

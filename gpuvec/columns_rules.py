@@ -171,6 +171,8 @@ def column_type_problem(
     """Why a whole column of this NumPy dtype (and ``ndim``) or Arrow type cannot fill
     ``field`` (``"expects integers (INT32), got float64"``), or None when it may."""
     dt = field.dtype
+    if dt == DataType.SPARSE_FLOAT_VECTOR:  # dicts, pairs, cells or JSON text: row by row
+        return None
     what = f"expects {_WORDS.get(dt, 'vectors')} ({dt.name}), got"
     if isinstance(dtype, pa.DataType):
         if pa.types.is_dictionary(dtype):

@@ -9,7 +9,8 @@ Parquet as they are, and a gRPC request's ``SparseFloatArray`` contents are the 
 :class:`SparseRows` is a batch in CSR form (``indptr`` int64 [n+1], ``indices`` uint32,
 ``values`` float32), built from a binary column without a Python loop. User values —
 ``{index: value}`` dicts, ``(index, value)`` pair lists, ``(indices, values)`` tuples,
-SciPy sparse rows (anything with ``indices`` / ``data`` or ``tocoo()``) — become cells
+SciPy sparse rows (anything with ``tocoo()``), and the JSON text of a dict (``{"3": 0.5}``
+or ``{"indices": [...], "values": [...]}``, as bulk writers store rows) — become cells
 through :func:`encode`, which refuses (naming the position) an index outside
 ``[0, 2**32 - 2]``, a repeated index, a non-finite value or one beyond float32. An empty
 row is allowed (it matches nothing).
@@ -17,6 +18,7 @@ row is allowed (it matches nothing).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +36,15 @@ __all__ = ["MAX_INDEX", "SparseRows", "column", "encode", "to_dict"]
 
 def _pairs(value: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """(indices, values) of one user value, unchecked; None when it is no sparse row."""
-    if isinstance(value, dict):
-        return np.fromiter(value.keys(), np.float64, len(value)), np.fromiter(
+    if isinstance(value, str):  # JSON text, as bulk writers store a sparse row in Parquet
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, dict) and set(value) == {"indices", "values"}:  # Milvus's JSON form
+        value = (list(value["indices"]), list(value["values"]))
+    if isinstance(value, dict):  # {index: value}; JSON keys are digit strings
+        return np.array([float(k) for k in value], np.float64), np.fromiter(
             value.values(), np.float64, len(value))  # fmt: skip
     if hasattr(value, "tocoo") and hasattr(value, "shape"):  # a SciPy sparse row
         coo = value.tocoo()

@@ -231,6 +231,36 @@ def test_local_bulk_writer_typed_vectors(tmp_path: Path, file_type: str) -> None
     assert got.equals(rows_to_table(S, rows).combine_chunks())
 
 
+@pytest.mark.parametrize("file_type", ["PARQUET", "JSON"])
+def test_local_bulk_writer_sparse_vectors(tmp_path: Path, file_type: str) -> None:
+    """pymilvus's LocalBulkWriter output with a SPARSE_FLOAT_VECTOR field (JSON text in
+    Parquet, objects in JSON) reads back to the same cells as the rows; pymilvus itself
+    refuses to write sparse rows to .npy."""
+    from pymilvus import DataType as PmType
+    from pymilvus import MilvusClient as PmClient
+    from pymilvus.bulk_writer import BulkFileType, LocalBulkWriter
+
+    theirs = PmClient.create_schema(auto_id=False)
+    theirs.add_field("id", PmType.INT64, is_primary=True)
+    theirs.add_field("sv", PmType.SPARSE_FLOAT_VECTOR)
+    ours = CollectionSchema()
+    ours.add_field("id", DataType.INT64, is_primary=True)
+    ours.add_field("sv", DataType.SPARSE_FLOAT_VECTOR)
+    rng = np.random.default_rng(3)
+    rows = [{"id": i, "sv": {int(d): float(np.float32(rng.random())) for d in
+                             rng.choice(5000, int(rng.integers(1, 6)), replace=False)}}
+            for i in range(40)]  # fmt: skip
+    writer = LocalBulkWriter(schema=theirs, local_path=str(tmp_path / "out"),
+                             file_type=getattr(BulkFileType, file_type))  # fmt: skip
+    for r in rows:
+        writer.append_row(r)
+    writer.commit()
+    chunks = plan_import(ours, writer.batch_files, chunk_rows=16)
+    got = pa.concat_tables([columns_to_table(ours, read_chunk(c, ours), row_offset=c.start)
+                            for c in chunks]).combine_chunks()  # fmt: skip
+    assert got.equals(rows_to_table(ours, rows).combine_chunks())
+
+
 def test_schema_inferred_from_typed_vector_files(tmp_path: Path) -> None:
     """``gpuvec import --create`` / ``gpuvec build-index --source``: a vector column's type
     follows its element type (float16, int8, uint8 = packed bits, else float)."""
