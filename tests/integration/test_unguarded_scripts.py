@@ -183,3 +183,48 @@ def test_a_failed_build_is_reported_and_searches_keep_working(
         assert hits[0][0]["id"] == 7
     finally:
         client.close()
+
+
+FULLTEXT = """
+import json, sys
+from pymilvus import Function, FunctionType
+from gpuvec import DataType, MilvusClient
+
+client = MilvusClient(sys.argv[1])
+schema = client.create_schema()
+schema.add_field("id", DataType.INT64, is_primary=True)
+schema.add_field("text", DataType.VARCHAR, max_length=200, enable_analyzer=True,
+                 analyzer_params={"type": "english"}, enable_match=True)
+schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                             input_field_names=["text"], output_field_names=["sparse"]))
+idx = client.prepare_index_params()
+idx.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+client.create_collection("docs", schema=schema, index_params=idx)
+words = "turing machine enigma cipher london research logic proof".split()
+rows = [{"id": i, "text": " ".join(words[(i * k) % 8] for k in range(1, 5))} for i in range(400)]
+rows.append({"id": 999, "text": "Zebras crossing the savanna"})
+client.insert("docs", rows)
+client.flush("docs")
+client.wait_for_index("docs", timeout=120)
+info = client.describe_index("docs", "sparse")
+hits = client.search("docs", data=["zebra"], anns_field="sparse", limit=3)
+matched = client.query("docs", filter="text_match(text, 'savanna')", output_fields=["id"])
+print("RESULT " + json.dumps({"state": info["state"], "indexed": info["indexed_segments"],
+      "top": [h["id"] for h in hits[0]], "matched": [r["id"] for r in matched]}), flush=True)
+client.close()
+"""
+
+
+@pytest.mark.parametrize("processes", ["0", "1"])
+def test_fulltext_script_with_python_c(tmp_path: Path, processes: str) -> None:
+    """A BM25 full-text script as ``python -c``, its sparse index built on the data nodes
+    (thread workers, or worker programs that must not re-run the script)."""
+    env = _env(GPUVEC_DATANODE_PROCESSES=processes)
+    proc = subprocess.run([sys.executable, "-c", FULLTEXT, str(tmp_path / "data")], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    got = _result(out)
+    assert got["state"] == "Finished" and got["indexed"] >= 1, got
+    assert got["top"] == [999] and got["matched"] == [999], got
