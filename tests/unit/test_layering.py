@@ -2,7 +2,7 @@
 
 1. CuPy is imported only in ``gpuvec/ops`` (every other module reaches the device through it);
 2. the foundation (shared vocabulary) and the engines (``ops``, ``index``, ``expr``,
-   ``storage``) import nothing above them: no role, runtime, client or server;
+   ``storage``, ``text``) import nothing above them: no role, runtime, client or server;
 3. the roles import only the roles below them (:data:`ROLE_DEPS`), never a runtime, the
    client or the server;
 4. no module imports another package's ``_private`` name or reaches into another
