@@ -337,6 +337,8 @@ class MilvusClient(
             raise InvalidArgumentError("delete needs ids or a filter")
         if ids is not None:
             pks = pks_from_ids(coll.schema, ids)
+            if partition_name and pks:  # Milvus: the delete applies in that partition only
+                pks = self._keys_in_partition(coll, pks, partition_name)
         else:
             flt = self._compile(coll, filter, kwargs.get("filter_params"))
             if flt is None:  # a blank filter: Milvus refuses an empty delete expression
@@ -350,6 +352,14 @@ class MilvusClient(
             coll, inserts=None, delete_pks=np_keys(pks), partition=partition_name or None
         )
         return {"delete_count": len(pks), "timestamp": self._note(ts)}
+
+    def _keys_in_partition(self, coll: CollectionView, pks: list[Any], partition: str) -> list:
+        """Those of ``pks`` whose entity lives in ``partition`` (a key is one entity in
+        the collection, so a partition-scoped delete removes only the keys found there)."""
+        parts = self._parts(coll, [partition])
+        ts = self._engine.read_ts(coll, "Strong", 0)
+        found = self._engine.lookup(coll, np_keys(pks), parts, ts, [])
+        return [k for seg, rows in found for k in seg.pks[rows].tolist()]
 
     # --- reads -------------------------------------------------------------------------------
     def _read_ts(self, coll: CollectionView, kwargs: dict[str, Any]) -> int:

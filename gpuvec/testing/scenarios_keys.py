@@ -5,8 +5,9 @@ growing and sealed ones, or in segments a compaction rewrote; an insert batch th
 a key keeps its last row; an upsert batch that repeats one is refused as Milvus refuses it
 (``duplicate primary keys are not allowed in the same batch``); an upsert with
 ``partial_update=True`` changes only the fields its rows name (dynamic keys merged), and
-a new key in it must carry every field. Searches are checked against a brute-force
-reference over the newest versions.
+a new key in it must carry every field; a delete naming a partition removes only the
+keys that live in it (Milvus applies the delete to that partition). Searches are checked
+against a brute-force reference over the newest versions.
 
 Run it as :mod:`gpuvec.testing.scenarios_data` says (fixture ``milvus``)::
 
@@ -143,6 +144,24 @@ class KeyScenarios:
             milvus.upsert("pu", [{"id": 9, "v": "x"}, {"id": 1, "v": "y"}], partial_update=True)
         assert count(milvus, "pu") == 3  # nothing half-applied
         assert milvus.get("pu", ids=[1], output_fields=["v"])[0]["v"] == "new"
+
+    def test_delete_with_a_partition_removes_keys_found_there_only(self, milvus: Any) -> None:
+        milvus.create_collection("dp", dimension=DIM, consistency_level="Strong")
+        milvus.create_partition("dp", "a")
+        milvus.create_partition("dp", "b")
+        for part, ids, seed in (("a", [1, 2, 3], 10), ("b", [4, 5, 6], 11)):
+            rows, _ = _rows(ids, part, seed)
+            milvus.insert("dp", rows, partition_name=part)
+        milvus.flush("dp")  # sealed rows in a, growing rows in b below
+        milvus.insert("dp", _rows([7], "b", 12)[0], partition_name="b")
+        milvus.delete("dp", ids=[1, 4, 7], partition_name="b")  # 1 lives in a: kept (Milvus)
+        got = milvus.query("dp", filter="id > 0", output_fields=["v"])
+        assert sorted((r["id"], r["v"]) for r in got) == [
+            (1, "a"), (2, "a"), (3, "a"), (5, "b"), (6, "b")]  # fmt: skip
+        milvus.delete("dp", ids=[2, 5], partition_name="a")  # 5 lives in b: kept
+        assert sorted(r["id"] for r in milvus.query("dp", filter="id > 0")) == [1, 3, 5, 6]
+        milvus.delete("dp", ids=[1, 6])  # no partition: wherever the keys live
+        assert sorted(r["id"] for r in milvus.query("dp", filter="id > 0")) == [3, 5]
 
     def test_varchar_keys(self, milvus: Any) -> None:
         schema = milvus.create_schema(auto_id=False)
