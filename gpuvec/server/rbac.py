@@ -48,7 +48,9 @@ from gpuvec.storage.meta.base import (
     TxnResult,
 )
 
-__all__ = ["BUILTIN_GROUPS", "BUILTIN_ROLES", "Grant", "Needed", "Rbac", "needed_privilege"]
+__all__ = [
+    "BUILTIN_GROUPS", "BUILTIN_ROLES", "Grant", "Needed", "Rbac", "check_name", "needed_privilege",
+]
 
 ADMIN, PUBLIC, ROOT = "admin", "public", "root"
 BUILTIN_ROLES = (ADMIN, PUBLIC)
@@ -184,13 +186,13 @@ class Rbac:
             raise NotFoundError(f"role not found[role={role}]")
 
     def create_role(self, role: str) -> None:
-        _check_name("role", role)
+        check_name("role", role)
         if role in BUILTIN_ROLES:
             raise AlreadyExistsError(f"role [{role}] already exists")
         key = K.ROLES + role
         if not self.txn([Compare(key, "version", "==", 0)], [Put(key, b"{}")]).succeeded:
             raise AlreadyExistsError(f"role [{role}] already exists")
-        self._changed()
+        self.changed()
 
     def drop_role(self, role: str, force: bool = False) -> None:
         if role in BUILTIN_ROLES:
@@ -207,7 +209,7 @@ class Rbac:
         ops: list[Op] = [Delete(K.ROLES + role), DeletePrefix(f"{K.GRANTS}{role}/")]
         ops += [Delete(f"{K.USER_ROLES}{u}/{role}") for u in self.users_of(role)]
         self.txn([], ops)
-        self._changed()
+        self.changed()
 
     def users_of(self, role: str) -> list[str]:
         kvs, _ = self.meta.range(K.USER_ROLES)
@@ -227,19 +229,19 @@ class Rbac:
             raise NotFoundError(f"user not found[user={user}]")
         self._check_role(role)
         self.txn([], [Put(f"{K.USER_ROLES}{user}/{role}", b"")])
-        self._changed()
+        self.changed()
 
     def revoke_role(self, user: str, role: str) -> None:
         if user not in self._users():
             raise NotFoundError(f"user not found[user={user}]")
         self._check_role(role)
         self.txn([], [Delete(f"{K.USER_ROLES}{user}/{role}")])
-        self._changed()
+        self.changed()
 
     def forget_user(self, user: str) -> None:
         """Drop a deleted user's role bindings."""
         self.txn([], [DeletePrefix(f"{K.USER_ROLES}{user}/")])
-        self._changed()
+        self.changed()
 
     # --- privilege groups --------------------------------------------------------------------
     def groups(self) -> dict[str, list[str]]:
@@ -247,7 +249,7 @@ class Rbac:
         return {kv.key[len(K.PRIVILEGE_GROUPS) :]: json.loads(kv.value) for kv in kvs}
 
     def create_group(self, name: str) -> None:
-        _check_name("privilege group", name)
+        check_name("privilege group", name)
         if name in BUILTIN_GROUPS or name in self.known or name == "All":
             raise InvalidArgumentError(
                 f"privilege group name [{name}] is defined by built in privileges or "
@@ -256,7 +258,7 @@ class Rbac:
         key = K.PRIVILEGE_GROUPS + name
         if not self.txn([Compare(key, "version", "==", 0)], [Put(key, b"[]")]).succeeded:
             raise AlreadyExistsError(f"privilege group [{name}] already exists")
-        self._changed()
+        self.changed()
 
     def drop_group(self, name: str) -> None:
         if name in BUILTIN_GROUPS:
@@ -267,7 +269,7 @@ class Rbac:
                 f"privilege group [{name}] is used by role {in_use[0].role}, revoke it first"
             )
         self.txn([], [Delete(K.PRIVILEGE_GROUPS + name)])
-        self._changed()
+        self.changed()
 
     def alter_group(self, name: str, privileges: list[str], add: bool) -> None:
         groups = self.groups()
@@ -279,7 +281,7 @@ class Rbac:
         now = set(groups[name])
         now = now | set(privileges) if add else now - set(privileges)
         self.txn([], [Put(K.PRIVILEGE_GROUPS + name, json.dumps(sorted(now)).encode())])
-        self._changed()
+        self.changed()
 
     # --- grants ------------------------------------------------------------------------------
     def object_type_of(self, privilege: str) -> str:
@@ -305,7 +307,7 @@ class Rbac:
                 f"not found the privilege name[{g.privilege}] in object[{g.object_type}]"
             )
 
-    def _grant_key(self, g: Grant) -> str:
+    def grant_key(self, g: Grant) -> str:
         return f"{K.GRANTS}{g.role}/{g.object_type}/{g.db}/{g.object_name}/{g.privilege}"
 
     def grant(self, g: Grant, revoke: bool = False) -> None:
@@ -318,12 +320,12 @@ class Rbac:
             raise InvalidArgumentError(f"not found the privilege name[{g.privilege}]")
         if g.object_type not in ("Collection", "Global", "User"):
             raise InvalidArgumentError(f"not found the object type[name: {g.object_type}]")
-        key = self._grant_key(g)
+        key = self.grant_key(g)
         if revoke:
             self.txn([], [Delete(key)])
         else:
             self.txn([], [Put(key, json.dumps({"grantor": g.grantor}).encode())])
-        self._changed()
+        self.changed()
 
     def grants(self, role: str, object_type: str = "", object_name: str = "",
                db: str = "") -> list[Grant]:  # fmt: skip
@@ -346,7 +348,7 @@ class Rbac:
         return out
 
     # --- the check ---------------------------------------------------------------------------
-    def _changed(self) -> None:
+    def changed(self) -> None:
         with self._lock:
             self._cache = None
 
@@ -425,7 +427,7 @@ def object_types_of(privilege: str) -> frozenset[str]:
     return frozenset({"Collection" if privilege in _COLL_RW else "Global"})
 
 
-def _check_name(what: str, name: str) -> None:
+def check_name(what: str, name: str) -> None:
     if not name or len(name) > 255 or not (name[0].isalpha() or name[0] == "_") or not all(
         c.isalnum() or c in "_-" for c in name
     ):  # fmt: skip

@@ -1,9 +1,10 @@
 """RBAC RPCs of the Milvus service over :class:`gpuvec.server.rbac.Rbac` (CreateRole,
 DropRole, OperateUserRole, SelectRole, SelectUser, OperatePrivilege, OperatePrivilegeV2,
 SelectGrant, CreatePrivilegeGroup, DropPrivilegeGroup, ListPrivilegeGroups,
-OperatePrivilegeGroup), and :meth:`RbacRPCs.authorize`, the check every RPC passes first
-when the server runs with authentication (a denied call ends with gRPC
-``PERMISSION_DENIED`` and Milvus's message, as pymilvus expects)."""
+OperatePrivilegeGroup; BackupRBAC and RestoreRBAC over :mod:`gpuvec.server.rbac_backup`),
+and :meth:`RbacRPCs.authorize`, the check every RPC passes first when the server runs with
+authentication (a denied call ends with gRPC ``PERMISSION_DENIED`` and Milvus's message, as
+pymilvus expects)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,17 @@ from pymilvus.grpc_gen import milvus_pb2
 from gpuvec.errors import NotFoundError
 from gpuvec.server.auth import parse_authorization
 from gpuvec.server.rbac import Grant, Rbac, needed_privilege
+from gpuvec.server.rbac_backup import RbacSnapshot, UserRecord, backup, restore
 from gpuvec.server.status import ok, rpc
 
 __all__ = ["RbacRPCs"]
 
 log = logging.getLogger("gpuvec.server")
+
+
+def _grant_of(e: Any) -> Grant:
+    return Grant(e.role.name, e.object.name, e.db_name or "default", e.object_name or "*",
+                 e.grantor.privilege.name, e.grantor.user.name)  # fmt: skip
 
 
 def _grant_entity(g: Grant) -> Any:
@@ -187,3 +194,32 @@ class RbacRPCs:
         add = request.type == milvus_pb2.OperatePrivilegeGroupType.AddPrivilegesToGroup
         names = [p.name for p in request.privileges]
         self._rbac().alter_group(request.group_name, names, add=add)
+
+    # --- backup and restore ------------------------------------------------------------------
+    @rpc
+    def BackupRBAC(self, request: Any, context: Any) -> Any:
+        snap = backup(self._rbac(), self.credentials)
+        meta = milvus_pb2.RBACMeta(
+            users=[milvus_pb2.UserInfo(
+                       user=u.name, password=u.password_record,
+                       roles=[milvus_pb2.RoleEntity(name=r) for r in u.roles])
+                   for u in snap.users],
+            roles=[milvus_pb2.RoleEntity(name=r) for r in snap.roles],
+            grants=[_grant_entity(g) for g in snap.grants],
+            privilege_groups=[milvus_pb2.PrivilegeGroupInfo(
+                                  group_name=name,
+                                  privileges=[milvus_pb2.PrivilegeEntity(name=p) for p in ps])
+                              for name, ps in sorted(snap.groups.items())],
+        )  # fmt: skip
+        return milvus_pb2.BackupRBACMetaResponse(status=ok(), RBAC_meta=meta)
+
+    @rpc
+    def RestoreRBAC(self, request: Any, context: Any) -> Any:
+        m = request.RBAC_meta
+        snap = RbacSnapshot(
+            users=[UserRecord(u.user, u.password, [r.name for r in u.roles]) for u in m.users],
+            roles=[r.name for r in m.roles],
+            grants=[_grant_of(g) for g in m.grants],
+            groups={g.group_name: [p.name for p in g.privileges] for g in m.privilege_groups},
+        )
+        restore(self._rbac(), self.credentials, snap)

@@ -188,3 +188,68 @@ def test_grants_survive_a_restart(tmp_path: Path, fast: dict[str, Any]) -> None:
             alice.insert("docs", [{"id": 77, "vector": [0.0] * DIM}])
     finally:
         srv.stop(grace=1)
+
+
+def _stub(srv: Server, user: str, password: str) -> Any:
+    """A raw MilvusService stub (pymilvus's MilvusClient has no backup_rbac/restore_rbac)
+    with the ``authorization`` metadata pymilvus sends."""
+    import base64
+
+    from pymilvus.grpc_gen import milvus_pb2_grpc
+
+    channel = grpc.insecure_channel(srv.address)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return milvus_pb2_grpc.MilvusServiceStub(channel), [("authorization", token)]
+
+
+def test_backup_rbac_restores_on_another_server(tmp_path: Path, fast: dict[str, Any]) -> None:
+    from pymilvus.grpc_gen import milvus_pb2
+
+    src = start_server(str(tmp_path / "a"), ServerOptions(port=0, auth=True), **fast)
+    try:
+        root = client(src, ROOT_TOKEN)
+        seed(root)
+        root.create_role("reader")
+        root.create_privilege_group("peek")
+        root.add_privileges_to_group("peek", ["Query", "Search"])
+        root.grant_privilege_v2("reader", "peek", "docs")
+        root.grant_role("alice", "reader")
+        stub, md = _stub(src, "alice", "alice-pass")
+        with pytest.raises(grpc.RpcError, match="PrivilegeBackupRBAC: permission deny"):
+            stub.BackupRBAC(milvus_pb2.BackupRBACMetaRequest(), metadata=md)
+        stub, md = _stub(src, "root", "Milvus")
+        got = stub.BackupRBAC(milvus_pb2.BackupRBACMetaRequest(), metadata=md)
+        assert got.status.code == 0, got.status
+        meta = got.RBAC_meta
+    finally:
+        src.stop(grace=1)
+    assert sorted(u.user for u in meta.users) == ["alice", "bob"]  # root is the server's own
+    assert "alice-pass" not in str(meta)  # a salted hash travels, never the password
+    assert [r.name for r in meta.roles] == ["reader"]
+    assert [(g.group_name, sorted(p.name for p in g.privileges))
+            for g in meta.privilege_groups] == [("peek", ["Query", "Search"])]  # fmt: skip
+
+    dst = start_server(str(tmp_path / "b"), ServerOptions(port=0, auth=True), **fast)
+    try:
+        root = client(dst, ROOT_TOKEN)
+        root.create_collection("docs", dimension=DIM, metric_type="L2")
+        root.insert("docs", [{"id": i, "vector": [float(i), 0.0, 0.0, 1.0]} for i in range(10)])
+        stub, md = _stub(dst, "root", "Milvus")
+        req = milvus_pb2.RestoreRBACMetaRequest(RBAC_meta=meta)
+        assert stub.RestoreRBAC(req, metadata=md).code == 0
+        alice = client(dst, "alice:alice-pass")  # her password, from the stored record
+        assert len(alice.query("docs", filter="id < 4")) == 4  # through the restored group
+        with denied("Insert", "alice"):
+            alice.insert("docs", [{"id": 77, "vector": [0.0] * DIM}])
+        assert root.describe_role("reader")["privileges"]
+        root.drop_user("bob")  # a second restore: the role exists, so nothing is written
+        status = stub.RestoreRBAC(req, metadata=md)
+        assert status.code != 0 and "role [reader] already exists" in status.reason
+        assert "bob" not in root.list_users()
+        bad = milvus_pb2.RestoreRBACMetaRequest()
+        bad.RBAC_meta.users.add(user="carol", password="not-a-record")
+        status = stub.RestoreRBAC(bad, metadata=md)
+        assert status.code != 0 and "carol" in status.reason
+        assert "carol" not in root.list_users()
+    finally:
+        dst.stop(grace=1)
