@@ -159,6 +159,7 @@ class _Counter:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, float, float]] = []
+        self.handler: dict[str, list[float]] = {}  # seconds inside the node, per Flight call
 
     def timed(self, key: str, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         t0 = time.perf_counter()
@@ -171,27 +172,36 @@ class _Counter:
         return lambda *a, **kw: self.timed(key, fn, *a, **kw)
 
 
+def _covered(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of ``intervals`` (overlapping calls count once)."""
+    out, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b > end:
+            out += b - max(a, end)
+            end = b
+    return out
+
+
 def _per_request(counter: _Counter, windows: list[tuple[float, float]]) -> dict[str, Any]:
-    """Calls of each kind inside each request's window, averaged over the requests. Calls
-    to query nodes run in parallel (the slowest counts), all others one after another."""
+    """Calls of each kind inside each request's window, averaged over the requests. The
+    critical path is the time covered by at least one call (the proxy overlaps the
+    streaming-node call, the segment-list read and the query-node calls)."""
     kinds = sorted({k for k, _, _ in counter.calls})
-    per: dict[str, dict[str, list[float]]] = {k: {"n": [], "sum": [], "max": []} for k in kinds}
+    per: dict[str, dict[str, list[float]]] = {k: {"n": [], "sum": []} for k in kinds}
     path, total = [], []
     for t0, t1 in windows:
-        inside = [(k, b - a) for k, a, b in counter.calls if t0 <= a <= t1]
-        crit = 0.0
+        inside = [(k, a, b) for k, a, b in counter.calls if t0 <= a <= t1]
         for k in kinds:
-            d = [x for kk, x in inside if kk == k]
+            d = [b - a for kk, a, b in inside if kk == k]
             per[k]["n"].append(len(d))
             per[k]["sum"].append(sum(d))
-            per[k]["max"].append(max(d, default=0.0))
-            crit += max(d, default=0.0) if "querynode" in k else sum(d)
-        path.append(crit)
+        path.append(_covered([(a, b) for _, a, b in inside]))
         total.append(t1 - t0)
     calls = {
         k: {"calls_per_request": float(np.mean(v["n"])),
-            "ms_per_request": 1e3 * float(np.mean(v["max" if "querynode" in k else "sum"])),
-            "ms_per_call": 1e3 * float(np.sum(v["sum"]) / max(1, np.sum(v["n"])))}
+            "ms_per_request": 1e3 * float(np.mean(v["sum"])),
+            "ms_per_call": 1e3 * float(np.sum(v["sum"]) / max(1, np.sum(v["n"]))),
+            "node_ms_per_call": 1e3 * float(np.mean(counter.handler.get(k) or [0.0]))}
         for k, v in per.items()
     }  # fmt: skip
     return {"requests": len(windows), "p50_ms": 1e3 * float(np.median(total)),
@@ -208,9 +218,9 @@ def overhead_breakdown(
     client): etcd requests, coordinator RPCs and Flight calls to streaming and query nodes
     per batch-1 Bounded search (and per insert of each of ``inserts``, which are written to
     the collection), with their milliseconds, plus the round trip of a no-op Flight call
-    (``status``) to each kind of node. "rest" = request − critical path: gRPC, protobuf and
-    the proxy's own Python. Client and proxy share this process's GIL here, so totals are
-    a little above the real proxy's."""
+    (``status``) to each kind of node. "rest" = request − the time covered by calls (they
+    overlap): gRPC, protobuf and the proxy's own Python. Client and proxy share this
+    process's GIL here, so totals are a little above the real proxy's."""
     from pymilvus import MilvusClient
 
     from gpuvec.cluster import rpc
@@ -237,7 +247,9 @@ def overhead_breakdown(
 
     def call(self: Any, method: str, *a: Any, **kw: Any) -> Any:
         key = f"flight {roles.get(self.address, 'coordinator')} {method}"
-        return counter.timed(key, original, self, method, *a, **kw)
+        out = counter.timed(key, original, self, method, *a, **kw)
+        counter.handler.setdefault(key, []).append(float(out[0].get("_server_s", 0.0)))
+        return out
 
     rpc.RpcClient.call = call  # type: ignore[method-assign]
     server = start_server("cluster", ServerOptions(port=0, flush_on_stop=False), engine=engine)
@@ -247,6 +259,7 @@ def overhead_breakdown(
         for level in LEVELS:
             _search(client, q[:10], 1, level, sp)  # warm: connections, caches
         counter.calls.clear()
+        counter.handler.clear()
         windows = []
         for v in q[:n]:
             t0 = time.perf_counter()
@@ -255,6 +268,7 @@ def overhead_breakdown(
             windows.append((t0, time.perf_counter()))
         out["search"] = _per_request(counter, windows)
         counter.calls.clear()
+        counter.handler.clear()
         windows = []
         for rows in inserts or []:
             t0 = time.perf_counter()

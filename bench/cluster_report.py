@@ -13,15 +13,13 @@ from cluster_measure import LEVELS
 def fmt_breakdown(b: dict[str, Any]) -> str:
     parts = [
         f"{k} {v['calls_per_request']:g}× {v['ms_per_request']:.2f} ms"
+        + (f" ({v['node_ms_per_call']:.2f} in the node)" if v.get("node_ms_per_call") else "")
         for k, v in b["calls"].items()
     ]
-    par = (
-        " (query nodes in parallel: the slowest)"
-        if any("querynode" in k for k in b["calls"])
-        else ""
-    )
+    covered = b.get("critical_path_ms", 0.0)
     return (
-        f"mean {b['mean_ms']:.2f} ms = " + ", ".join(parts) + f"{par}, rest {b['other_ms']:.2f} ms"
+        f"mean {b['mean_ms']:.2f} ms: " + ", ".join(parts)
+        + f" (overlapping: {covered:.2f} ms covered by calls), rest {b['other_ms']:.2f} ms"
     )
 
 

@@ -27,6 +27,10 @@ CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
 NO_BUILD = ("FLAT", "GPU_BRUTE_FORCE")  # index types searched exactly: nothing to build
 
 
+# id(schema dict) -> (that dict, its parsed CollectionSchema): CollectionMeta.collection_schema
+_SCHEMAS: dict[int, tuple[dict[str, Any], CollectionSchema]] = {}
+
+
 @dataclass
 class CollectionMeta:
     """A collection's catalog record (``catalog/collections/<name>``)."""
@@ -51,7 +55,17 @@ class CollectionMeta:
         return [f"c{self.id}_dml_{i}" for i in range(self.num_shards)]
 
     def collection_schema(self) -> CollectionSchema:
-        return CollectionSchema.from_dict(self.schema)
+        """The parsed schema, shared by every record holding the same schema dict (nodes
+        ask for it per request; a changed schema is a new dict, so never a stale entry).
+        Callers must not mutate it."""
+        hit = _SCHEMAS.get(id(self.schema))
+        if hit is not None and hit[0] is self.schema:
+            return hit[1]
+        parsed = CollectionSchema.from_dict(self.schema)
+        if len(_SCHEMAS) >= 256:
+            _SCHEMAS.pop(next(iter(_SCHEMAS)), None)
+        _SCHEMAS[id(self.schema)] = (self.schema, parsed)  # holding the dict pins its id
+        return parsed
 
 
 @dataclass

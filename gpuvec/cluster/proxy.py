@@ -58,6 +58,7 @@ from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Compare, Delete, DeletePrefix, Op, Put, TxnResult
 
 COLLECTIONS = K.COLLECTIONS
+READ_TS_REUSE_S = 0.05  # a non-Strong read may reuse a read timestamp this young
 
 _HIGHER_BETTER = ("IP", "COSINE")
 
@@ -85,6 +86,7 @@ class ClusterEngine:
         self.meta = settings.open_meta()
         self.coord = CoordinatorClient(self.meta)
         self.tso = RemoteTSO(self.coord)
+        self._recent_ts: tuple[int, float] = (0, 0.0)  # (timestamp, monotonic time taken)
         self.cache = MetaCache(self.meta, (COLLECTIONS, K.CLUSTER), ignore=(K.REPORTS,))
         self.catalog = Catalog(self.meta, guard=self._guard)
         self.lock = threading.RLock()
@@ -216,13 +218,25 @@ class ClusterEngine:
 
     # --- reads -------------------------------------------------------------------------
     def read_ts(self, coll: CollectionView, level: str | None, session_ts: int) -> int:
-        """A fresh timestamp: every node is made to have applied all writes before it
-        (streaming nodes sync, query nodes catch up to their positions), which satisfies
-        every consistency level's guarantee."""
+        """The timestamp a read runs at; every node is made to have applied all writes
+        before it (streaming nodes sync, query nodes catch up to their positions).
+
+        Strong: a fresh timestamp from the coordinator's TSO. Bounded, Session and
+        Eventually may reuse the last one this proxy took, while it is under
+        ``READ_TS_REUSE_S`` old and not below ``session_ts`` (the caller's own writes and
+        any guarantee it sent): their guarantee (now − staleness, the session's writes)
+        holds, and a read-mostly proxy asks the TSO a few times a second, not per read."""
         level = level or coll.meta.consistency_level
         if level not in CONSISTENCY:
             raise InvalidArgumentError(f"consistency_level must be one of {CONSISTENCY}: {level!r}")
-        return self.tso.allocate()
+        if level != "Strong":
+            ts, taken = self._recent_ts
+            if ts >= session_ts and time.monotonic() - taken < READ_TS_REUSE_S:
+                return ts
+        ts = self.tso.allocate()
+        if ts > self._recent_ts[0]:
+            self._recent_ts = (ts, time.monotonic())  # one tuple: readers see a whole pair
+        return ts
 
     def _require_loaded(self, coll: CollectionView) -> None:
         if not coll.meta.loaded:

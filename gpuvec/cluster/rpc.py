@@ -15,6 +15,7 @@ import json
 import logging
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,15 +94,19 @@ class RpcServer(flight.FlightServerBase):
         return f"{advertise or self.host}:{self.port}"
 
     def do_action(self, context: Any, action: flight.Action) -> Any:
+        """Run the handler; its reply carries ``_server_s``, the seconds spent here
+        (decode + handler), which benchmarks set against the round trip."""
         method = action.type
         handler = self.handlers.get(method)
         if handler is None:
             raise flight.FlightServerError(
                 _error_payload(GpuvecError(f"unknown cluster RPC method {method!r}"))
             )
+        start = time.perf_counter()
         try:
             args, tables = decode(action.body)
             out_args, out_tables = handler(args, tables)
+            out_args = {**out_args, "_server_s": time.perf_counter() - start}
         except GpuvecError as e:
             raise flight.FlightServerError(_error_payload(e)) from None
         except Exception as e:

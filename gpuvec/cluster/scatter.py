@@ -7,13 +7,23 @@ answered are read from meta and asked of their query nodes, with those positions
 node first applies every delete written before R; (3) every committed segment must have
 been answered exactly once, else the read is retried (a node moved, a compaction swapped
 segments) until ``max_serviceable_wait_s``.
+
+Steps (2) and (1) overlap where they can: the committed segment list is read while the
+streaming nodes answer, and the query nodes are asked *speculatively* at the same time,
+with what the previous read of the collection learnt (its committed list, the segments
+its streaming nodes answered, their WAL positions). Once the streaming nodes reply and
+the list is read, the guess is checked: the query nodes' answer is kept only when it was
+asked for exactly the segments and positions step (2) would ask for now, so it is the
+answer the sequential read would get; otherwise step (2) runs as above. In a read-mostly
+collection the guess holds, and a read costs one round trip to the nodes, not two.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,6 +48,26 @@ class _Incomplete(Exception):
 
 
 @dataclass
+class _LastRead:
+    """What one complete read of a collection learnt: the next read's guess."""
+
+    positions: dict[str, int]  # the streaming nodes' WAL positions
+    held: frozenset[int]  # the segments the streaming nodes answered
+    committed: list[tuple[int, int]]  # the committed (segment, partition) pairs
+    guess_held: bool  # whether the guess made from the read before held for this one:
+    # reads guess only while guesses hold (a write-heavy collection stops guessing)
+
+
+def _wanted(last: _LastRead, partitions: set[int] | None) -> list[int]:
+    """The segments a read would ask query nodes for, were ``last`` still true."""
+    return sorted(
+        sid
+        for sid, pid in last.committed
+        if sid not in last.held and (partitions is None or pid in partitions)
+    )
+
+
+@dataclass
 class Gathered:
     streaming: list[pa.Table]  # per streaming node: per-segment answers (``_seg`` column)
     sealed: list[pa.Table]  # per query node: one answer over its segments
@@ -54,6 +84,9 @@ class Scatter:
         self.pool = ClientPool()
         self.executor = ThreadPoolExecutor(32, thread_name_prefix="gpuvec-scatter")
         self._rr = 0
+        self._last: dict[int, _LastRead] = {}  # collection id -> its last complete read
+        self.speculate = True  # ask query nodes speculatively (module docstring)
+        self.speculation = {"kept": 0, "redone": 0}  # counts, for benchmarks and tests
 
     def address(self, role: str, node: str, live: dict[str, dict[str, Any]]) -> str:
         info = live.get(node)
@@ -106,6 +139,9 @@ class Scatter:
             if node is None:
                 raise _Incomplete(f"channel {ch} has no streaming node yet")
             by_node.setdefault(self.address("streaming node", node, live), []).append(ch)
+        if len(by_node) == 1:  # one owner: called from this thread (no hand-off)
+            ((addr, chs),) = by_node.items()
+            return [self.pool.get(addr).call(method, {**args, "channels": chs}, tables)]
         futs = [
             self.executor.submit(
                 self.pool.get(addr).call, method, {**args, "channels": chs}, tables
@@ -140,6 +176,16 @@ class Scatter:
         reply: str,
         fresh: bool = True,
     ) -> Gathered:
+        # every task handed to the executor is a leaf call (no task waits on another)
+        committed_f = self.executor.submit(self.catalog.segments, meta.id)
+        last = None if fresh else self._last.get(meta.id)
+        guess = None if last is None else (last.positions, _wanted(last, partitions))
+        speculative = None
+        if self.speculate and guess is not None and last is not None and last.guess_held:
+            with contextlib.suppress(_Incomplete):
+                speculative = self._ask_query_nodes(
+                    meta, method, args, tables, guess[1], guess[0], fresh
+                )
         streaming = self._channel_call_once(meta.channels, method, args, tables, fresh)
         positions: dict[str, int] = {}
         answered: set[int] = set()
@@ -148,49 +194,69 @@ class Scatter:
             positions.update(out["positions"])
             answered.update(out["served"])
             handed_off.update(out.get("sealed", ()))
-        committed = self.catalog.segments(meta.id)
+        committed = committed_f.result()
         stale = handed_off - {s.id for s in committed}  # compacted away meanwhile
+        held = frozenset(answered)
         answered -= stale
         wanted = [
             s.id
             for s in committed
             if s.id not in answered and (partitions is None or s.partition_id in partitions)
         ]
-        sealed: list[pa.Table] = []
-        if wanted:
-            src = self._source(fresh)
-            servers = segment_servers(src, meta.id)
-            live = sessions(src, "querynode")
-            by_node: dict[str, list[int]] = {}
-            self._rr += 1
-            for sid in wanted:
-                nodes = [n for n in servers.get(sid, []) if n in live]
-                if not nodes:
-                    raise _Incomplete(f"segment {sid} has no live query node")
-                node = nodes[self._rr % len(nodes)]
-                by_node.setdefault(self.address("query node", node, live), []).append(sid)
-            calls = {
-                addr: self.executor.submit(
-                    self.pool.get(addr).call,
-                    method,
-                    {**args, "collection_id": meta.id, "segments": sids, "positions": positions},
-                    tables,
-                )
-                for addr, sids in by_node.items()
-            }
-            for addr, fut in calls.items():
-                out, got = fut.result()
-                missing = set(by_node[addr]) - set(out["served"])
-                if missing:
-                    raise _Incomplete(f"query node {addr} does not hold segments {sorted(missing)}")
-                sealed.append(got[reply])
+        held_guess = guess is not None and guess[0] == positions and guess[1] == sorted(wanted)
+        calls = speculative if held_guess else None
+        if speculative is not None:
+            self.speculation["kept" if held_guess else "redone"] += 1
+        if calls is None:
+            calls = self._ask_query_nodes(meta, method, args, tables, wanted, positions, fresh)
+        sealed = self._collect(calls, reply)
         replies = [t[reply] for _, t in streaming]
         if stale:  # their rows are in the compacted segment a query node answered for
             keep = pa.array(sorted(stale), pa.int64())
             replies = [
                 t.filter(pc.invert(pc.is_in(t.column("_seg"), value_set=keep))) for t in replies
             ]
+        pairs = [(s.id, s.partition_id) for s in committed]
+        self._last[meta.id] = _LastRead(positions, held, pairs, held_guess or last is None)
         return Gathered(replies, sealed)
+
+    def _ask_query_nodes(
+        self, meta: CollectionMeta, method: str, args: dict[str, Any], tables: Tables,
+        wanted: list[int], positions: dict[str, int], fresh: bool,
+    ) -> dict[str, tuple[list[int], Future]]:  # fmt: skip
+        """Start the calls asking query nodes for ``wanted`` segments at ``positions``:
+        query node address → (its segments, the call's future)."""
+        if not wanted:
+            return {}
+        src = self._source(fresh)
+        servers = segment_servers(src, meta.id)
+        live = sessions(src, "querynode")
+        by_node: dict[str, list[int]] = {}
+        self._rr += 1
+        for sid in wanted:
+            nodes = [n for n in servers.get(sid, []) if n in live]
+            if not nodes:
+                raise _Incomplete(f"segment {sid} has no live query node")
+            node = nodes[self._rr % len(nodes)]
+            by_node.setdefault(self.address("query node", node, live), []).append(sid)
+        return {
+            addr: (sids, self.executor.submit(
+                self.pool.get(addr).call, method,
+                {**args, "collection_id": meta.id, "segments": sids, "positions": positions},
+                tables))
+            for addr, sids in by_node.items()
+        }  # fmt: skip
+
+    @staticmethod
+    def _collect(calls: dict[str, tuple[list[int], Future]], reply: str) -> list[pa.Table]:
+        sealed = []
+        for addr, (sids, fut) in calls.items():
+            out, got = fut.result()
+            missing = set(sids) - set(out["served"])
+            if missing:
+                raise _Incomplete(f"query node {addr} does not hold segments {sorted(missing)}")
+            sealed.append(got[reply])
+        return sealed
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
