@@ -248,7 +248,7 @@ def overhead_breakdown(
     def call(self: Any, method: str, *a: Any, **kw: Any) -> Any:
         key = f"flight {roles.get(self.address, 'coordinator')} {method}"
         out = counter.timed(key, original, self, method, *a, **kw)
-        counter.handler.setdefault(key, []).append(float(out[0].get("_server_s", 0.0)))
+        counter.handler.setdefault(key, []).append(rpc.last_server_seconds())
         return out
 
     rpc.RpcClient.call = call  # type: ignore[method-assign]

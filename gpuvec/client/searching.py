@@ -70,12 +70,14 @@ class SearchMethods:
         knobs = index_search_params(search_params)
         if knobs.get("radius") is not None:
             check_range_params(metric, knobs["radius"], knobs.get("range_filter"))
-        spec = resolve_output_fields(coll.schema, output_fields or [])
         parts = self._parts(coll, partition_names)
         read_ts = self._read_ts(coll, kwargs)
         k = limit + offset
         pk = coll.schema.primary_field.name  # type: ignore[union-attr]
-        cols = tuple(dict.fromkeys((pk, *spec.columns))) if output_fields else ()
+        cols: tuple[str, ...] = ()
+        if output_fields:
+            spec = resolve_output_fields(coll.schema, output_fields)
+            cols = tuple(dict.fromkeys((pk, *spec.columns)))
         segs, dist, seg, row = self._engine.search(
             coll, field.name, queries, k, metric, parts, read_ts, flt, knobs, cols
         )

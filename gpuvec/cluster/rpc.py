@@ -6,7 +6,8 @@ JSON). The reply has the same shape. A :class:`~gpuvec.errors.GpuvecError` raise
 handler reaches the caller as the same class with the same message and code; a node that
 cannot be reached raises :class:`~gpuvec.errors.UnavailableError` naming its address.
 
-Frame: ``u32 len | JSON {"args": …, "tables": [names]} | (u64 len | IPC stream)*``.
+Frame: ``u32 len | JSON {"args": …, "tables": [names]} | (u64 len | IPC stream)*``; a
+reply's JSON also has ``server_s``, the seconds the node spent on the call.
 """
 
 from __future__ import annotations
@@ -31,9 +32,24 @@ Tables = dict[str, pa.Table]
 Handler = Callable[[dict[str, Any], Tables], tuple[dict[str, Any], Tables]]
 
 
-def encode(args: dict[str, Any], tables: Tables | None = None) -> bytes:
+_LOCAL = threading.local()
+
+
+def last_server_seconds() -> float:
+    """Seconds the last call made from this thread spent in its node (decode + handler),
+    as the node reported it (0.0 before any call): benchmarks set it against the round
+    trip."""
+    return float(getattr(_LOCAL, "server_s", 0.0))
+
+
+def encode(
+    args: dict[str, Any], tables: Tables | None = None, server_s: float | None = None
+) -> bytes:
     tables = tables or {}
-    head = json.dumps({"args": args, "tables": list(tables)}, separators=(",", ":")).encode()
+    frame: dict[str, Any] = {"args": args, "tables": list(tables)}
+    if server_s is not None:  # a reply: the time the node spent on it
+        frame["server_s"] = server_s
+    head = json.dumps(frame, separators=(",", ":")).encode()
     parts = [struct.pack("<I", len(head)), head]
     for table in tables.values():
         sink = pa.BufferOutputStream()
@@ -48,6 +64,7 @@ def decode(body: bytes | pa.Buffer) -> tuple[dict[str, Any], Tables]:
     buf = pa.py_buffer(body) if isinstance(body, bytes) else body
     (n,) = struct.unpack_from("<I", buf, 0)
     head = json.loads(buf.slice(4, n).to_pybytes())
+    _LOCAL.server_s = head.get("server_s", 0.0)
     pos, tables = 4 + n, {}
     for name in head["tables"]:
         (size,) = struct.unpack_from("<Q", buf, pos)
@@ -94,8 +111,8 @@ class RpcServer(flight.FlightServerBase):
         return f"{advertise or self.host}:{self.port}"
 
     def do_action(self, context: Any, action: flight.Action) -> Any:
-        """Run the handler; its reply carries ``_server_s``, the seconds spent here
-        (decode + handler), which benchmarks set against the round trip."""
+        """Run the handler; the reply's frame carries the seconds spent here (decode +
+        handler): :func:`last_server_seconds` on the caller's side."""
         method = action.type
         handler = self.handlers.get(method)
         if handler is None:
@@ -106,14 +123,14 @@ class RpcServer(flight.FlightServerBase):
         try:
             args, tables = decode(action.body)
             out_args, out_tables = handler(args, tables)
-            out_args = {**out_args, "_server_s": time.perf_counter() - start}
+            server_s = time.perf_counter() - start
         except GpuvecError as e:
             raise flight.FlightServerError(_error_payload(e)) from None
         except Exception as e:
             log.exception("RPC %s failed", method)
             err = GpuvecError(f"{method} failed on the node: {type(e).__name__}: {e}")
             raise flight.FlightServerError(_error_payload(err)) from None
-        return [flight.Result(pa.py_buffer(encode(out_args, out_tables)))]
+        return [flight.Result(pa.py_buffer(encode(out_args, out_tables, server_s)))]
 
     def list_actions(self, context: Any) -> list[tuple[str, str]]:
         return [(name, "") for name in sorted(self.handlers)]

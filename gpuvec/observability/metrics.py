@@ -162,6 +162,12 @@ def observe_write(collection: str, inserted: int, deleted: int) -> None:
         DELETED.labels(NODE_ID, collection).inc(deleted)
 
 
+_SEARCH_CHILDREN: dict[str, Any] = {}
+
+
 def observe_search(collection: str, nq: int) -> None:
     """Count the query vectors of one search."""
-    SEARCH_VECTORS.labels(NODE_ID, collection).inc(nq)
+    child = _SEARCH_CHILDREN.get(collection)
+    if child is None:
+        child = _SEARCH_CHILDREN[collection] = SEARCH_VECTORS.labels(NODE_ID, collection)
+    child.inc(nq)

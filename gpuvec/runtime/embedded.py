@@ -71,6 +71,10 @@ class Collection(CollectionView):
     def locked(self) -> Iterator[None]:
         """Hold every shard's lock (in shard order): no write, seal or segment swap of the
         collection runs meanwhile."""
+        if len(self.shards) == 1:  # the common case, without an ExitStack per read
+            with self.shards[0].lock:
+                yield
+            return
         with ExitStack() as stack:
             for shard in self.shards:
                 stack.enter_context(shard.lock)

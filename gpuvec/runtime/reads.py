@@ -45,8 +45,8 @@ class ReadMethods:
             guarantee = compose(max(0, physical_ms(now_ts()) - self.config.bounded_staleness_ms))
         elif level == "Eventually":
             guarantee = 1
-        else:
-            guarantee = self.tso.allocate()
+        else:  # Strong: the read timestamp itself is fresh, so it is its own guarantee
+            guarantee = 0
         read = self.tso.allocate()
         if guarantee > read:  # only a caller's guarantee_timestamp can be ahead of the TSO
             raise InvalidArgumentError(

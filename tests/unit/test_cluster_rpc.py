@@ -13,7 +13,15 @@ import pyarrow as pa
 import pytest
 
 from gpuvec import errors
-from gpuvec.cluster.rpc import ClientPool, RpcClient, RpcServer, Tables, decode, encode
+from gpuvec.cluster.rpc import (
+    ClientPool,
+    RpcClient,
+    RpcServer,
+    Tables,
+    decode,
+    encode,
+    last_server_seconds,
+)
 from gpuvec.cluster.wire import (
     array_table,
     dump_compare,
@@ -165,6 +173,7 @@ def test_call_round_trips_args_and_tables(client: RpcClient) -> None:
     sent = {"vectors": _vectors(4, 16), "strings": _strings(), "empty": _empty()}
     args, tables = client.call("echo", ARGS, sent)
     assert args == {"echo": ARGS}
+    assert 0 < last_server_seconds() < 30  # the node's own time on the call, in its frame
     assert list(tables) == list(sent)
     for name, t in sent.items():
         assert tables[name].equals(t), name
