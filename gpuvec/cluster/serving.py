@@ -20,6 +20,7 @@ import pyarrow as pa
 from gpuvec.proxy.fetch import fetch_rows
 from gpuvec.proxy.filters import CompiledFilter, FilterCompiler
 from gpuvec.proxy.reduce import reduce_hits
+from gpuvec.query.fanout import map_segments
 from gpuvec.query.segdata import SegmentData, visible_matches, visible_rows_of
 from gpuvec.records import CollectionMeta, Hits
 
@@ -81,11 +82,12 @@ def search_table(
     flt = compile_filter(meta, args)
     field, k, metric = args["field"], int(args["k"]), args["metric"]
     knobs = args.get("params") or {}
-    parts: list[Hits] = []
-    for s in segs:
-        mask = None if flt is None else s.filter_mask(flt.filter, flt.key)
-        key = None if flt is None else flt.key
-        parts.append(s.search(field, queries, k, metric, read_ts, mask, knobs, key))
+    key = None if flt is None else flt.key
+    masks = [None if flt is None else s.filter_mask(flt.filter, flt.key) for s in segs]
+    parts: list[Hits] = map_segments(
+        lambda i: segs[i].search(field, queries, k, metric, read_ts, masks[i], knobs, key),
+        [s.search_work(field, len(queries)) for s in segs], len(queries),
+    )  # fmt: skip
     columns = list(args.get("columns") or [])
     if not parts:
         return _hit_table(meta, [], [], columns)

@@ -28,6 +28,7 @@ import pyarrow as pa
 from gpuvec import ops, vectors
 from gpuvec.arrays import take_columns
 from gpuvec.index.spec import INDEX_SEARCH_KNOBS
+from gpuvec.query.fanout import search_work
 from gpuvec.query.rowtable import RowTable
 from gpuvec.query.segsparse import SparseSegment
 from gpuvec.query.visibility import Visibility
@@ -314,6 +315,12 @@ class SegmentData(SparseSegment):
             norms = tail if norms is None else np.concatenate([norms, tail])
             self._sq_norms[field] = norms
         return norms[:n]  # type: ignore[index]
+
+    def search_work(self, field: str, nq: int) -> int:
+        """Rows a search of ``nq`` queries touches here (:func:`gpuvec.query.fanout.search_work`):
+        through the built index on a sealed segment off the device, else every row."""
+        indexed = self.sealed and field in self.indexes and field not in self._device
+        return search_work(self.n, nq, indexed)
 
     def search(
         self,

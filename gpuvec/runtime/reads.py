@@ -15,6 +15,7 @@ from gpuvec.errors import CollectionNotLoadedError, InvalidArgumentError
 from gpuvec.proxy.filters import CompiledFilter
 from gpuvec.proxy.reduce import reduce_hits
 from gpuvec.query.bm25 import bm25_params, weighted_queries
+from gpuvec.query.fanout import map_segments
 from gpuvec.query.segdata import SegmentData, visible_matches, visible_rows_of
 from gpuvec.records import CONSISTENCY
 
@@ -100,10 +101,11 @@ class ReadMethods:
             search_params = {**(search_params or {}), **extra}
         masks = [None if flt is None else s.filter_mask(flt.filter, flt.key) for s in segs]
         key = None if flt is None else flt.key
-        parts = [
-            s.search(field, queries, k, metric, read_ts, m, search_params, key)
-            for s, m in zip(segs, masks, strict=True)
-        ]
+        parts = map_segments(
+            lambda i: segs[i].search(field, queries, k, metric, read_ts, masks[i],
+                                     search_params, key),
+            [s.search_work(field, len(queries)) for s in segs], len(queries),
+        )  # fmt: skip
         dist, seg, row = reduce_hits(parts, k, metric)
         return segs, dist, seg, row
 
