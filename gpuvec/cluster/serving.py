@@ -86,7 +86,7 @@ def search_table(
     masks = [None if flt is None else s.filter_mask(flt.filter, flt.key) for s in segs]
     parts: list[Hits] = map_segments(
         lambda i: segs[i].search(field, queries, k, metric, read_ts, masks[i], knobs, key),
-        [s.search_work(field, len(queries)) for s in segs], len(queries),
+        len(segs), lambda i: segs[i].search_work(field, len(queries)), len(queries),
     )  # fmt: skip
     columns = list(args.get("columns") or [])
     if not parts:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -54,13 +54,17 @@ def search_work(rows: int, nq: int, indexed: bool) -> int:
     return nq * (min(rows, INDEXED_QUERY_ROWS) if indexed else rows)
 
 
-def map_segments(fn: Callable[[int], _T], work: Sequence[int], nq: int) -> list[_T]:
-    """``[fn(i) for i in range(len(work))]``, the calls with ``work[i]`` ≥
-    :data:`PARALLEL_MIN_WORK` run side by side when that pays (module docstring). The
-    first exception raised by any call is raised here, after every call has ended."""
-    n = len(work)
-    large = [i for i in range(n) if work[i] >= PARALLEL_MIN_WORK]
-    pool = _executor() if n > 1 and len(large) > 1 and nq < MT_MIN_BATCH else None
+def map_segments(
+    fn: Callable[[int], _T], n: int, work_of: Callable[[int], int], nq: int
+) -> list[_T]:
+    """``[fn(i) for i in range(n)]``, the calls whose ``work_of(i)`` is at least
+    :data:`PARALLEL_MIN_WORK` run side by side when that pays (module docstring; the work
+    is not even asked for a lone segment). The first exception raised by any call is
+    raised here, after every call has ended."""
+    if n < 2 or nq >= MT_MIN_BATCH:
+        return [fn(i) for i in range(n)]
+    large = [i for i in range(n) if work_of(i) >= PARALLEL_MIN_WORK]
+    pool = _executor() if len(large) > 1 else None
     if pool is None:
         return [fn(i) for i in range(n)]
     futures = {i: pool.submit(fn, i) for i in large[1:]}  # the first large one runs here

@@ -104,7 +104,7 @@ class ReadMethods:
         parts = map_segments(
             lambda i: segs[i].search(field, queries, k, metric, read_ts, masks[i],
                                      search_params, key),
-            [s.search_work(field, len(queries)) for s in segs], len(queries),
+            len(segs), lambda i: segs[i].search_work(field, len(queries)), len(queries),
         )  # fmt: skip
         dist, seg, row = reduce_hits(parts, k, metric)
         return segs, dist, seg, row

@@ -35,7 +35,7 @@ def test_work_counts_every_row_of_a_scan_and_a_share_of_an_index() -> None:
 
 def test_answers_keep_the_segments_order() -> None:
     sizes = [BIG, 10, BIG, BIG, 5]
-    assert map_segments(lambda i: i * i, sizes, 1) == [0, 1, 4, 9, 16]
+    assert map_segments(lambda i: i * i, len(sizes), sizes.__getitem__, 1) == [0, 1, 4, 9, 16]
 
 
 def test_large_segments_of_a_small_batch_run_at_once() -> None:
@@ -47,7 +47,7 @@ def test_large_segments_of_a_small_batch_run_at_once() -> None:
         barrier.wait()
         return threading.current_thread().name
 
-    names = map_segments(fn, [BIG, BIG], 1)
+    names = map_segments(fn, 2, lambda i: BIG, 1)
     assert names[0] == threading.current_thread().name  # the first runs in the caller
     assert names[1].startswith("gpuvec-segsearch")
 
@@ -55,7 +55,8 @@ def test_large_segments_of_a_small_batch_run_at_once() -> None:
 @pytest.mark.parametrize(("sizes", "nq"), [([BIG, BIG], 16), ([BIG, 100, 100], 1), ([BIG], 1)])
 def test_stays_in_the_callers_thread_where_threads_do_not_pay(sizes: list[int], nq: int) -> None:
     me = threading.current_thread().name
-    assert map_segments(lambda i: threading.current_thread().name, sizes, nq) == [me] * len(sizes)
+    got = map_segments(lambda i: threading.current_thread().name, len(sizes), sizes.__getitem__, nq)
+    assert got == [me] * len(sizes)
 
 
 def test_an_error_surfaces_after_every_call_ended() -> None:
@@ -71,7 +72,7 @@ def test_an_error_surfaces_after_every_call_ended() -> None:
         return i
 
     with pytest.raises(ValueError, match="segment 0 failed"):
-        map_segments(fn, [BIG, BIG, BIG], 1)
+        map_segments(fn, 3, lambda i: BIG, 1)
     assert sorted(ended) == [1, 2]
 
 
@@ -85,9 +86,9 @@ def test_embedded_search_over_parallel_segments_equals_brute_force(
     calls: list[str] = []
     real = fanout.map_segments
 
-    def spy(fn: Any, sizes: Any, nq: int) -> Any:
-        calls.append(f"{len(sizes)}:{nq}")
-        return real(fn, sizes, nq)
+    def spy(fn: Any, n: int, work_of: Any, nq: int) -> Any:
+        calls.append(f"{n}:{nq}")
+        return real(fn, n, work_of, nq)
 
     monkeypatch.setattr("gpuvec.runtime.reads.map_segments", spy)
     m = MilvusClient(str(tmp_path / "db"), config=Config(dashboard_address="",
