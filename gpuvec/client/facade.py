@@ -335,31 +335,24 @@ class MilvusClient(
             )
         if ids is None and not filter:
             raise InvalidArgumentError("delete needs ids or a filter")
+        parts = self._parts(coll, [partition_name] if partition_name else None)
         if ids is not None:
             pks = pks_from_ids(coll.schema, ids)
             if partition_name and pks:  # Milvus: the delete applies in that partition only
-                pks = self._keys_in_partition(coll, pks, partition_name)
+                ts = self._engine.read_ts(coll, "Strong", 0)
+                pks = _keys_of(self._engine.lookup(coll, np_keys(pks), parts, ts))
         else:
             flt = self._compile(coll, filter, kwargs.get("filter_params"))
             if flt is None:  # a blank filter: Milvus refuses an empty delete expression
                 raise InvalidArgumentError(f"delete: the filter {filter!r} is empty")
-            parts = self._parts(coll, [partition_name] if partition_name else None)
             found = self._engine.match(coll, flt, parts, self._engine.read_ts(coll, "Strong", 0))
-            pks = [k for seg, rows in found for k in seg.pks[rows].tolist()]
+            pks = _keys_of(found)
         if not pks:
             return {"delete_count": 0}
         ts = self._engine.write(
             coll, inserts=None, delete_pks=np_keys(pks), partition=partition_name or None
         )
         return {"delete_count": len(pks), "timestamp": self._note(ts)}
-
-    def _keys_in_partition(self, coll: CollectionView, pks: list[Any], partition: str) -> list:
-        """Those of ``pks`` whose entity lives in ``partition`` (a key is one entity in
-        the collection, so a partition-scoped delete removes only the keys found there)."""
-        parts = self._parts(coll, [partition])
-        ts = self._engine.read_ts(coll, "Strong", 0)
-        found = self._engine.lookup(coll, np_keys(pks), parts, ts, [])
-        return [k for seg, rows in found for k in seg.pks[rows].tolist()]
 
     # --- reads -------------------------------------------------------------------------------
     def _read_ts(self, coll: CollectionView, kwargs: dict[str, Any]) -> int:
@@ -494,3 +487,8 @@ COUNTED_CALLS = {
 }  # fmt: skip
 for _method, _rpc_name in COUNTED_CALLS.items():
     setattr(MilvusClient, _method, count_calls(_rpc_name)(getattr(MilvusClient, _method)))
+
+
+def _keys_of(found: list[tuple[Any, Any]]) -> list[Any]:
+    """The primary keys of ``(segment, rows)`` pairs a match or lookup returned."""
+    return [k for seg, rows in found for k in seg.pks[rows].tolist()]

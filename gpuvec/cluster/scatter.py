@@ -85,7 +85,6 @@ class Scatter:
         self.executor = ThreadPoolExecutor(32, thread_name_prefix="gpuvec-scatter")
         self._rr = 0
         self._last: dict[int, _LastRead] = {}  # collection id -> its last complete read
-        self.speculate = True  # ask query nodes speculatively (module docstring)
         self.speculation = {"kept": 0, "redone": 0}  # counts, for benchmarks and tests
 
     def address(self, role: str, node: str, live: dict[str, dict[str, Any]]) -> str:
@@ -181,7 +180,7 @@ class Scatter:
         last = None if fresh else self._last.get(meta.id)
         guess = None if last is None else (last.positions, _wanted(last, partitions))
         speculative = None
-        if self.speculate and guess is not None and last is not None and last.guess_held:
+        if guess is not None and last is not None and last.guess_held:
             with contextlib.suppress(_Incomplete):
                 speculative = self._ask_query_nodes(
                     meta, method, args, tables, guess[1], guess[0], fresh

@@ -220,6 +220,11 @@ class Credentials:
         with self._lock:
             self._cache.clear()
 
+    def record(self, user: str) -> str | None:
+        """``user``'s stored password record (salted hash, JSON text), None when absent."""
+        kv = self.meta.get(_PREFIX + user)
+        return None if kv is None else kv.value.decode()
+
     def users(self) -> list[str]:
         kvs, _ = self.meta.range(_PREFIX)
         return sorted(kv.key[len(_PREFIX) :] for kv in kvs)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,16 +310,21 @@ class Rbac:
     def grant_key(self, g: Grant) -> str:
         return f"{K.GRANTS}{g.role}/{g.object_type}/{g.db}/{g.object_name}/{g.privilege}"
 
-    def grant(self, g: Grant, revoke: bool = False) -> None:
-        self._check_role(g.role)
-        if g.role == ADMIN:
-            raise InvalidArgumentError("the role admin holds every privilege: nothing to grant")
+    def check_grant(self, g: Grant, groups: Iterable[str]) -> None:
+        """Refuse a grant whose privilege is neither known, ``All``, a built-in group nor
+        one of ``groups``, or whose object type Milvus does not have."""
         if g.privilege not in self.known and g.privilege not in BUILTIN_GROUPS and (
-            g.privilege != "All" and g.privilege not in self.groups()
+            g.privilege != "All" and g.privilege not in groups
         ):  # fmt: skip
             raise InvalidArgumentError(f"not found the privilege name[{g.privilege}]")
         if g.object_type not in ("Collection", "Global", "User"):
             raise InvalidArgumentError(f"not found the object type[name: {g.object_type}]")
+
+    def grant(self, g: Grant, revoke: bool = False) -> None:
+        self._check_role(g.role)
+        if g.role == ADMIN:
+            raise InvalidArgumentError("the role admin holds every privilege: nothing to grant")
+        self.check_grant(g, self.groups())
         key = self.grant_key(g)
         if revoke:
             self.txn([], [Delete(key)])

@@ -5,8 +5,9 @@ every user but ``root`` with its stored password record (a salted hash, never th
 password) and roles, the custom roles, every grant and the custom privilege groups.
 :func:`restore` writes such a snapshot into this server's meta in **one** transaction:
 a role, a privilege group or a user that exists already refuses the whole restore
-(``role [r] already exists``, as Milvus words it) and nothing is written; a grant or a
-user role that names a role neither restored nor existing is refused the same way.
+(``role [r] already exists``, as Milvus words it) and nothing is written; so does a
+grant or a user role naming a role neither restored nor existing, a grant that
+:meth:`Rbac.check_grant` refuses, or a user name ``create_user`` would refuse.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import json
 from dataclasses import dataclass, field
 
 from gpuvec.errors import AlreadyExistsError, InvalidArgumentError
-from gpuvec.server.auth import ROOT_USER, Credentials
-from gpuvec.server.rbac import BUILTIN_GROUPS, BUILTIN_ROLES, Grant, Rbac, check_name
+from gpuvec.server.auth import ROOT_USER, Credentials, check_username
+from gpuvec.server.rbac import BUILTIN_ROLES, Grant, Rbac, check_name
 from gpuvec.storage.meta import keys as K
 from gpuvec.storage.meta.base import Compare, Op, Put
 
@@ -44,10 +45,10 @@ def backup(rbac: Rbac, credentials: Credentials) -> RbacSnapshot:
     for user in credentials.users():
         if user == ROOT_USER:
             continue
-        kv = credentials.meta.get(K.USERS + user)
-        if kv is None:  # dropped while we read
+        record = credentials.record(user)
+        if record is None:  # dropped while we read
             continue
-        snap.users.append(UserRecord(user, kv.value.decode(), rbac.roles_of(user)))
+        snap.users.append(UserRecord(user, record, rbac.roles_of(user)))
     snap.roles = [r for r in rbac.roles() if r not in BUILTIN_ROLES]
     for role in rbac.roles():
         snap.grants.extend(rbac.grants(role))
@@ -85,6 +86,7 @@ def restore(rbac: Rbac, credentials: Credentials, snap: RbacSnapshot) -> None:
             raise AlreadyExistsError(f"privilege group [{name}] already exists")
     users = set(credentials.users())
     for u in snap.users:
+        check_username(u.name)
         if u.name in users:
             raise AlreadyExistsError(f"user [{u.name}] already exists")
         _check_record(u.name, u.password_record)
@@ -92,12 +94,8 @@ def restore(rbac: Rbac, credentials: Credentials, snap: RbacSnapshot) -> None:
     for role in [r for u in snap.users for r in u.roles] + [g.role for g in snap.grants]:
         if role not in roles:
             raise InvalidArgumentError(f"role not found[role={role}]")
-    known = rbac.known | set(groups) | set(snap.groups) | {"All"}
     for g in snap.grants:
-        if g.privilege not in known and g.privilege not in BUILTIN_GROUPS:
-            raise InvalidArgumentError(f"not found the privilege name[{g.privilege}]")
-        if g.object_type not in ("Collection", "Global", "User"):
-            raise InvalidArgumentError(f"not found the object type[name: {g.object_type}]")
+        rbac.check_grant(g, {*groups, *snap.groups})
     cmps: list[Compare] = []
     ops: list[Op] = []
 

@@ -251,5 +251,9 @@ def test_backup_rbac_restores_on_another_server(tmp_path: Path, fast: dict[str, 
         status = stub.RestoreRBAC(bad, metadata=md)
         assert status.code != 0 and "carol" in status.reason
         assert "carol" not in root.list_users()
+        odd = milvus_pb2.RestoreRBACMetaRequest()
+        odd.RBAC_meta.users.add(user="9 lives", password=meta.users[0].password)
+        status = stub.RestoreRBAC(odd, metadata=md)
+        assert status.code != 0 and "invalid username" in status.reason
     finally:
         dst.stop(grace=1)
