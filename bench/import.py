@@ -48,6 +48,8 @@ job's own phases (chunks written, index builds, committed and served) are in the
 Prints a table (rich); writes ``<out>/import.json`` and ``<out>/import.png`` (rows/s per
 method, log scale, targets marked); ``--out`` defaults to ``bench/results``. The default
 (1M × 128) takes several minutes on 2 cores; ``--rows 20000 --quick`` well under a minute.
+The data and shared helpers are in ``import_data.py``, Milvus Lite and the raw disk writes
+in ``import_baselines.py``, the ratios, table and plot in ``import_report.py``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,20 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before faiss loads (DESIGN §9)
 
 import numpy as np
+from import_baselines import bench_lite, raw_disk_write
+from import_data import (
+    BATCH,
+    ROW_GROUP,
+    WAIT_S,
+    add_fields,
+    column_batch,
+    count,
+    make_data,
+    row_batch,
+    settle,
+    write_numpy,
+    write_parquet,
+)
 from import_report import METHODS, derive, plot, print_table
 from rich.console import Console
 from rich.progress import (
@@ -80,12 +96,8 @@ from rich.progress import (
 )
 
 OUT = Path(__file__).parent / "results"
-BATCH = 10_000
-ROW_GROUP = 100_000
 HNSW = {"M": 16, "efConstruction": 100}
-MiB = 1 << 20
 WARMUP_ROWS = 1000
-WAIT_S = 3600.0  # the longest any step may take before the run gives up
 
 
 console = Console(stderr=True)
@@ -102,69 +114,6 @@ def progress() -> Progress:
         console=console,
         transient=True,
     )
-
-
-# --- data --------------------------------------------------------------------------------------
-def make_data(rows: int, dim: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    vec = np.empty((rows, dim), np.float32)
-    for s in range(0, rows, ROW_GROUP):  # in pieces: no float64 copy of the whole array
-        e = min(s + ROW_GROUP, rows)
-        vec[s:e] = rng.standard_normal((e - s, dim), dtype=np.float32)
-    n = rng.integers(0, 1_000_000, rows, dtype=np.int64)
-    return {
-        "id": np.arange(rows, dtype=np.int64),
-        "vector": vec,
-        "n": n,
-        "score": rng.random(rows, dtype=np.float32),
-        "tag": np.array([f"tag-{v % 1000:04d}" for v in n.tolist()]),  # unicode <U8
-    }
-
-
-def write_parquet(data: dict[str, np.ndarray], path: Path, bar: Progress) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows, dim = data["vector"].shape
-    schema = pa.schema(
-        [
-            ("id", pa.int64()),
-            ("vector", pa.list_(pa.float32(), dim)),
-            ("n", pa.int64()),
-            ("score", pa.float32()),
-            ("tag", pa.string()),
-        ]
-    )
-    task = bar.add_task("write Parquet", total=rows, note="")
-    with pq.ParquetWriter(path, schema, compression="snappy") as w:
-        for s in range(0, rows, ROW_GROUP):
-            e = min(s + ROW_GROUP, rows)
-            vec = pa.FixedSizeListArray.from_arrays(pa.array(data["vector"][s:e].ravel()), dim)
-            cols = [pa.array(data["id"][s:e]), vec, pa.array(data["n"][s:e])]
-            cols += [pa.array(data["score"][s:e]), pa.array(data["tag"][s:e].tolist())]
-            w.write_table(pa.Table.from_arrays(cols, schema=schema), row_group_size=ROW_GROUP)
-            bar.update(task, completed=e)
-    bar.remove_task(task)
-
-
-def write_numpy(data: dict[str, np.ndarray], folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, arr in data.items():
-        np.save(folder / f"{name}.npy", arr)
-
-
-def row_batch(data: dict[str, np.ndarray], s: int, e: int) -> list[dict[str, Any]]:
-    """Rows ``s:e`` as pymilvus-style row dicts (Python scalars, a NumPy vector)."""
-    vec = data["vector"]
-    ns, scores, tags = data["n"][s:e].tolist(), data["score"][s:e].tolist(), data["tag"][s:e]
-    return [
-        {"id": s + i, "vector": vec[s + i], "n": ns[i], "score": scores[i], "tag": str(tags[i])}
-        for i in range(e - s)
-    ]
-
-
-def column_batch(data: dict[str, np.ndarray], s: int, e: int) -> dict[str, np.ndarray]:
-    return {k: v[s:e] for k, v in data.items()}
 
 
 # --- gpuvec ------------------------------------------------------------------------------------
@@ -185,11 +134,7 @@ def gpuvec_schema(client: Any, dim: int) -> Any:
     from gpuvec.schema import DataType
 
     schema = client.create_schema(auto_id=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    schema.add_field("n", DataType.INT64)
-    schema.add_field("score", DataType.FLOAT)
-    schema.add_field("tag", DataType.VARCHAR, max_length=32)
+    add_fields(schema, DataType, dim)
     return schema
 
 
@@ -202,10 +147,6 @@ def create(client: Any, name: str, dim: int, hnsw: bool) -> None:
     else:
         idx.add_index("vector", index_type="FLAT", metric_type="L2")
     client.create_collection(name, schema=gpuvec_schema(client, dim), index_params=idx)
-
-
-def count(client: Any, name: str) -> int:
-    return int(client.query(name, output_fields=["count(*)"])[0]["count(*)"])
 
 
 def wait_searchable(client: Any, name: str, rows: int, probe: np.ndarray) -> None:
@@ -346,97 +287,6 @@ def columns_supported(client: Any, data: dict[str, np.ndarray], dim: int) -> str
         return f"not supported: {type(e).__name__}: {e}"[:300]
     finally:
         client.drop_collection("probe")
-
-
-# --- Milvus Lite -------------------------------------------------------------------------------
-def bench_lite(root: Path, data: dict[str, np.ndarray], bar: Progress) -> dict[str, Any] | str:
-    try:
-        from pymilvus import DataType, MilvusClient
-    except ImportError as e:
-        return f"skipped: pymilvus not importable ({e})"
-    rows, dim = data["vector"].shape
-    try:
-        client = MilvusClient(str(root / "milvus_lite.db"))
-    except Exception as e:  # milvus-lite missing or its server did not start
-        return f"skipped: Milvus Lite unavailable ({type(e).__name__}: {e})"[:300]
-    try:
-        schema = MilvusClient.create_schema(auto_id=False)
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("n", DataType.INT64)
-        schema.add_field("score", DataType.FLOAT)
-        schema.add_field("tag", DataType.VARCHAR, max_length=32)
-        idx = client.prepare_index_params()  # loaded at create: rows queryable as they land
-        idx.add_index("vector", index_type="FLAT", metric_type="L2")
-        client.create_collection("b", schema=schema, index_params=idx, consistency_level="Strong")
-        task = bar.add_task("milvus-lite insert", total=rows, note="")
-        settle()
-        t0 = time.perf_counter()
-        for s in range(0, rows, BATCH):
-            e = min(s + BATCH, rows)
-            client.insert("b", row_batch(data, s, e))
-            bar.update(task, completed=e)
-        insert_s = time.perf_counter() - t0
-        bar.update(task, note="flush")
-        client.flush("b")
-        flush_s = time.perf_counter() - t0
-        deadline = time.monotonic() + WAIT_S
-        while (got := count(client, "b")) != rows:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{got:,} of {rows:,} rows visible after {WAIT_S} s")
-            time.sleep(0.05)
-        dt = time.perf_counter() - t0
-        bar.remove_task(task)
-        return {"seconds": dt, "insert_s": insert_s, "flush_returned_s": flush_s,
-                "index": "FLAT (loaded at create)"}  # fmt: skip
-    except Exception as e:
-        return f"skipped: Milvus Lite failed ({type(e).__name__}: {e})"[:300]
-    finally:
-        client.close()
-
-
-# --- raw disk ----------------------------------------------------------------------------------
-def settle() -> None:
-    """Untimed, before each timed run: write back what earlier steps left dirty in the page
-    cache (the data files, earlier collections), so no run pays for another's writes."""
-    os.sync()
-
-
-def raw_disk_write(vec: np.ndarray, folder: Path, passes: int = 1, block: int = 64 * MiB,
-                   fsync_each: bool = False) -> dict[str, Any]:  # fmt: skip
-    """The vector bytes written ``passes`` times into ``folder/raw.bin`` with ``block``-byte
-    ``write()`` calls: one ``fsync`` at the end, or with ``fsync_each`` one per block (every
-    block's milliseconds kept). ``seconds`` is the last pass: past the disk's burst when
-    there are several."""
-    settle()
-    buf = memoryview(np.ascontiguousarray(vec)).cast("B")
-    path = folder / "raw.bin"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    passes_s, blocks_ms = [], []
-    try:
-        for _ in range(passes):
-            t0 = time.perf_counter()
-            for s in range(0, len(buf), block):
-                tb = time.perf_counter()
-                chunk, done = buf[s : s + block], 0
-                while done < len(chunk):
-                    done += os.write(fd, chunk[done:])
-                if fsync_each:
-                    os.fsync(fd)
-                    blocks_ms.append(round((time.perf_counter() - tb) * 1e3, 1))
-            if not fsync_each:
-                os.fsync(fd)
-            passes_s.append(time.perf_counter() - t0)
-    finally:
-        os.close(fd)
-        path.unlink()
-    out: dict[str, Any] = {"seconds": passes_s[-1], "block_bytes": block,
-                           "fsync": "after every block" if fsync_each else "once, at the end"}
-    if passes > 1:
-        out["passes_s"] = passes_s
-    if fsync_each:
-        out["blocks_ms"] = blocks_ms
-    return out
 
 
 # --- stage breakdown ---------------------------------------------------------------------------
